@@ -1,0 +1,50 @@
+"""The inpainting geometry shared by data, models, losses and metrics.
+
+Images are 64x64 with the 32x32 center hidden. With a context margin m the
+generator predicts the (32 + 2m)-pixel square around the center, overlapping
+the border by m pixels (seed 001's "reinforced context").
+"""
+
+import torch
+
+IMAGE_SIZE = 64
+HOLE_SIZE = 32
+HOLE_START = (IMAGE_SIZE - HOLE_SIZE) // 2
+
+
+def output_size(margin: int) -> int:
+    """Side of the square a generator with this context margin produces."""
+    return HOLE_SIZE + 2 * margin
+
+
+def hole_slice(margin: int = 0) -> slice:
+    """Rows/columns of the (possibly widened) center in a 64x64 image."""
+    return slice(HOLE_START - margin, HOLE_START + HOLE_SIZE + margin)
+
+
+def mask_context(images: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
+    """The model's input: the images with the 32x32 center replaced by `fill`."""
+    context = images.clone()
+    center = hole_slice(0)
+    context[..., center, center] = fill
+    return context
+
+
+def crop_center(images: torch.Tensor, margin: int = 0) -> torch.Tensor:
+    """The (32 + 2m)-pixel square around the center of 64x64 images."""
+    region = hole_slice(margin)
+    return images[..., region, region]
+
+
+def paste_center(context: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
+    """Composite a generated center (32 or 32 + 2m pixels) into the context.
+
+    Differentiable with respect to `center`: used for a whole-image critic.
+    """
+    margin = (center.shape[-1] - HOLE_SIZE) // 2
+    region = hole_slice(margin)
+    size = output_size(margin)
+    pad = (region.start, IMAGE_SIZE - region.stop, region.start, IMAGE_SIZE - region.stop)
+    keep = torch.ones(1, 1, size, size, dtype=center.dtype, device=center.device)
+    inside = torch.nn.functional.pad(keep, pad)
+    return context * (1 - inside) + torch.nn.functional.pad(center, pad) * inside

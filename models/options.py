@@ -1,0 +1,122 @@
+"""Typed options of the networks, with the defaults of the seed write-ups.
+
+Each dataclass is frozen and checks its own values in ``__post_init__`` with a
+``ValueError`` whose message starts with the field name; the experiment config
+(`raysearch.config`) adds the section and the file to that message.
+Combinations that span sections (a critic norm versus the objective, say) are
+checked there, not here.
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+Norm = Literal["batch", "instance", "layer", "none"]
+Activation = Literal["relu", "leaky_relu"]
+OutputActivation = Literal["none", "tanh", "sigmoid", "clip"]
+CaptionInjection = Literal["concat", "bias"]
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class GeneratorOptions:
+    """A generator: context (3x64x64) [+ caption code] [+ noise] -> center.
+
+    name: `cnn` (seed 000), `autoencoder` (seed 001 baseline), `unet` (seed 001 final).
+    blocks_per_stage: convolutions per resolution stage (seed 000's [2, 2, 2] is 2).
+    stages: encoder stages; 0 picks the architecture's own (cnn 3, autoencoder 4, unet 4).
+    code_size: dense code of `cnn`, and width of the 1x1 code of `autoencoder`.
+    channelwise_fc: `autoencoder` only, Context Encoders' channel-wise dense bottleneck.
+    noise_dim: length of a noise vector concatenated to the bottleneck (0 = none).
+    context_margin: 0 predicts the 32x32 hole; 2 predicts 36x36 overlapping the border.
+    caption_injection: how a caption code enters: concatenated to the bottleneck code,
+        or added as a per-channel bias on the last encoder convolution.
+    """
+
+    name: str = "unet"
+    kernel_size: int = 5
+    base_width: int = 32
+    max_width: int = 256
+    blocks_per_stage: int = 1
+    stages: int = 0
+    norm: Norm = "batch"
+    activation: Activation = "leaky_relu"
+    up_activation: Activation = "relu"
+    leaky_slope: float = 0.2
+    output_activation: OutputActivation = "tanh"
+    code_size: int = 500
+    channelwise_fc: bool = False
+    noise_dim: int = 0
+    context_margin: int = 0
+    caption_injection: CaptionInjection = "concat"
+
+    def __post_init__(self) -> None:
+        _require(self.kernel_size in (1, 3, 5, 7, 9), f"kernel_size: must be odd, 1 to 9, got {self.kernel_size}")
+        _require(self.base_width >= 1, f"base_width: must be >= 1, got {self.base_width}")
+        _require(self.max_width >= self.base_width, f"max_width: must be >= base_width ({self.base_width}), got {self.max_width}")
+        _require(1 <= self.blocks_per_stage <= 4, f"blocks_per_stage: must be 1 to 4, got {self.blocks_per_stage}")
+        _require(0 <= self.stages <= 5, f"stages: must be 0 (the architecture's own) to 5, got {self.stages}")
+        _require(0.0 <= self.leaky_slope < 1.0, f"leaky_slope: must be in [0, 1), got {self.leaky_slope}")
+        _require(self.code_size >= 1, f"code_size: must be >= 1, got {self.code_size}")
+        _require(self.noise_dim >= 0, f"noise_dim: must be >= 0, got {self.noise_dim}")
+        _require(self.context_margin in (0, 2), f"context_margin: must be 0 or 2, got {self.context_margin}")
+
+
+@dataclass(frozen=True)
+class CriticOptions:
+    """A critic: image -> one raw score per image (no sigmoid; losses apply it).
+
+    input: `center` scores the generated (32 + 2m)-pixel square alone; `whole`
+        scores the 64x64 context with the center pasted in (seed 000's variant).
+    pooling: how each stage halves the resolution: strided convolution (seed 001),
+        or a stride-1 convolution followed by max / average pooling (seed 000).
+    depth: number of downsampling stages before the pooled linear head.
+    """
+
+    name: str = "conv"
+    input: Literal["center", "whole"] = "whole"
+    kernel_size: int = 5
+    base_width: int = 32
+    max_width: int = 256
+    depth: int = 4
+    norm: Literal["batch", "layer", "none", "spectral"] = "batch"
+    pooling: Literal["strided", "max", "avg"] = "strided"
+    activation: Activation = "leaky_relu"
+    leaky_slope: float = 0.2
+
+    def __post_init__(self) -> None:
+        _require(self.kernel_size in (1, 3, 5, 7, 9), f"kernel_size: must be odd, 1 to 9, got {self.kernel_size}")
+        _require(self.base_width >= 1, f"base_width: must be >= 1, got {self.base_width}")
+        _require(self.max_width >= self.base_width, f"max_width: must be >= base_width ({self.base_width}), got {self.max_width}")
+        _require(1 <= self.depth <= 5, f"depth: must be 1 to 5, got {self.depth}")
+        _require(0.0 <= self.leaky_slope < 1.0, f"leaky_slope: must be in [0, 1), got {self.leaky_slope}")
+
+
+@dataclass(frozen=True)
+class CaptionOptions:
+    """How captions condition the generator (seed 000).
+
+    encoder: `none`, `bow` (dense layer over the averaged bag of words),
+        `lstm` or `gru` (recurrent encoder over token ids, averaged over captions).
+    num_captions: how many of each image's captions are used (1 or 5 in seed 000).
+    code_size: length of the caption code handed to the generator (100 in seed 000).
+    """
+
+    encoder: str = "none"
+    num_captions: int = 1
+    code_size: int = 100
+    embedding_dim: int = 64
+    hidden_size: int = 128
+
+    def __post_init__(self) -> None:
+        _require(1 <= self.num_captions <= 5, f"num_captions: must be 1 to 5, got {self.num_captions}")
+        _require(self.code_size >= 1, f"code_size: must be >= 1, got {self.code_size}")
+        _require(self.embedding_dim >= 1, f"embedding_dim: must be >= 1, got {self.embedding_dim}")
+        _require(self.hidden_size >= 1, f"hidden_size: must be >= 1, got {self.hidden_size}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.encoder != "none"

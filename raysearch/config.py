@@ -1,0 +1,437 @@
+"""The typed experiment config: dataclasses, YAML loading, overrides, validation.
+
+A config is built once, before Ray starts, from a YAML file's `base:` section
+plus dotted `--set key=value` overrides. Unknown keys, wrong types, values out
+of range and invalid combinations raise `ConfigError` with one line naming the
+file, the dotted key and what is allowed. Trial code reads fields; it never
+looks a key up with a default, so a misspelt hyperparameter cannot be silently
+ignored (the failure of Ray's own `pbt_dcgan_mnist` example).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from models import CAPTION_ENCODERS, CRITICS, GENERATORS
+from models.options import CaptionOptions, CriticOptions, GeneratorOptions
+from raysearch.errors import ConfigError
+
+Objective = Literal["l2", "gan", "nsgan", "wgan", "wgan-gp", "hinge"]
+ADVERSARIAL_OBJECTIVES = ("gan", "nsgan", "wgan", "wgan-gp", "hinge")
+BCE_OBJECTIVES = ("gan", "nsgan")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how much of them a trial uses.
+
+    path: a prepared dataset directory or storage URI; null uses the synthetic
+        dataset, generated once into the cache (synthetic_* say its size).
+    train_images / val_images: use only the first N of each split (0 = all);
+        val_images is the fixed validation subset every epoch is measured on.
+    """
+
+    path: str | None = None
+    synthetic_train: int = 2000
+    synthetic_val: int = 200
+    synthetic_seed: int = 0
+    train_images: int = 0
+    val_images: int = 200
+    vocab_min_count: int = 10
+    caption_length: int = 16
+
+    def __post_init__(self) -> None:
+        _require(self.synthetic_train >= 1, f"synthetic_train: must be >= 1, got {self.synthetic_train}")
+        _require(self.synthetic_val >= 1, f"synthetic_val: must be >= 1, got {self.synthetic_val}")
+        _require(self.train_images >= 0, f"train_images: must be >= 0 (0 = all), got {self.train_images}")
+        _require(self.val_images >= 0, f"val_images: must be >= 0 (0 = all), got {self.val_images}")
+        _require(self.vocab_min_count >= 1, f"vocab_min_count: must be >= 1, got {self.vocab_min_count}")
+        _require(2 <= self.caption_length <= 64, f"caption_length: must be 2 to 64, got {self.caption_length}")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """Generator loss = l2_weight * reconstruction + adv_weight * adversarial.
+
+    That one form covers seed 000's a*Lrec + (1-a)*Ladv and seed 001's L2
+    rescaled by alpha = 1e-5. Reconstruction is the mean squared error over
+    the generated square (32x32, or 36x36 with a context margin of 2).
+
+    clip: WGAN weight-clipping range [-clip, clip] (seed 000 used 0.05).
+    gp_weight: WGAN-GP gradient-penalty weight.
+    label_smoothing: real label 1 - s for the BCE objectives (one-sided).
+    instance_noise: std of Gaussian noise added to the critic's real inputs
+        (seed 000), or to both real and fake with instance_noise_on: both.
+    clip_penalty_weight: weight of MSE(before clip, after clip) when the
+        generator's output activation is `clip` (seed 000).
+    """
+
+    name: Objective = "l2"
+    l2_weight: float = 1.0
+    adv_weight: float = 0.0
+    clip: float = 0.01
+    gp_weight: float = 10.0
+    label_smoothing: float = 0.0
+    instance_noise: float = 0.0
+    instance_noise_on: Literal["real", "both"] = "real"
+    clip_penalty_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        _require(self.l2_weight >= 0, f"l2_weight: must be >= 0, got {self.l2_weight}")
+        _require(self.adv_weight >= 0, f"adv_weight: must be >= 0, got {self.adv_weight}")
+        _require(0 < self.clip <= 10, f"clip: must be in (0, 10], got {self.clip}")
+        _require(self.gp_weight >= 0, f"gp_weight: must be >= 0, got {self.gp_weight}")
+        _require(0 <= self.label_smoothing < 0.5, f"label_smoothing: must be in [0, 0.5), got {self.label_smoothing}")
+        _require(self.instance_noise >= 0, f"instance_noise: must be >= 0, got {self.instance_noise}")
+        _require(self.clip_penalty_weight >= 0, f"clip_penalty_weight: must be >= 0, got {self.clip_penalty_weight}")
+
+    @property
+    def adversarial(self) -> bool:
+        return self.name in ADVERSARIAL_OBJECTIVES
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimisers of the generator and the critic (separate learning rates).
+
+    lr_decay: multiply both learning rates by this after every epoch (seed 000: 0.99).
+    betas: Adam's; RMSprop uses `alpha` = betas[1].
+    """
+
+    name: Literal["adam", "rmsprop"] = "adam"
+    generator_lr: float = 2e-4
+    critic_lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = 0.0
+    lr_decay: float = 1.0
+
+    def __post_init__(self) -> None:
+        _require(0 < self.generator_lr <= 1, f"generator_lr: must be in (0, 1], got {self.generator_lr}")
+        _require(0 < self.critic_lr <= 10, f"critic_lr: must be in (0, 10], got {self.critic_lr}")
+        _require(all(0 <= b < 1 for b in self.betas), f"betas: each must be in [0, 1), got {list(self.betas)}")
+        _require(self.weight_decay >= 0, f"weight_decay: must be >= 0, got {self.weight_decay}")
+        _require(0 < self.lr_decay <= 1, f"lr_decay: must be in (0, 1], got {self.lr_decay}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The loop: epochs, batch, step ratios, checkpoints, devices.
+
+    critic_steps: critic updates per generator update (WGAN's n_critic).
+    generator_steps: generator updates per critic update (seed 000 tried up to 10).
+    pretrain_epochs: epochs of reconstruction-only training before the critic
+        and the adversarial term start (seed 000's and 001's L2 pretraining).
+    steps_per_epoch: cap on generator steps per epoch (0 = one pass over the data).
+    checkpoint_every: write a full-state checkpoint every N epochs (and at the end).
+    workers: Ray Train workers (DDP when > 1).
+    device: `auto` uses the GPU when there is one.
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    critic_steps: int = 1
+    generator_steps: int = 1
+    pretrain_epochs: int = 0
+    steps_per_epoch: int = 0
+    seed: int = 0
+    checkpoint_every: int = 1
+    workers: int = 1
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    preview_images: int = 8
+
+    def __post_init__(self) -> None:
+        _require(self.epochs >= 1, f"epochs: must be >= 1, got {self.epochs}")
+        _require(self.batch_size >= 2, f"batch_size: must be >= 2 (batch norm needs 2), got {self.batch_size}")
+        _require(1 <= self.critic_steps <= 20, f"critic_steps: must be 1 to 20, got {self.critic_steps}")
+        _require(1 <= self.generator_steps <= 20, f"generator_steps: must be 1 to 20, got {self.generator_steps}")
+        _require(self.pretrain_epochs >= 0, f"pretrain_epochs: must be >= 0, got {self.pretrain_epochs}")
+        _require(self.steps_per_epoch >= 0, f"steps_per_epoch: must be >= 0 (0 = full pass), got {self.steps_per_epoch}")
+        _require(self.checkpoint_every >= 1, f"checkpoint_every: must be >= 1, got {self.checkpoint_every}")
+        _require(1 <= self.workers <= 64, f"workers: must be 1 to 64, got {self.workers}")
+        _require(0 <= self.preview_images <= 64, f"preview_images: must be 0 to 64, got {self.preview_images}")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything one trial needs; the YAML `base:` section maps onto it."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    generator: GeneratorOptions = field(default_factory=GeneratorOptions)
+    critic: CriticOptions = field(default_factory=CriticOptions)
+    captions: CaptionOptions = field(default_factory=CaptionOptions)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# ---------------------------------------------------------------- combinations
+
+
+def check_combinations(cfg: ExperimentConfig) -> None:
+    """Reject combinations of options that cannot train as intended."""
+    gen, critic, obj, train = cfg.generator, cfg.critic, cfg.objective, cfg.train
+    _check_name("generator.name", gen.name, GENERATORS.names())
+    _check_name("critic.name", critic.name, CRITICS.names())
+    _check_name("captions.encoder", cfg.captions.encoder, ["none", *CAPTION_ENCODERS.names()])
+    if obj.name == "l2" and obj.adv_weight != 0:
+        raise ConfigError(
+            f"objective.adv_weight={obj.adv_weight} has no effect with objective.name=l2; "
+            f"set it to 0 or choose one of {', '.join(ADVERSARIAL_OBJECTIVES)}"
+        )
+    if obj.adversarial and obj.adv_weight == 0:
+        raise ConfigError(
+            f"objective.name={obj.name} needs objective.adv_weight > 0 "
+            "(use objective.name=l2 to train without a critic)"
+        )
+    if obj.name == "wgan-gp" and critic.norm == "batch":
+        raise ConfigError(
+            "critic.norm=batch cannot be used with objective.name=wgan-gp: the gradient penalty is "
+            "per sample and batch norm mixes samples; use layer, none or spectral"
+        )
+    if gen.output_activation == "clip" and obj.name != "wgan":
+        raise ConfigError(
+            f"generator.output_activation=clip is seed 000's WGAN trick and needs objective.name=wgan, "
+            f"got {obj.name}; use none, tanh or sigmoid"
+        )
+    if obj.label_smoothing and obj.name not in BCE_OBJECTIVES:
+        raise ConfigError(
+            f"objective.label_smoothing applies to the BCE objectives ({', '.join(BCE_OBJECTIVES)}), "
+            f"not {obj.name}; set it to 0"
+        )
+    if train.critic_steps > 1 and train.generator_steps > 1:
+        raise ConfigError(
+            f"train.critic_steps={train.critic_steps} and train.generator_steps={train.generator_steps}: "
+            "one of the two step ratios must be 1"
+        )
+    if cfg.data.val_images and train.preview_images > cfg.data.val_images:
+        raise ConfigError(
+            f"train.preview_images={train.preview_images} exceeds data.val_images={cfg.data.val_images}"
+        )
+
+
+def _check_name(key: str, value: str, allowed: list[str]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}: unknown value {value!r}{_suggest(value, allowed)}; allowed: {', '.join(allowed)}")
+
+
+def _suggest(word: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(word, candidates, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# ---------------------------------------------------------------- building
+
+
+def build_dataclass(cls: type, values: Any, key: str = "") -> Any:
+    """Build dataclass `cls` from a mapping, checking keys and types recursively.
+
+    Raises ConfigError naming the dotted `key` of the first bad value.
+    """
+    if not isinstance(values, dict):
+        raise ConfigError(f"{key or 'config'}: expected a mapping, got {type(values).__name__} {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for name, raw in values.items():
+        dotted = f"{key}.{name}" if key else str(name)
+        if name not in names:
+            raise ConfigError(f"{dotted}: unknown key{_suggest(str(name), names)}; allowed: {', '.join(names)}")
+        kwargs[name] = _coerce(hints[name], raw, dotted)
+    try:
+        return cls(**kwargs)
+    except ValueError as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"{key}.{err}" if key else str(err)) from None
+
+
+def _coerce(hint: Any, raw: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return build_dataclass(hint, raw, key)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if raw not in allowed:
+            shown = ", ".join(str(a) for a in allowed)
+            raise ConfigError(f"{key}: {raw!r} is not allowed{_suggest(str(raw), [str(a) for a in allowed])}; allowed: {shown}")
+        return raw
+    if origin in (types.UnionType, typing.Union):
+        options = typing.get_args(hint)
+        if raw is None and type(None) in options:
+            return None
+        (inner,) = [o for o in options if o is not type(None)]
+        return _coerce(inner, raw, key)
+    if origin is tuple:
+        items = typing.get_args(hint)
+        if not isinstance(raw, (list, tuple)) or len(raw) != len(items):
+            raise ConfigError(f"{key}: expected a list of {len(items)} numbers, got {raw!r}")
+        return tuple(_coerce(t, v, f"{key}[{i}]") for i, (t, v) in enumerate(zip(items, raw)))
+    return _coerce_scalar(hint, raw, key)
+
+
+def _coerce_scalar(hint: type, raw: Any, key: str) -> Any:
+    if hint is bool:
+        if isinstance(raw, bool):
+            return raw
+    elif hint is int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+    elif hint is float:
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            return float(raw)
+        if isinstance(raw, str):
+            # YAML 1.1 reads `1e-5` (no dot) as a string; accept what float() accepts.
+            try:
+                return float(raw)
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(raw, str):
+            return raw
+    else:  # pragma: no cover - a field type this loader does not know is a bug
+        raise TypeError(f"unsupported config field type {hint} at {key}")
+    raise ConfigError(f"{key}: expected {hint.__name__}, got {type(raw).__name__} {raw!r}")
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain, YAML-safe dict of a config (tuples become lists)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(cfg))
+
+
+# ---------------------------------------------------------------- overrides
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`objective.l2_weight=1e-5` -> ("objective.l2_weight", 1e-05); values parsed as YAML."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. objective.l2_weight=1e-5")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML ({err.problem})") from None
+    return key.strip(), parsed
+
+
+def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
+    """Set `a.b.c` in a nested dict, creating sections as needed; a scalar in the way is an error."""
+    node = values
+    parts = key.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{'.'.join(parts[: depth + 1])} is a value, not a section; cannot set {key}")
+        node = child
+    node[parts[-1]] = value
+
+
+def build_config(base: dict[str, Any], overrides: list[str] = (), source: str = "config") -> ExperimentConfig:
+    """Validated ExperimentConfig from a `base` mapping plus `KEY=VALUE` overrides."""
+    values = _deep_copy(base)
+    for text in overrides:
+        key, value = parse_override(text)
+        set_dotted(values, key, value)
+    try:
+        cfg = build_dataclass(ExperimentConfig, values)
+        check_combinations(cfg)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    return cfg
+
+
+def _deep_copy(values: Any) -> Any:
+    if isinstance(values, dict):
+        return {k: _deep_copy(v) for k, v in values.items()}
+    if isinstance(values, list):
+        return [_deep_copy(v) for v in values]
+    return values
+
+
+# ---------------------------------------------------------------- files
+
+SPACE_SECTIONS = ("description", "base", "search", "metric", "mode", "tune")
+SEARCH_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping from `path`, or ConfigError naming the file and the problem."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping with sections {', '.join(SPACE_SECTIONS)}")
+    return values
+
+
+def resolve_space(name_or_path: str) -> Path:
+    """A search-space name (`wgan`) or a path to a YAML file -> the file's path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        if not candidate.is_file():
+            raise ConfigError(f"{name_or_path}: no such file")
+        return candidate
+    path = SEARCH_SPACES_DIR / f"{name_or_path}.yaml"
+    if path.is_file():
+        return path
+    names = list_spaces()
+    raise ConfigError(
+        f"unknown search space {name_or_path!r}{_suggest(name_or_path, names)}; "
+        f"choose one of {', '.join(names)} or give a path to a YAML file"
+    )
+
+
+def list_spaces() -> list[str]:
+    return sorted(p.stem for p in SEARCH_SPACES_DIR.glob("*.yaml"))
+
+
+def load_space_file(name_or_path: str) -> tuple[Path, dict[str, Any]]:
+    """Read a search-space (or plain config) YAML and check its top-level sections."""
+    path = resolve_space(name_or_path)
+    values = read_yaml(path)
+    for section in values:
+        if section not in SPACE_SECTIONS:
+            raise ConfigError(
+                f"{path}: {section}: unknown section{_suggest(str(section), list(SPACE_SECTIONS))}; "
+                f"allowed: {', '.join(SPACE_SECTIONS)}"
+            )
+    if "base" not in values:
+        raise ConfigError(f"{path}: missing the `base:` section (the full fixed config)")
+    return path, values
+
+
+def load_config(name_or_path: str, overrides: list[str] = ()) -> ExperimentConfig:
+    """The validated base config of a search space (or a best_config.yaml)."""
+    path, values = load_space_file(name_or_path)
+    return build_config(values["base"] or {}, overrides, source=str(path))
