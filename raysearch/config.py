@@ -10,6 +10,7 @@ ignored (the failure of Ray's own `pbt_dcgan_mnist` example).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import types
@@ -227,10 +228,11 @@ def check_combinations(cfg: ExperimentConfig) -> None:
 
 def _check_name(key: str, value: str, allowed: list[str]) -> None:
     if value not in allowed:
-        raise ConfigError(f"{key}: unknown value {value!r}{_suggest(value, allowed)}; allowed: {', '.join(allowed)}")
+        raise ConfigError(f"{key}: unknown value {value!r}{close_match_hint(value, allowed)}; allowed: {', '.join(allowed)}")
 
 
-def _suggest(word: str, candidates: list[str]) -> str:
+def close_match_hint(word: str, candidates: list[str]) -> str:
+    """' (did you mean 'x'?)' for the closest candidate, or ''."""
     close = difflib.get_close_matches(word, candidates, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -251,7 +253,7 @@ def build_dataclass(cls: type, values: Any, key: str = "") -> Any:
     for name, raw in values.items():
         dotted = f"{key}.{name}" if key else str(name)
         if name not in names:
-            raise ConfigError(f"{dotted}: unknown key{_suggest(str(name), names)}; allowed: {', '.join(names)}")
+            raise ConfigError(f"{dotted}: unknown key{close_match_hint(str(name), names)}; allowed: {', '.join(names)}")
         kwargs[name] = _coerce(hints[name], raw, dotted)
     try:
         return cls(**kwargs)
@@ -269,7 +271,7 @@ def _coerce(hint: Any, raw: Any, key: str) -> Any:
         allowed = typing.get_args(hint)
         if raw not in allowed:
             shown = ", ".join(str(a) for a in allowed)
-            raise ConfigError(f"{key}: {raw!r} is not allowed{_suggest(str(raw), [str(a) for a in allowed])}; allowed: {shown}")
+            raise ConfigError(f"{key}: {raw!r} is not allowed{close_match_hint(str(raw), [str(a) for a in allowed])}; allowed: {shown}")
         return raw
     if origin in (types.UnionType, typing.Union):
         options = typing.get_args(hint)
@@ -351,10 +353,13 @@ def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
 
 def build_config(base: dict[str, Any], overrides: list[str] = (), source: str = "config") -> ExperimentConfig:
     """Validated ExperimentConfig from a `base` mapping plus `KEY=VALUE` overrides."""
-    values = _deep_copy(base)
+    values = copy.deepcopy(base)
     for text in overrides:
         key, value = parse_override(text)
-        set_dotted(values, key, value)
+        try:
+            set_dotted(values, key, value)
+        except ConfigError as err:
+            raise ConfigError(f"--set {text!r}: {err}") from None
     try:
         cfg = build_dataclass(ExperimentConfig, values)
         check_combinations(cfg)
@@ -363,12 +368,15 @@ def build_config(base: dict[str, Any], overrides: list[str] = (), source: str = 
     return cfg
 
 
-def _deep_copy(values: Any) -> Any:
-    if isinstance(values, dict):
-        return {k: _deep_copy(v) for k, v in values.items()}
-    if isinstance(values, list):
-        return [_deep_copy(v) for v in values]
-    return values
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"optim": {"betas": [0.5, 0.9]}} -> {"optim.betas": [0.5, 0.9]}."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 # ---------------------------------------------------------------- files
@@ -407,7 +415,7 @@ def resolve_space(name_or_path: str) -> Path:
         return path
     names = list_spaces()
     raise ConfigError(
-        f"unknown search space {name_or_path!r}{_suggest(name_or_path, names)}; "
+        f"unknown search space {name_or_path!r}{close_match_hint(name_or_path, names)}; "
         f"choose one of {', '.join(names)} or give a path to a YAML file"
     )
 
@@ -423,7 +431,7 @@ def load_space_file(name_or_path: str) -> tuple[Path, dict[str, Any]]:
     for section in values:
         if section not in SPACE_SECTIONS:
             raise ConfigError(
-                f"{path}: {section}: unknown section{_suggest(str(section), list(SPACE_SECTIONS))}; "
+                f"{path}: {section}: unknown section{close_match_hint(str(section), list(SPACE_SECTIONS))}; "
                 f"allowed: {', '.join(SPACE_SECTIONS)}"
             )
     if "base" not in values:
