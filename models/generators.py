@@ -1,0 +1,296 @@
+"""Generators: context (3x64x64) [+ caption code] [+ noise] -> raw center.
+
+Three architectures from the seed write-ups, one class each:
+
+- `cnn` (seed 000's best model): conv-conv-pool stages, a dense code, a dense
+  layer back to a map, upsample-conv-conv stages, a raw output conv.
+- `autoencoder` (seed 001's baseline): stride-2 convs down to a 1x1 code made
+  by a valid conv (or Context Encoders' channel-wise dense layer at 4x4),
+  upsample+conv back up.
+- `unet` (seed 001's final WGAN generator): stride-2 convs down to 4x4, up
+  again with each up stage concatenated with the encoder map of its size.
+
+Every generator returns the RAW prediction; `activate_output` maps it to image
+space. Layers are named after the seed tables: `encoder.conv1`...,
+`decoder.deconv1`..., plus `code`/`dense` (cnn) and `bottleneck` (autoencoder).
+
+Conditioning, the same in all three:
+- noise, and a caption code injected by `concat`, are concatenated to the
+  bottleneck: to the dense code (cnn), to the 1x1 code (autoencoder), or as
+  constant channels tiled over the 4x4 bottleneck (unet, channel-wise
+  autoencoder), which the first up stage's conv then mixes in;
+- a caption code injected by `bias` goes through a Linear to the channels of
+  the last encoder stage and is added to its last conv's output, after the norm.
+"""
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import ClassVar, get_args
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.geometry import IMAGE_SIZE, output_size
+from models.layers import (
+    BlockStyle,
+    ChannelwiseFC,
+    ConvBlock,
+    SkipUp,
+    check_choice,
+    choose,
+    down_stage,
+    make_activation,
+    output_stage,
+    pooled_stage,
+    tile_cat,
+    up_stage,
+    widths,
+)
+from models.options import Activation, CaptionInjection, GeneratorOptions, Norm
+from models.registry import GENERATORS
+
+
+def _clip(raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # Seed 000's custom activation: clamp, plus a penalty that pulls clamped
+    # pixels back inside so the clamp does not saturate (its gradient is 0 there).
+    clamped = raw.clamp(-1.0, 1.0)
+    return clamped, F.mse_loss(raw, clamped)
+
+
+# Images live in [-1, 1]: the sigmoid is rescaled to that range.
+OUTPUT_ACTIVATIONS: dict[str, Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]] = {
+    "none": lambda raw: (raw, None),
+    "tanh": lambda raw: (torch.tanh(raw), None),
+    "sigmoid": lambda raw: (2.0 * torch.sigmoid(raw) - 1.0, None),
+    "clip": _clip,
+}
+
+
+def activate_output(raw: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A generator's raw output in image space [-1, 1], and the `clip` penalty (else None).
+
+    A free function rather than a method so the training loop can call it on
+    the output of a DDP-wrapped generator.
+    """
+    return choose(OUTPUT_ACTIVATIONS, kind, "output_activation")(raw)
+
+
+def _check_vector(name: str, vector: torch.Tensor | None, size: int, batch: int) -> None:
+    if size == 0 and vector is not None:
+        raise ValueError(f"{name}: this generator was built without one (size 0) but got a tensor")
+    if size > 0 and vector is None:
+        raise ValueError(f"{name}: this generator was built for a [B, {size}] tensor and got None")
+    if vector is not None and tuple(vector.shape) != (batch, size):
+        raise ValueError(f"{name}: expected shape [{batch}, {size}], got {list(vector.shape)}")
+
+
+class Generator(nn.Module):
+    """What all generators share: option checks, conditioning, the encoder loop.
+
+    A subclass builds `self.encoder` (a ModuleDict of stages `conv1`...) and
+    implements `generate(context, extras, shift)`, where `extras` are the
+    [B, n] vectors to concatenate at its bottleneck and `shift` the caption
+    bias of its last encoder stage.
+    """
+
+    default_stages: ClassVar[int]
+    has_channelwise_fc: ClassVar[bool] = False
+    encoder: nn.ModuleDict
+
+    def __init__(self, opts: GeneratorOptions, caption_dim: int = 0) -> None:
+        super().__init__()
+        if opts.channelwise_fc and not self.has_channelwise_fc:
+            raise ValueError(f"channelwise_fc: only the autoencoder generator has one, not {opts.name!r}")
+        if caption_dim < 0:
+            raise ValueError(f"caption_dim: must be >= 0, got {caption_dim}")
+        # The layer tables hold more kinds than a generator takes (spectral norm,
+        # no activation): the options' own Literals say which are allowed.
+        check_choice(opts.norm, get_args(Norm), "norm")
+        check_choice(opts.activation, get_args(Activation), "activation")
+        check_choice(opts.up_activation, get_args(Activation), "up_activation")
+        check_choice(opts.output_activation, OUTPUT_ACTIVATIONS, "output_activation")
+        check_choice(opts.caption_injection, get_args(CaptionInjection), "caption_injection")
+        self.stages = opts.stages or self.default_stages
+        if self.stages < 2:
+            # Every decoder upsamples from the encoder's last map, which must be below 32x32.
+            raise ValueError(f"stages: the {opts.name!r} generator needs at least 2, got {self.stages}")
+        self.options = opts
+        self.noise_dim = opts.noise_dim
+        self.caption_dim = caption_dim
+        self.output_size = output_size(opts.context_margin)
+        self.widths = widths(opts.base_width, opts.max_width, self.stages)
+        self.sizes = [IMAGE_SIZE >> (i + 1) for i in range(self.stages)]  # each encoder stage's output
+        self.down = BlockStyle(opts.kernel_size, opts.norm, opts.activation, opts.leaky_slope)
+        self.up = BlockStyle(opts.kernel_size, opts.norm, opts.up_activation, opts.leaky_slope)
+        bias = caption_dim > 0 and opts.caption_injection == "bias"
+        self.concat_caption = caption_dim > 0 and not bias
+        self.extra_dim = (caption_dim if self.concat_caption else 0) + opts.noise_dim
+        self.caption_bias = nn.Linear(caption_dim, self.widths[-1]) if bias else None
+
+    def forward(
+        self,
+        context: torch.Tensor,
+        caption_code: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """[B, 3, 64, 64] context -> [B, 3, S, S] raw center, S = 32 + 2 * context_margin."""
+        if context.dim() != 4 or tuple(context.shape[1:]) != (3, IMAGE_SIZE, IMAGE_SIZE):
+            raise ValueError(f"context: expected shape [B, 3, {IMAGE_SIZE}, {IMAGE_SIZE}], got {list(context.shape)}")
+        batch = context.shape[0]
+        if self.noise_dim > 0 and noise is None:
+            noise = torch.randn(batch, self.noise_dim, device=context.device, dtype=context.dtype)
+        _check_vector("noise", noise, self.noise_dim, batch)
+        _check_vector("caption_code", caption_code, self.caption_dim, batch)
+        extras = [v for v in (caption_code if self.concat_caption else None, noise) if v is not None]
+        shift = self.caption_bias(caption_code) if self.caption_bias is not None else None
+        return self.generate(context, extras, shift)
+
+    def generate(self, context: torch.Tensor, extras: list[torch.Tensor], shift: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def encode(self, context: torch.Tensor, shift: torch.Tensor | None) -> list[torch.Tensor]:
+        """The output of every encoder stage; `shift` goes to the last one."""
+        *body, last = self.encoder.values()
+        features = []
+        x = context
+        for stage in body:
+            x = stage(x)
+            features.append(x)
+        features.append(last(x, shift))
+        return features
+
+
+def _activation(style: BlockStyle) -> nn.Module:
+    return make_activation(style.activation, style.slope)
+
+
+def _strided_encoder(gen: Generator) -> nn.ModuleDict:
+    opts = gen.options
+    stages, channels = OrderedDict(), 3
+    for i, width in enumerate(gen.widths):
+        stages[f"conv{i + 1}"] = down_stage(channels, width, opts.blocks_per_stage, gen.down)
+        channels = width
+    return nn.ModuleDict(stages)
+
+
+@GENERATORS.register("cnn")
+class DenseCodeCNN(Generator):
+    """Seed 000: [conv -> norm -> act] x blocks + 2x2 max-pool per stage, a dense
+    code (`code_size`, 500), a dense layer back to the last map, upsample + conv
+    blocks per stage up to 32x32 (36x36), a raw conv to RGB (`decoder.output`).
+    """
+
+    default_stages = 3
+
+    def __init__(self, opts: GeneratorOptions, caption_dim: int = 0) -> None:
+        super().__init__(opts, caption_dim)
+        stages, channels = OrderedDict(), 3
+        for i, width in enumerate(self.widths):
+            stages[f"conv{i + 1}"] = pooled_stage(channels, width, opts.blocks_per_stage, self.down, nn.MaxPool2d(2))
+            channels = width
+        self.encoder = nn.ModuleDict(stages)
+        last = (self.widths[-1], self.sizes[-1], self.sizes[-1])
+        units = last[0] * last[1] * last[2]
+        # Dense layers carry no norm: seed 000 normalises its convolutions only.
+        self.code = nn.Sequential(nn.Flatten(), nn.Linear(units, opts.code_size), _activation(self.down))
+        self.dense = nn.Sequential(
+            nn.Linear(opts.code_size + self.extra_dim, units), _activation(self.up), nn.Unflatten(1, last)
+        )
+        decoder = OrderedDict()
+        for j in range(1, self.stages):
+            target = self.stages - 1 - j  # the encoder stage whose size this stage restores
+            size = self.sizes[target] if j < self.stages - 1 else self.output_size
+            decoder[f"deconv{j}"] = up_stage(channels, self.widths[target], opts.blocks_per_stage, self.up, size)
+            channels = self.widths[target]
+        decoder["output"] = ConvBlock(channels, 3, self.up.raw())
+        self.decoder = nn.Sequential(decoder)
+
+    def generate(self, context: torch.Tensor, extras: list[torch.Tensor], shift: torch.Tensor | None) -> torch.Tensor:
+        code = self.code(self.encode(context, shift)[-1])
+        return self.decoder(self.dense(torch.cat([code, *extras], dim=1)))
+
+
+@GENERATORS.register("autoencoder")
+class ConvAutoencoder(Generator):
+    """Seed 001's baseline: stride-2 conv stages (64, 128, 256, 512 at 32..4
+    pixels for base 64), a valid conv as wide as the last map (4x4) down to a
+    `code_size` x 1 x 1 code (`bottleneck`; the seed table's 512 is
+    `code_size=512`), then upsample + conv stages (`deconv1` goes 1x1 -> 4x4 at
+    once) and a raw conv to RGB in the last one.
+
+    With `channelwise_fc` the bottleneck is instead Context Encoders'
+    channel-wise dense layer + a 1x1 conv on the last map (`code_size` then
+    does not apply), and the decoder starts from that map.
+    """
+
+    default_stages = 4
+    has_channelwise_fc = True
+
+    def __init__(self, opts: GeneratorOptions, caption_dim: int = 0) -> None:
+        super().__init__(opts, caption_dim)
+        self.encoder = _strided_encoder(self)
+        width, size = self.widths[-1], self.sizes[-1]
+        if opts.channelwise_fc:
+            self.bottleneck = nn.Sequential(
+                OrderedDict(fc=ChannelwiseFC(width, size), mix=ConvBlock(width, width, self.down, kernel_size=1))
+            )
+            channels = width
+        else:
+            # No norm on the code: instance norm would zero a 1x1 map, and batch
+            # norm there would depend on the batch size (the dense code of `cnn`
+            # has none either).
+            code_style = BlockStyle(opts.kernel_size, "none", opts.activation, opts.leaky_slope)
+            self.bottleneck = ConvBlock(width, opts.code_size, code_style, kernel_size=size, padding=0)
+            channels = opts.code_size
+        channels += self.extra_dim
+        decoder = OrderedDict()
+        for j in range(1, self.stages):
+            target = self.stages - 1 - j
+            decoder[f"deconv{j}"] = up_stage(
+                channels, self.widths[target], opts.blocks_per_stage, self.up, self.sizes[target + 1]
+            )
+            channels = self.widths[target]
+        decoder[f"deconv{self.stages}"] = output_stage(
+            channels, self.widths[0], opts.blocks_per_stage, self.up, self.output_size
+        )
+        self.decoder = nn.Sequential(decoder)
+
+    def generate(self, context: torch.Tensor, extras: list[torch.Tensor], shift: torch.Tensor | None) -> torch.Tensor:
+        code = self.bottleneck(self.encode(context, shift)[-1])
+        return self.decoder(tile_cat(code, extras))
+
+
+@GENERATORS.register("unet")
+class UNet(Generator):
+    """Seed 001's final generator: stride-2 conv stages down to 4x4 (32, 64,
+    128, 256 channels for base 32), then upsample + conv stages, each
+    concatenated with the encoder map of its size (`deconv1` -> (128+128)x8x8,
+    `deconv2` -> (64+64)x16x16), and a last one to raw RGB at 32x32 (36x36).
+    """
+
+    default_stages = 4
+
+    def __init__(self, opts: GeneratorOptions, caption_dim: int = 0) -> None:
+        super().__init__(opts, caption_dim)
+        self.encoder = _strided_encoder(self)
+        channels = self.widths[-1] + self.extra_dim
+        decoder = OrderedDict()
+        for j in range(1, self.stages - 1):
+            target = self.stages - 1 - j  # the encoder stage this one is concatenated with
+            stage = up_stage(channels, self.widths[target], opts.blocks_per_stage, self.up, self.sizes[target])
+            decoder[f"deconv{j}"] = SkipUp(stage)
+            channels = 2 * self.widths[target]
+        decoder[f"deconv{self.stages - 1}"] = output_stage(
+            channels, self.widths[0], opts.blocks_per_stage, self.up, self.output_size
+        )
+        self.decoder = nn.ModuleDict(decoder)
+
+    def generate(self, context: torch.Tensor, extras: list[torch.Tensor], shift: torch.Tensor | None) -> torch.Tensor:
+        features = self.encode(context, shift)
+        x = tile_cat(features[-1], extras)
+        *joins, final = self.decoder.values()
+        # Encoder maps from the second deepest up; zip stops at the last skip stage.
+        for join, skip in zip(joins, reversed(features[:-1])):
+            x = join(x, skip)
+        return final(x)

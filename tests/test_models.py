@@ -1,0 +1,575 @@
+"""The networks: shapes against the seed tables, every option forward and backward, conditioning, errors."""
+
+from collections import OrderedDict
+from dataclasses import replace
+from functools import cache
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from models import CAPTION_ENCODERS, CRITICS, GENERATORS, build_caption_encoder, build_critic, build_generator
+from models.generators import activate_output
+from models.options import CaptionOptions, CriticOptions, GeneratorOptions
+
+BATCH = 4
+VOCAB = 40
+GENERATOR_NAMES = ["autoencoder", "cnn", "unet"]
+# Narrow networks keep the option sweep fast; the seed-table tests use the real widths.
+SMALL = dict(base_width=4, max_width=16, code_size=12)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # These tensors are tiny: on a 2-vCPU VM, waking a second OpenMP thread
+    # has been seen to cost ~0.4 s per op, 10x the whole module's work.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def record_layers(model: nn.Module, names: list[str], *inputs: torch.Tensor) -> OrderedDict:
+    """name -> (first input, output) of the named submodules, in the order they ran."""
+    modules = dict(model.named_modules())
+    records: OrderedDict = OrderedDict()
+
+    def recorder(name: str):
+        def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+            records[name] = (args[0], output)
+
+        return hook
+
+    handles = [modules[name].register_forward_hook(recorder(name)) for name in names]
+    try:
+        with torch.no_grad():
+            model(*inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return records
+
+
+def layer_shapes(model: nn.Module, names: list[str], *inputs: torch.Tensor) -> OrderedDict:
+    """name -> (input shape, output shape, its conv kernel sizes), batch dim dropped, in the order they ran."""
+    modules = dict(model.named_modules())
+    shapes = OrderedDict()
+    for name, (x, y) in record_layers(model, names, *inputs).items():
+        kernels = tuple(m.kernel_size[0] for m in modules[name].modules() if isinstance(m, nn.Conv2d))
+        shapes[name] = (tuple(x.shape[1:]), tuple(y.shape[1:]), kernels)
+    return shapes
+
+
+def assert_finite_grads(*modules: nn.Module) -> None:
+    for module in modules:
+        for name, param in module.named_parameters():
+            assert param.grad is not None, f"{name} got no gradient"
+            assert torch.isfinite(param.grad).all(), f"{name} has a non-finite gradient"
+
+
+def tokens(captions: int, length: int = 7, empty: tuple[int, int] | None = (0, 0)) -> torch.Tensor:
+    """Right-padded token ids [BATCH, captions, length]; caption `empty` is all padding."""
+    ids = torch.randint(1, VOCAB, (BATCH, captions, length))
+    lengths = torch.randint(1, length + 1, (BATCH, captions, 1))
+    ids = ids * (torch.arange(length) < lengths)
+    if empty is not None:
+        ids[empty] = 0
+    return ids
+
+
+# --- seed tables, row by row ------------------------------------------------------------
+
+SEED_NETWORKS = {
+    # Seed 001, final WGAN generator.
+    "unet": lambda: build_generator(
+        GeneratorOptions(name="unet", kernel_size=5, base_width=32, max_width=256, norm="batch")
+    ),
+    # Seed 001, baseline autoencoder; its 512x1x1 code is code_size=512.
+    "autoencoder": lambda: build_generator(
+        GeneratorOptions(name="autoencoder", kernel_size=3, base_width=64, max_width=512, code_size=512)
+    ),
+    # Seed 000, best model: 3 x (conv, conv, pool) with batch norm, 32/64/128, code 500.
+    "cnn": lambda: build_generator(
+        GeneratorOptions(
+            name="cnn", kernel_size=3, base_width=32, blocks_per_stage=2, stages=3, norm="batch",
+            activation="relu", up_activation="relu", code_size=500,
+        )
+    ),
+    # Seed 001's discriminator, on the whole image.
+    "critic": lambda: build_critic(CriticOptions(input="whole", kernel_size=5, base_width=32, max_width=256), 64),
+}
+
+# (network, layer, input shape, output shape, conv kernels in that layer)
+SEED_TABLES = [
+    ("unet", "encoder.conv1", (3, 64, 64), (32, 32, 32), (5,)),
+    ("unet", "encoder.conv2", (32, 32, 32), (64, 16, 16), (5,)),
+    ("unet", "encoder.conv3", (64, 16, 16), (128, 8, 8), (5,)),
+    ("unet", "encoder.conv4", (128, 8, 8), (256, 4, 4), (5,)),
+    ("unet", "decoder.deconv1", (256, 4, 4), (128 + 128, 8, 8), (5,)),
+    # The seed table prints "(64+64) x 4 x 4": the next row's input shows it is 16x16.
+    ("unet", "decoder.deconv2", (128 + 128, 8, 8), (64 + 64, 16, 16), (5,)),
+    ("unet", "decoder.deconv3", (64 + 64, 16, 16), (3, 32, 32), (5,)),
+    ("autoencoder", "encoder.conv1", (3, 64, 64), (64, 32, 32), (3,)),
+    ("autoencoder", "encoder.conv2", (64, 32, 32), (128, 16, 16), (3,)),
+    ("autoencoder", "encoder.conv3", (128, 16, 16), (256, 8, 8), (3,)),
+    ("autoencoder", "encoder.conv4", (256, 8, 8), (512, 4, 4), (3,)),
+    # The table's second "conv4" row: the 4x4 valid conv to the 1x1 code.
+    ("autoencoder", "bottleneck", (512, 4, 4), (512, 1, 1), (4,)),
+    ("autoencoder", "decoder.deconv1", (512, 1, 1), (256, 4, 4), (3,)),
+    ("autoencoder", "decoder.deconv2", (256, 4, 4), (128, 8, 8), (3,)),
+    # The table prints 64x4x4 and then a 128x16x16 input: typos for 64x16x16 (no skips here).
+    ("autoencoder", "decoder.deconv3", (128, 8, 8), (64, 16, 16), (3,)),
+    ("autoencoder", "decoder.deconv4", (64, 16, 16), (3, 32, 32), (3,)),
+    ("cnn", "encoder.conv1", (3, 64, 64), (32, 32, 32), (3, 3)),
+    ("cnn", "encoder.conv2", (32, 32, 32), (64, 16, 16), (3, 3)),
+    ("cnn", "encoder.conv3", (64, 16, 16), (128, 8, 8), (3, 3)),
+    ("cnn", "code", (128, 8, 8), (500,), ()),
+    ("cnn", "dense", (500,), (128, 8, 8), ()),
+    ("cnn", "decoder.deconv1", (128, 8, 8), (64, 16, 16), (3, 3)),
+    ("cnn", "decoder.deconv2", (64, 16, 16), (32, 32, 32), (3, 3)),
+    ("cnn", "decoder.output", (32, 32, 32), (3, 32, 32), (3,)),
+    ("critic", "features.conv1", (3, 64, 64), (32, 32, 32), (5,)),
+    ("critic", "features.conv2", (32, 32, 32), (64, 16, 16), (5,)),
+    ("critic", "features.conv3", (64, 16, 16), (128, 8, 8), (5,)),
+    ("critic", "features.conv4", (128, 8, 8), (256, 4, 4), (5,)),
+    ("critic", "pool", (256, 4, 4), (256,), ()),
+    ("critic", "output", (256,), (1,), ()),
+]
+
+
+@cache
+def seed_shapes(network: str) -> OrderedDict:
+    model = SEED_NETWORKS[network]()
+    names = [row[1] for row in SEED_TABLES if row[0] == network]
+    return layer_shapes(model, names, torch.randn(2, 3, 64, 64))
+
+
+@pytest.mark.parametrize(
+    "network,layer,shape_in,shape_out,kernels", SEED_TABLES, ids=[f"{row[0]}-{row[1]}" for row in SEED_TABLES]
+)
+def test_seed_table_row(network, layer, shape_in, shape_out, kernels) -> None:
+    assert seed_shapes(network)[layer] == (shape_in, shape_out, kernels)
+
+
+@pytest.mark.parametrize("network", ["unet", "autoencoder", "cnn", "critic"])
+def test_seed_table_covers_the_whole_network(network) -> None:
+    """The listed rows are all the network's top-level stages, in order of execution."""
+    model = SEED_NETWORKS[network]()
+    staged = []
+    for name, child in model.named_children():
+        inner = name in ("encoder", "decoder", "features")
+        staged += [f"{name}.{sub}" for sub, _ in child.named_children()] if inner else [name]
+    listed = [row[1] for row in SEED_TABLES if row[0] == network]
+    assert list(seed_shapes(network)) == listed  # hooks fired in table order
+    assert sorted(staged) == sorted(listed)
+
+
+def test_seed_unet_concatenates_encoder_maps() -> None:
+    model = SEED_NETWORKS["unet"]()
+    names = ["encoder.conv2", "encoder.conv3", "decoder.deconv1", "decoder.deconv2"]
+    out = {name: y for name, (_, y) in record_layers(model, names, torch.randn(2, 3, 64, 64)).items()}
+    assert torch.equal(out["decoder.deconv1"][:, 128:], out["encoder.conv3"])
+    assert torch.equal(out["decoder.deconv2"][:, 64:], out["encoder.conv2"])
+
+
+def test_seed_cnn_batch_norms_every_conv() -> None:
+    model = SEED_NETWORKS["cnn"]()
+    for stage in [*model.encoder.values(), model.decoder.deconv1, model.decoder.deconv2]:
+        convs = [m for m in stage.modules() if isinstance(m, nn.Conv2d)]
+        norms = [m for m in stage.modules() if isinstance(m, nn.BatchNorm2d)]
+        assert len(convs) == len(norms) == 2
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.decoder.output.modules())
+
+
+# --- generators over the options ----------------------------------------------------------
+
+GENERATOR_CASES = [
+    *[({"norm": norm}, None) for norm in ["batch", "instance", "layer", "none"]],
+    ({"context_margin": 2}, None),
+    ({"context_margin": 2, "blocks_per_stage": 2}, None),
+    ({"kernel_size": 3}, None),
+    ({"kernel_size": 5, "activation": "relu", "up_activation": "leaky_relu", "leaky_slope": 0.1}, None),
+    ({"noise_dim": 5}, None),
+    ({"stages": 2}, None),
+    ({"stages": 5, "norm": "instance"}, None),
+    *[
+        ({"caption_injection": injection, "noise_dim": 3}, encoder)
+        for injection in ["concat", "bias"]
+        for encoder in ["bow", "lstm", "gru"]
+    ],
+]
+
+
+def case_id(case) -> str:
+    options, encoder = case
+    return "-".join([f"{k}={v}" for k, v in options.items()] + ([f"captions={encoder}"] if encoder else []))
+
+
+@pytest.mark.parametrize("name", GENERATOR_NAMES)
+@pytest.mark.parametrize("case", GENERATOR_CASES, ids=case_id)
+def test_generator_forward_backward(name, case) -> None:
+    options, encoder_name = case
+    opts = GeneratorOptions(name=name, **{**SMALL, **options})
+    modules = []
+    code = None
+    if encoder_name is not None:
+        caption_opts = CaptionOptions(encoder=encoder_name, num_captions=5, code_size=6, embedding_dim=5, hidden_size=7)
+        encoder = build_caption_encoder(caption_opts, VOCAB)
+        code = encoder(tokens(5, empty=(1, 3)))
+        modules.append(encoder)
+    generator = build_generator(opts, caption_dim=0 if code is None else code.shape[1])
+    modules.append(generator)
+    raw = generator(torch.randn(BATCH, 3, 64, 64), code)
+    size = 32 + 2 * opts.context_margin
+    assert raw.shape == (BATCH, 3, size, size) and generator.output_size == size
+    raw.square().mean().backward()
+    assert_finite_grads(*modules)
+
+
+@pytest.mark.parametrize("name", GENERATOR_NAMES)
+@pytest.mark.parametrize("kind", ["none", "tanh", "sigmoid", "clip"])
+def test_generator_output_activation(name, kind) -> None:
+    generator = build_generator(GeneratorOptions(name=name, output_activation=kind, **SMALL))
+    raw = 10 * generator(torch.randn(BATCH, 3, 64, 64))  # scaled so that `clip` clips
+    image, penalty = activate_output(raw, generator.options.output_activation)
+    assert image.shape == raw.shape
+    loss = image.mean()
+    if kind == "clip":
+        assert penalty is not None and penalty.item() > 0
+        loss = loss + penalty
+    else:
+        assert penalty is None
+    if kind != "none":
+        assert image.min() >= -1 and image.max() <= 1
+    loss.backward()
+    assert_finite_grads(generator)
+
+
+def test_activate_output_values() -> None:
+    raw = torch.tensor([-3.0, 0.0, 0.5, 2.0])
+    assert torch.equal(activate_output(raw, "none")[0], raw)
+    assert torch.allclose(activate_output(raw, "tanh")[0], torch.tanh(raw))
+    assert torch.allclose(activate_output(raw, "sigmoid")[0], 2 * torch.sigmoid(raw) - 1)
+    assert activate_output(torch.zeros(3), "sigmoid")[0].abs().max() == 0
+    clipped, penalty = activate_output(raw, "clip")
+    assert torch.equal(clipped, torch.tensor([-1.0, 0.0, 0.5, 1.0]))
+    assert penalty.item() == pytest.approx((2.0**2 + 1.0**2) / 4)
+    with pytest.raises(ValueError, match="output_activation: unknown 'relu'.*clip, none, sigmoid, tanh"):
+        activate_output(raw, "relu")
+
+
+@pytest.mark.parametrize("name", GENERATOR_NAMES)
+def test_generator_noise(name) -> None:
+    generator = build_generator(GeneratorOptions(name=name, noise_dim=6, **SMALL)).eval()
+    assert generator.noise_dim == 6
+    context = torch.randn(BATCH, 3, 64, 64)
+    noise = torch.randn(BATCH, 6)
+    with torch.no_grad():
+        assert torch.equal(generator(context, noise=noise), generator(context, noise=noise.clone()))
+        assert not torch.allclose(generator(context, noise=noise), generator(context, noise=-noise))
+        assert not torch.allclose(generator(context), generator(context))  # sampled when not given
+    with pytest.raises(ValueError, match="noise: expected shape"):
+        generator(context, noise=torch.randn(BATCH, 5))
+
+
+@pytest.mark.parametrize("name", GENERATOR_NAMES)
+@pytest.mark.parametrize("injection", ["concat", "bias"])
+def test_generator_captions_condition_the_output(name, injection) -> None:
+    generator = build_generator(GeneratorOptions(name=name, caption_injection=injection, **SMALL), caption_dim=9)
+    generator.eval()
+    assert generator.caption_dim == 9
+    assert (generator.caption_bias is not None) == (injection == "bias")
+    context, code = torch.randn(BATCH, 3, 64, 64), torch.randn(BATCH, 9)
+    with torch.no_grad():
+        assert not torch.allclose(generator(context, code), generator(context, code + 1))
+    with pytest.raises(ValueError, match="caption_code: .*got None"):
+        generator(context)
+
+
+@pytest.mark.parametrize("name", GENERATOR_NAMES)
+def test_generator_rejects_unexpected_inputs(name) -> None:
+    generator = build_generator(GeneratorOptions(name=name, **SMALL))
+    with pytest.raises(ValueError, match="noise: .*without one"):
+        generator(torch.randn(2, 3, 64, 64), noise=torch.randn(2, 3))
+    with pytest.raises(ValueError, match="caption_code: .*without one"):
+        generator(torch.randn(2, 3, 64, 64), torch.randn(2, 3))
+    with pytest.raises(ValueError, match="context: expected shape"):
+        generator(torch.randn(2, 3, 32, 32))
+
+
+def conv_layers(module: nn.Module) -> list[nn.Conv2d]:
+    return [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+
+
+@pytest.mark.parametrize("name", GENERATOR_NAMES)
+@pytest.mark.parametrize("kernel", [3, 5, 7])
+def test_generator_kernel_size_and_blocks_per_stage(name, kernel) -> None:
+    generator = build_generator(GeneratorOptions(name=name, kernel_size=kernel, blocks_per_stage=3, **SMALL))
+    for stage in generator.encoder.values():
+        assert [c.kernel_size for c in conv_layers(stage)] == [(kernel, kernel)] * 3
+    for conv in conv_layers(generator.decoder):
+        assert conv.kernel_size == (kernel, kernel) and conv.padding == (kernel // 2, kernel // 2)
+
+
+NORM_TYPES = {"batch": nn.BatchNorm2d, "instance": nn.InstanceNorm2d, "layer": nn.GroupNorm}
+
+
+@pytest.mark.parametrize("name", GENERATOR_NAMES)
+@pytest.mark.parametrize("norm", ["batch", "instance", "layer", "none"])
+def test_generator_norm(name, norm) -> None:
+    generator = build_generator(GeneratorOptions(name=name, norm=norm, **SMALL))
+    for part in [*generator.encoder.values(), generator.decoder]:
+        found = {type(m) for m in part.modules() if isinstance(m, tuple(NORM_TYPES.values()))}
+        assert found == ({NORM_TYPES[norm]} if norm != "none" else set())
+    if norm == "layer":
+        assert all(m.num_groups == 1 for m in generator.modules() if isinstance(m, nn.GroupNorm))
+
+
+@pytest.mark.parametrize("name", GENERATOR_NAMES)
+def test_generator_activations_per_path(name) -> None:
+    opts = GeneratorOptions(name=name, activation="leaky_relu", leaky_slope=0.3, up_activation="relu", **SMALL)
+    generator = build_generator(opts)
+    down = [m for m in generator.encoder.modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU))]
+    up = [m for m in generator.decoder.modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU))]
+    assert down and all(isinstance(m, nn.LeakyReLU) and m.negative_slope == 0.3 for m in down)
+    assert up and all(type(m) is nn.ReLU for m in up)
+
+
+@pytest.mark.parametrize("name", GENERATOR_NAMES)
+@pytest.mark.parametrize("stages", [2, 3, 5])
+def test_generator_stages_and_widths(name, stages) -> None:
+    generator = build_generator(GeneratorOptions(name=name, stages=stages, base_width=4, max_width=8, code_size=12))
+    names = [f"encoder.{stage}" for stage, _ in generator.encoder.named_children()]
+    shapes = layer_shapes(generator, names, torch.randn(2, 3, 64, 64))
+    expected = [(min(4 * 2**i, 8), 64 >> (i + 1), 64 >> (i + 1)) for i in range(stages)]
+    assert [out for _, out, _ in shapes.values()] == expected
+
+
+def test_autoencoder_code_size_and_channelwise_fc() -> None:
+    opts = GeneratorOptions(name="autoencoder", noise_dim=3, **{**SMALL, "code_size": 20})
+    shapes = layer_shapes(build_generator(opts), ["bottleneck", "decoder.deconv1"], torch.randn(2, 3, 64, 64))
+    assert shapes["bottleneck"][1] == (20, 1, 1)
+    assert shapes["decoder.deconv1"][0] == (20 + 3, 1, 1)  # noise concatenated to the code
+
+    channelwise = build_generator(replace(opts, channelwise_fc=True))
+    shapes = layer_shapes(channelwise, ["bottleneck", "decoder.deconv1"], torch.randn(2, 3, 64, 64))
+    assert shapes["bottleneck"][:2] == ((16, 4, 4), (16, 4, 4))
+    assert shapes["decoder.deconv1"][:2] == ((16 + 3, 4, 4), (16, 4, 4))  # widths 4, 8, 16, 16
+
+
+def test_channelwise_fc_does_not_mix_channels() -> None:
+    from models.layers import ChannelwiseFC
+
+    layer = ChannelwiseFC(channels=3, size=4)
+    x = torch.randn(2, 3, 4, 4)
+    y = x.clone()
+    y[:, 1] += 1
+    changed = (layer(x) - layer(y)).abs().amax(dim=(0, 2, 3))
+    assert changed[0] == 0 and changed[2] == 0 and changed[1] > 0
+
+
+@pytest.mark.parametrize("name", ["cnn", "unet"])
+def test_channelwise_fc_only_on_autoencoder(name) -> None:
+    with pytest.raises(ValueError, match="channelwise_fc: only the autoencoder"):
+        build_generator(GeneratorOptions(name=name, channelwise_fc=True))
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"stages": 1}, "stages: .*at least 2"),
+        ({"norm": "group"}, "norm: unknown 'group'; choose one of: batch, instance, layer, none"),
+        ({"norm": "spectral"}, "norm: unknown 'spectral'"),
+        ({"activation": "gelu"}, "activation: unknown 'gelu'; choose one of: leaky_relu, relu"),
+        ({"up_activation": "none"}, "up_activation: unknown 'none'"),
+        ({"output_activation": "softplus"}, "output_activation: unknown 'softplus'"),
+        ({"caption_injection": "film"}, "caption_injection: unknown 'film'"),
+    ],
+)
+@pytest.mark.parametrize("name", GENERATOR_NAMES)
+def test_generator_rejects_bad_options(name, options, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_generator(GeneratorOptions(name=name, **options), caption_dim=4)
+
+
+# --- critics ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [32, 36, 64], ids=["center32", "center36", "whole"])
+@pytest.mark.parametrize("pooling", ["strided", "max", "avg"])
+@pytest.mark.parametrize("norm", ["batch", "layer", "none", "spectral"])
+def test_critic_forward_backward(norm, pooling, size) -> None:
+    kind = "whole" if size == 64 else "center"
+    opts = CriticOptions(input=kind, norm=norm, pooling=pooling, base_width=4, max_width=16)
+    critic = build_critic(opts, size)
+    scores = critic(torch.randn(BATCH, 3, size, size))
+    assert scores.shape == (BATCH,)
+    scores.mean().backward()
+    assert_finite_grads(critic)
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer", "none", "spectral"])
+def test_critic_norm(norm) -> None:
+    critic = build_critic(CriticOptions(norm=norm, depth=3), 64)
+    stages = list(critic.features.children())
+    kinds = {"batch": nn.BatchNorm2d, "layer": nn.GroupNorm}
+    for i, stage in enumerate(stages):
+        norms = [m for m in stage.modules() if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm))]
+        expected = [kinds[norm]] if norm in kinds and i > 0 else []  # none on the first conv
+        assert [type(m) for m in norms] == expected
+    weighted = [m for m in critic.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(weighted) == 4
+    assert all(parametrize.is_parametrized(m, "weight") == (norm == "spectral") for m in weighted)
+
+
+@pytest.mark.parametrize(
+    "pooling,pool_type,stride", [("strided", None, 2), ("max", nn.MaxPool2d, 1), ("avg", nn.AvgPool2d, 1)]
+)
+def test_critic_pooling(pooling, pool_type, stride) -> None:
+    critic = build_critic(CriticOptions(pooling=pooling, input="center", depth=4, base_width=4), 36)
+    assert [c.stride for c in conv_layers(critic)] == [(stride, stride)] * 4
+    pools = [m for m in critic.features.modules() if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d))]
+    assert [type(m) for m in pools] == ([pool_type] * 4 if pool_type else [])
+    shapes = layer_shapes(critic, ["features.conv4", "pool"], torch.randn(2, 3, 36, 36))
+    assert shapes["pool"][1] == (32,)
+
+
+def test_critic_head_averages_then_scores() -> None:
+    critic = build_critic(CriticOptions(base_width=4, max_width=8), 64)
+    records = record_layers(critic, ["features", "pool", "output"], torch.randn(2, 3, 64, 64))
+    features, pooled = records["features"][1], records["pool"][1]
+    assert torch.allclose(pooled, features.mean(dim=(2, 3)))
+    assert records["output"][1].shape == (2, 1)
+
+
+@pytest.mark.parametrize(
+    "options,size,message",
+    [
+        ({"input": "whole"}, 32, "input: a 'whole' critic cannot take 32x32"),
+        ({"input": "center"}, 64, "input: a 'center' critic cannot take 64x64"),
+        ({"input": "middle"}, 64, "input: unknown 'middle'; choose one of: center, whole"),
+        ({"pooling": "stochastic"}, 64, "pooling: unknown 'stochastic'; choose one of: avg, max, strided"),
+        ({"norm": "instance"}, 64, "norm: unknown 'instance'; choose one of: batch, layer, none, spectral"),
+        ({"activation": "elu"}, 64, "activation: unknown 'elu'"),
+    ],
+)
+def test_critic_rejects_bad_options(options, size, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_critic(CriticOptions(**options), size)
+
+
+# --- caption encoders ---------------------------------------------------------------------
+
+
+def caption_encoder(name: str, captions: int) -> nn.Module:
+    opts = CaptionOptions(encoder=name, num_captions=captions, code_size=10, embedding_dim=6, hidden_size=8)
+    return build_caption_encoder(opts, VOCAB)
+
+
+@pytest.mark.parametrize("captions", [1, 5])
+@pytest.mark.parametrize("name", ["bow", "lstm", "gru"])
+def test_caption_encoder_forward_backward(name, captions) -> None:
+    encoder = caption_encoder(name, captions)
+    ids = tokens(captions, empty=(2, captions - 1))  # image 2's last caption is all padding
+    code = encoder(ids)
+    assert code.shape == (BATCH, 10) and encoder.code_size == 10
+    assert torch.isfinite(code).all()
+    code.sum().backward()
+    assert_finite_grads(encoder)
+
+
+@pytest.mark.parametrize("name", ["bow", "lstm", "gru"])
+def test_caption_encoder_averages_non_empty_captions(name) -> None:
+    encoder = caption_encoder(name, 5).eval()
+    ids = tokens(5, empty=(0, 2))
+    with torch.no_grad():
+        code = encoder(ids)
+        without = encoder(ids[:, [0, 1, 3, 4]])
+        singles = torch.stack([encoder.summarize(ids[:, k]) for k in range(5)], dim=1)
+    assert torch.allclose(code[0], without[0], atol=1e-6)
+    assert not torch.allclose(code[1], without[1], atol=1e-6)  # image 1's caption 2 is real
+    assert torch.allclose(encoder.output(singles[1].mean(dim=0)), code[1], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["bow", "lstm", "gru"])
+def test_caption_encoder_ignores_trailing_padding(name) -> None:
+    encoder = caption_encoder(name, 3).eval()
+    ids = tokens(3)
+    with torch.no_grad():
+        assert torch.allclose(encoder(ids), encoder(nn.functional.pad(ids, (0, 5))), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["bow", "lstm", "gru"])
+def test_caption_encoder_all_captions_empty(name) -> None:
+    encoder = caption_encoder(name, 1).eval()
+    ids = tokens(1)
+    ids[:2] = 0
+    with torch.no_grad():
+        code = encoder(ids)
+    assert torch.isfinite(code).all()
+    assert torch.equal(code[0], code[1])  # no words: the same code for both images
+    assert not torch.equal(code[0], code[2])
+
+
+def test_bag_of_words_is_a_multi_hot_set() -> None:
+    encoder = caption_encoder("bow", 1)
+    ids = torch.tensor([[[5, 3, 3, 1, 0, 0]]])
+    words = encoder.summarize(ids[:, 0])
+    expected = torch.zeros(1, VOCAB)
+    expected[0, [1, 3, 5]] = 1
+    assert torch.equal(words, expected)
+    shuffled = torch.tensor([[[3, 1, 5, 0, 0, 0]]])
+    assert torch.equal(encoder(ids), encoder(shuffled))
+
+
+def test_recurrent_encoder_reads_word_order() -> None:
+    encoder = caption_encoder("gru", 1).eval()
+    with torch.no_grad():
+        assert not torch.allclose(encoder(torch.tensor([[[5, 3, 7]]])), encoder(torch.tensor([[[7, 3, 5]]])))
+
+
+def test_caption_encoder_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="tokens: expected shape"):
+        caption_encoder("lstm", 1)(torch.ones(4, 7, dtype=torch.long))
+    with pytest.raises(ValueError, match="encoder: 'none'"):
+        build_caption_encoder(CaptionOptions(), VOCAB)
+    with pytest.raises(ValueError, match="vocab_size"):
+        build_caption_encoder(CaptionOptions(encoder="bow"), 1)
+
+
+# --- registries ---------------------------------------------------------------------------
+
+
+def test_registered_names() -> None:
+    assert GENERATORS.names() == ["autoencoder", "cnn", "unet"]
+    assert CRITICS.names() == ["conv"]
+    assert CAPTION_ENCODERS.names() == ["bow", "gru", "lstm"]
+
+
+def test_unknown_names_list_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="unknown generator 'resnet'; choose one of: autoencoder, cnn, unet"):
+        build_generator(GeneratorOptions(name="resnet"))
+    with pytest.raises(ValueError, match="unknown critic 'patch'; choose one of: conv"):
+        build_critic(CriticOptions(name="patch"), 64)
+    with pytest.raises(ValueError, match="unknown caption encoder 'transformer'; choose one of: bow, gru, lstm"):
+        build_caption_encoder(CaptionOptions(encoder="transformer"), VOCAB)
+
+
+@pytest.mark.parametrize("pooling", ["strided", "max", "avg"])
+@pytest.mark.parametrize("norm", ["layer", "none", "spectral"])
+def test_critic_supports_a_gradient_penalty(norm, pooling) -> None:
+    """WGAN-GP differentiates the critic's input gradient: every layer needs a double backward."""
+    critic = build_critic(CriticOptions(norm=norm, pooling=pooling, base_width=4, max_width=8), 64)
+    images = torch.randn(BATCH, 3, 64, 64, requires_grad=True)
+    scores = critic(images)
+    (grad,) = torch.autograd.grad(scores.sum(), images, create_graph=True)
+    penalty = (grad.flatten(1).norm(dim=1) - 1).square().mean()
+    (scores.mean() + 10 * penalty).backward()  # a WGAN-GP critic loss (its real term left out)
+    assert penalty.item() > 0
+    assert_finite_grads(critic)
