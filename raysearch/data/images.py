@@ -1,0 +1,38 @@
+"""Decode one image file into a square RGB uint8 array (center crop + resize)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def center_crop_box(width: int, height: int) -> tuple[int, int, int, int]:
+    """The largest centered square, as a Pillow box (left, top, right, bottom)."""
+    side = min(width, height)
+    left = (width - side) // 2
+    top = (height - side) // 2
+    return left, top, left + side, top + side
+
+
+def load_square(path: Path, size: int) -> tuple[np.ndarray, str]:
+    """uint8 [size, size, 3] of the centered square of `path`, and the file's original mode.
+
+    Grayscale, palette, CMYK, RGBA... are converted to RGB. Raises whatever
+    Pillow raises for a missing, unreadable or truncated file: the caller
+    decides what to do with a bad image.
+    """
+    with Image.open(path) as image:
+        mode = image.mode
+        # Let the JPEG decoder downscale by 1/2..1/8 while decoding when the
+        # image is much larger than `size` (COCO is ~640x480): several times
+        # faster, and the result is still >= size on both sides.
+        image.draft("RGB", (size, size))
+        image.load()  # decode now, so a truncated file fails here and not later
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        square = rgb.crop(center_crop_box(*rgb.size))
+        if square.size != (size, size):
+            # BICUBIC in Pillow widens its support when shrinking: antialiased.
+            square = square.resize((size, size), Image.Resampling.BICUBIC)
+        return np.array(square, dtype=np.uint8), mode
