@@ -135,7 +135,8 @@ class TrainConfig:
     generator_steps: generator updates per critic update (seed 000 tried up to 10).
     pretrain_epochs: epochs of reconstruction-only training before the critic
         and the adversarial term start (seed 000's and 001's L2 pretraining).
-    steps_per_epoch: cap on generator steps per epoch (0 = one pass over the data).
+    steps_per_epoch: cap on steps per epoch, a step being critic_steps critic batches then
+        generator_steps generator batches (0 = one pass over the data).
     checkpoint_every: write a full-state checkpoint every N epochs (and at the end).
     workers: Ray Train workers (DDP when > 1).
     device: `auto` uses the GPU when there is one.

@@ -1,0 +1,83 @@
+"""TensorBoard output of one trial: scalars, the preview grid, hparams.
+
+Written with tensorboardX from rank 0 straight to the trial's directory. Images
+never travel through Ray's metric dict (in Ray 2.60 a numpy array in a report
+that also carries a checkpoint crashes the Train controller).
+
+The hparams summary goes into the same run as the per-epoch scalars, with the
+same metric tags, so TensorBoard's HParams dashboard shows each trial's final
+`val/*` values next to its hyperparameters (tensorboardX's `add_hparams` would
+open a second writer in a sub-directory instead).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from tensorboardX import SummaryWriter
+from tensorboardX.summary import hparams
+
+from models.geometry import mask_context, paste_center
+from raysearch.config import flatten
+
+
+class TrialSummary:
+    """The event file of one trial. `purge_step` drops events a resumed run will redo."""
+
+    def __init__(self, logdir: Path, purge_step: int | None = None) -> None:
+        logdir.mkdir(parents=True, exist_ok=True)
+        self.logdir = logdir
+        self.writer = SummaryWriter(logdir=str(logdir), purge_step=purge_step, flush_secs=30)
+
+    def scalars(self, metrics: dict[str, Any], epoch: int) -> None:
+        for tag, value in metrics.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.writer.add_scalar(tag, value, epoch)
+        self.writer.flush()
+
+    def preview(self, images: torch.Tensor, generated_center: torch.Tensor, epoch: int) -> None:
+        """Three rows like the seeds' figures: context, ground truth, generated pasted into the context.
+
+        `images` and `generated_center` are in [-1, 1]; the same validation
+        images and the same noise are used every epoch, so grids compare.
+        """
+        context = mask_context(images)
+        rows = [context, images, paste_center(context, generated_center.to(images.dtype))]
+        grid = image_grid(rows)
+        self.writer.add_image("preview/context_truth_generated", grid, epoch)
+        self.writer.flush()
+
+    def hyperparameters(self, values: dict[str, Any], final_metrics: dict[str, float]) -> None:
+        experiment, start, end = hparams(_hparam_values(values), final_metrics)
+        for summary in (experiment, start, end):
+            self.writer.file_writer.add_summary(summary)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def image_grid(rows: list[torch.Tensor], padding: int = 2) -> torch.Tensor:
+    """Rows of [-1, 1] NCHW image batches -> one CHW [0, 1] grid (torchvision's make_grid, minus torchvision)."""
+    count, channels, height, width = rows[0].shape
+    grid = torch.ones(channels, padding + len(rows) * (height + padding), padding + count * (width + padding))
+    for r, batch in enumerate(rows):
+        for c, image in enumerate(batch.detach().float().cpu()):
+            top, left = padding + r * (height + padding), padding + c * (width + padding)
+            grid[:, top : top + height, left : left + width] = (image.clamp(-1, 1) + 1) / 2
+    return grid
+
+
+def _hparam_values(values: dict[str, Any]) -> dict[str, bool | str | float | int]:
+    """HParams takes bool/str/number only: lists become strings, None becomes 'none'."""
+    plain: dict[str, bool | str | float | int] = {}
+    for key, value in flatten(values).items():
+        if value is None:
+            plain[key] = "none"
+        elif isinstance(value, (bool, str, int, float)):
+            plain[key] = value
+        else:
+            plain[key] = str(value)
+    return plain

@@ -1,0 +1,486 @@
+"""One trial: a generator (and critic) trained from an ExperimentConfig.
+
+`run_trial(config, report, checkpoint=..., logdir=..., runtime=...)` knows
+nothing about Ray: it takes a `report(metrics, checkpoint_dir)` callable and an
+optional checkpoint directory to resume from. `raysearch.ray_adapter` runs it
+as a Ray Train worker; tests and benchmarks call it directly.
+
+Every epoch: train on shuffled batches (phases `critic`, `critic_gp`,
+`generator`, whose names prefix the log keys), measure the fixed validation
+subset, write TensorBoard, and report; every `checkpoint_every` epochs the
+report carries a full-state checkpoint. A non-finite loss or weight stops the
+trial cleanly with `diverged: 1` and the epoch and phase where it happened; the
+last good checkpoint stays the trial's latest.
+
+`python -m raysearch.train SPACE` runs one trial of a search space's base
+config through Ray Train on a local Ray (see `main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import Tensor, nn
+
+from models import build_caption_encoder, build_critic, build_generator
+from models.generators import activate_output
+from models.geometry import IMAGE_SIZE, crop_center, mask_context, output_size, paste_center
+from raysearch import losses, metrics
+from raysearch.checkpoint import config_differences, load_checkpoint, save_checkpoint
+from raysearch.config import ExperimentConfig, config_to_dict, list_spaces, load_config
+from raysearch.data import InpaintingDataset, PreparedDataset, resolve_dataset, to_float_images
+from raysearch.errors import CheckpointError, RaysearchError
+from raysearch.summaries import TrialSummary
+
+Report = Callable[[dict[str, Any], Path | None], None]
+
+# What a diverged trial reports for each validation metric: the worst value the
+# metric can take on images in [0, 1], so a searcher ranks it last.
+DIVERGED_METRICS = {"val/mse": 1.0, "val/psnr": 0.0, "val/ssim": -1.0, "val/seam": 1.0, "val/swd": 1e4}
+
+# How often (in batches) the loop synchronises with the device to look for a
+# non-finite loss; checking every step would stall a GPU.
+DIVERGENCE_CHECK_EVERY = 25
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where this copy of the loop runs: its rank, the device, and how models are wrapped (DDP)."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    prepare_model: Callable[[nn.Module], nn.Module] = lambda module: module
+
+
+class ConditionedGenerator(nn.Module):
+    """The generator with its caption encoder, so one module holds everything the generator step trains."""
+
+    def __init__(self, cfg: ExperimentConfig, vocab_size: int) -> None:
+        super().__init__()
+        captions = cfg.captions
+        self.caption_encoder = build_caption_encoder(captions, vocab_size) if captions.enabled else None
+        self.num_captions = captions.num_captions
+        self.generator = build_generator(cfg.generator, caption_dim=captions.code_size if captions.enabled else 0)
+
+    def forward(self, context: Tensor, tokens: Tensor, noise: Tensor | None) -> Tensor:
+        code = self.caption_encoder(tokens[:, : self.num_captions]) if self.caption_encoder is not None else None
+        return self.generator(context, code, noise)
+
+
+class DivergenceWatch:
+    """Remembers, on the device and without synchronising, the first step each phase's loss was non-finite."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.first_bad: dict[str, Tensor] = {}
+
+    def record(self, phase: str, loss: Tensor, step: int) -> None:
+        never = torch.tensor(math.inf, device=self.device)
+        first = self.first_bad.get(phase, never)
+        bad = ~torch.isfinite(loss.detach())
+        self.first_bad[phase] = torch.where(bad & torch.isinf(first), torch.tensor(float(step), device=self.device), first)
+
+    def diverged_phase(self) -> str | None:
+        """The phase whose loss went non-finite first (synchronises), or None."""
+        steps = {phase: first.item() for phase, first in self.first_bad.items()}
+        bad = {phase: step for phase, step in steps.items() if math.isfinite(step)}
+        return min(bad, key=bad.get) if bad else None
+
+
+class Trial:
+    """The state of one training run: data, networks, optimisers, counters, RNG."""
+
+    def __init__(self, cfg: ExperimentConfig, runtime: Runtime) -> None:
+        self.cfg = cfg
+        self.runtime = runtime
+        self.device = runtime.device
+        # Seeds derive from one base seed plus the rank (STYLE: 8).
+        torch.manual_seed(cfg.train.seed)
+        self.sample_rng = torch.Generator(device=self.device).manual_seed(cfg.train.seed * 1000 + runtime.rank + 1)
+
+        prepared = PreparedDataset(resolve_dataset(
+            cfg.data.path,
+            synthetic_train=cfg.data.synthetic_train,
+            synthetic_val=cfg.data.synthetic_val,
+            synthetic_seed=cfg.data.synthetic_seed,
+        ))
+        vocab = prepared.vocabulary(cfg.data.vocab_min_count)
+        train = InpaintingDataset(prepared, "train", vocab, cfg.data.caption_length, limit=cfg.data.train_images)
+        val = InpaintingDataset(prepared, "val", vocab, cfg.data.caption_length, limit=cfg.data.val_images)
+        # The dataset is small next to device memory: hold it as one uint8 tensor
+        # there and index batches from it, so loading never starves the step.
+        self.train_images = train.images_uint8.to(self.device)
+        self.train_tokens = train.tokens.to(self.device)
+        self.val_images = to_float_images(val.images_uint8.to(self.device))
+        self.val_tokens = val.tokens.to(self.device)
+        self.train_size = len(train)
+        self.vocab_size = len(vocab)
+
+        margin = cfg.generator.context_margin
+        self.margin = margin
+        generator = ConditionedGenerator(cfg, len(vocab)).to(self.device)
+        critic = None
+        if cfg.objective.adversarial:
+            size = IMAGE_SIZE if cfg.critic.input == "whole" else output_size(margin)
+            critic = build_critic(cfg.critic, input_size=size).to(self.device)
+        if cfg.train.channels_last:
+            generator = generator.to(memory_format=torch.channels_last)
+            critic = critic.to(memory_format=torch.channels_last) if critic is not None else None
+        self.generator = runtime.prepare_model(generator)
+        self.critic = runtime.prepare_model(critic) if critic is not None else None
+        if cfg.train.compile:
+            self.generator = torch.compile(self.generator)
+            self.critic = torch.compile(self.critic) if self.critic is not None else None
+
+        self.opt_g = _optimizer(cfg, self.generator.parameters(), cfg.optim.generator_lr)
+        self.sched_g = torch.optim.lr_scheduler.ExponentialLR(self.opt_g, gamma=cfg.optim.lr_decay)
+        self.opt_d = _optimizer(cfg, self.critic.parameters(), cfg.optim.critic_lr) if self.critic else None
+        self.sched_d = torch.optim.lr_scheduler.ExponentialLR(self.opt_d, cfg.optim.lr_decay) if self.opt_d else None
+        self.epoch = 0  # completed epochs
+        self.step = 0  # batches seen
+
+        preview = cfg.train.preview_images
+        noise_rng = torch.Generator(device=self.device).manual_seed(cfg.train.seed + 12345)
+        self.val_noise = self._noise(len(self.val_images), noise_rng)
+        self.preview_count = preview
+
+    # ------------------------------------------------------------ state
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "config": config_to_dict(self.cfg),
+            "epoch": self.epoch,
+            "step": self.step,
+            "generator": _unwrap(self.generator).state_dict(),
+            "critic": _unwrap(self.critic).state_dict() if self.critic else None,
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict() if self.opt_d else None,
+            "sched_g": self.sched_g.state_dict(),
+            "sched_d": self.sched_d.state_dict() if self.sched_d else None,
+            "rng": {"torch": torch.get_rng_state(), "sample": self.sample_rng.get_state()},
+        }
+
+    def restore(self, state: dict[str, Any], source: Path) -> None:
+        differences = [
+            d for d in config_differences(state["config"], config_to_dict(self.cfg)) if not d.startswith("train.epochs ")
+        ]
+        if differences:
+            raise CheckpointError(f"{source}: checkpoint was made with another config: {'; '.join(differences)}")
+        _unwrap(self.generator).load_state_dict(state["generator"])
+        if self.critic:
+            _unwrap(self.critic).load_state_dict(state["critic"])
+            self.opt_d.load_state_dict(state["opt_d"])
+            self.sched_d.load_state_dict(state["sched_d"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.sched_g.load_state_dict(state["sched_g"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.sample_rng.set_state(state["rng"]["sample"])
+        self.epoch = state["epoch"]
+        self.step = state["step"]
+
+    # ------------------------------------------------------------ batches
+
+    def _noise(self, count: int, rng: torch.Generator) -> Tensor | None:
+        dim = self.cfg.generator.noise_dim
+        return torch.randn(count, dim, generator=rng, device=self.device) if dim else None
+
+    def epoch_batches(self) -> list[Tensor]:
+        """This rank's shuffled batches of indices: the same for a given seed and epoch, resumed or not."""
+        shuffle = torch.Generator().manual_seed(self.cfg.train.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.train_size, generator=shuffle)
+        world, rank = self.runtime.world_size, self.runtime.rank
+        per_rank = self.train_size // world
+        order = order[rank * per_rank : (rank + 1) * per_rank]
+        size = self.cfg.train.batch_size
+        batches = list(order[: len(order) // size * size].split(size))  # full batches only: batch norm
+        return [b.to(self.device) for b in batches]
+
+    def autocast(self):
+        if not self.cfg.train.bf16:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    # ------------------------------------------------------------ phases
+
+    def critic_inputs(self, images: Tensor, context: Tensor, center: Tensor) -> Tensor:
+        """What the critic sees: the center alone, or the context with the center pasted in."""
+        if self.cfg.critic.input == "whole":
+            return paste_center(context, center)
+        return center
+
+    def generate(self, context: Tensor, tokens: Tensor, noise: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        raw = self.generator(context, tokens, noise)
+        return activate_output(raw.float(), self.cfg.generator.output_activation)
+
+    def critic_phase(self, images: Tensor, tokens: Tensor) -> dict[str, Tensor]:
+        cfg = self.cfg.objective
+        context = mask_context(images)
+        real_center = crop_center(images, self.margin)
+        with torch.no_grad(), self.autocast():
+            fake_center, _ = self.generate(context, tokens, self._noise(len(images), self.sample_rng))
+        real = losses.instance_noise(self.critic_inputs(images, context, real_center), cfg.instance_noise, self.sample_rng)
+        fake = self.critic_inputs(images, context, fake_center)
+        if cfg.instance_noise_on == "both":
+            fake = losses.instance_noise(fake, cfg.instance_noise, self.sample_rng)
+        with self.autocast():
+            real_scores = self.critic(real).float()
+            fake_scores = self.critic(fake).float()
+            loss = losses.critic_loss(cfg.name, real_scores, fake_scores, cfg.label_smoothing)
+            logs = {"critic/loss": loss.detach(), "critic/real_score": real_scores.detach().mean(),
+                    "critic/fake_score": fake_scores.detach().mean()}
+            total = loss
+            if cfg.name == "wgan-gp":
+                penalty = losses.gradient_penalty(self.critic, real, fake, self.sample_rng)
+                total = loss + cfg.gp_weight * penalty
+                logs["critic_gp/penalty"] = penalty.detach()
+        self.opt_d.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt_d.step()
+        if cfg.name == "wgan":
+            losses.clip_weights(self.critic, cfg.clip)
+        return logs
+
+    def generator_phase(self, images: Tensor, tokens: Tensor, adversarial: bool) -> dict[str, Tensor]:
+        cfg = self.cfg.objective
+        context = mask_context(images)
+        real_center = crop_center(images, self.margin)
+        with self.autocast():
+            fake_center, clip_penalty = self.generate(context, tokens, self._noise(len(images), self.sample_rng))
+            l2 = losses.reconstruction(fake_center, real_center)
+            # During L2 pretraining the reconstruction trains alone, unscaled.
+            loss = cfg.l2_weight * l2 if adversarial else l2
+            logs = {"generator/l2": l2.detach()}
+            if adversarial:
+                # The unwrapped critic: its weights are not trained here, so no DDP sync is needed.
+                critic = _unwrap(self.critic)
+                critic.requires_grad_(False)
+                adv = losses.generator_adversarial(cfg.name, critic(self.critic_inputs(images, context, fake_center)).float())
+                critic.requires_grad_(True)
+                loss = loss + cfg.adv_weight * adv
+                logs["generator/adversarial"] = adv.detach()
+            if clip_penalty is not None:
+                loss = loss + cfg.clip_penalty_weight * clip_penalty
+                logs["generator/clip_penalty"] = clip_penalty.detach()
+        logs["generator/loss"] = loss.detach()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        return logs
+
+    def train_epoch(self) -> tuple[dict[str, float], str | None]:
+        """One epoch; returns mean phase logs and the phase that diverged, if any."""
+        self.generator.train()
+        if self.critic:
+            self.critic.train()
+        adversarial = self.critic is not None and self.epoch >= self.cfg.train.pretrain_epochs
+        cycle = self._phase_cycle(adversarial)
+        sums: dict[str, Tensor] = {}
+        counts: dict[str, int] = {}
+        watch = DivergenceWatch(self.device)
+        started = time.perf_counter()
+        batches = self.epoch_batches()
+        if self.cfg.train.steps_per_epoch:
+            # A step is one cycle: critic_steps critic batches, then generator_steps generator batches.
+            batches = batches[: self.cfg.train.steps_per_epoch * len(cycle)]
+        for index, batch in enumerate(batches):
+            images = to_float_images(self.train_images[batch])
+            if self.cfg.train.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            tokens = self.train_tokens[batch]
+            phase = cycle[index % len(cycle)]
+            logs = self.critic_phase(images, tokens) if phase == "critic" else self.generator_phase(images, tokens, adversarial)
+            self.step += 1
+            for key, value in logs.items():
+                sums[key] = sums[key] + value if key in sums else value
+                counts[key] = counts.get(key, 0) + 1
+                if key.endswith("/loss") or key == "critic_gp/penalty":
+                    watch.record(key.split("/")[0], value, self.step)
+            if (index + 1) % DIVERGENCE_CHECK_EVERY == 0 and watch.diverged_phase():
+                break
+        phase = watch.diverged_phase() or self._non_finite_weights()
+        elapsed = time.perf_counter() - started
+        means = {key: (sums[key] / counts[key]).item() for key in sums}
+        means["train/images_per_s"] = len(batches) * self.cfg.train.batch_size * self.runtime.world_size / max(elapsed, 1e-9)
+        means["train/epoch_s"] = elapsed
+        means["train/generator_lr"] = self.opt_g.param_groups[0]["lr"]
+        if self.opt_d:
+            means["train/critic_lr"] = self.opt_d.param_groups[0]["lr"]
+        return means, phase
+
+    def _phase_cycle(self, adversarial: bool) -> list[str]:
+        """Which phase each batch feeds: n critic steps then m generator steps, repeated."""
+        if not adversarial:
+            return ["generator"]
+        return ["critic"] * self.cfg.train.critic_steps + ["generator"] * self.cfg.train.generator_steps
+
+    def _non_finite_weights(self) -> str | None:
+        for name, module in (("generator", self.generator), ("critic", self.critic)):
+            if module is not None and not all(torch.isfinite(p).all() for p in module.parameters()):
+                return name
+        return None
+
+    def end_epoch(self) -> None:
+        self.epoch += 1
+        self.sched_g.step()
+        if self.sched_d:
+            self.sched_d.step()
+
+    # ------------------------------------------------------------ validation
+
+    @torch.no_grad()
+    def validate(self) -> tuple[dict[str, float], Tensor]:
+        """Metrics on the fixed validation subset, and the generated centers (in [-1, 1])."""
+        self.generator.eval()
+        centers = []
+        size = self.cfg.train.batch_size
+        for start in range(0, len(self.val_images), size):
+            images = self.val_images[start : start + size]
+            noise = self.val_noise[start : start + size] if self.val_noise is not None else None
+            with self.autocast():
+                center, _ = self.generate(mask_context(images), self.val_tokens[start : start + size], noise)
+            centers.append(center.float())
+        generated = torch.cat(centers)
+        as_unit = lambda x: (x + 1) / 2  # noqa: E731 - metrics take images in [0, 1]
+        values = metrics.compute_all(
+            as_unit(generated), as_unit(crop_center(self.val_images, 0)), as_unit(self.val_images), seed=self.cfg.train.seed
+        )
+        return {f"val/{name}": float(value) for name, value in values.items()}, generated
+
+
+def _optimizer(cfg: ExperimentConfig, parameters, lr: float) -> torch.optim.Optimizer:
+    optim = cfg.optim
+    if optim.name == "adam":
+        return torch.optim.Adam(parameters, lr=lr, betas=optim.betas, weight_decay=optim.weight_decay)
+    return torch.optim.RMSprop(parameters, lr=lr, alpha=optim.betas[1], weight_decay=optim.weight_decay)
+
+
+def _unwrap(module: nn.Module | None) -> nn.Module | None:
+    """The network inside a DDP and/or torch.compile wrapper."""
+    while module is not None and (hasattr(module, "module") or hasattr(module, "_orig_mod")):
+        module = module.module if hasattr(module, "module") else module._orig_mod
+    return module
+
+
+# ---------------------------------------------------------------- the trial
+
+
+def run_trial(
+    cfg: ExperimentConfig,
+    report: Report,
+    *,
+    checkpoint: Path | None = None,
+    logdir: Path | None = None,
+    runtime: Runtime | None = None,
+) -> dict[str, Any]:
+    """Train `cfg` to `cfg.train.epochs`, calling `report` every epoch; return the last metrics."""
+    runtime = runtime or Runtime()
+    trial = Trial(cfg, runtime)
+    if checkpoint is not None:
+        trial.restore(load_checkpoint(checkpoint), checkpoint)
+    summary = TrialSummary(logdir, purge_step=trial.epoch + 1) if logdir and runtime.rank == 0 else None
+    last: dict[str, Any] = {}
+    try:
+        while trial.epoch < cfg.train.epochs:
+            train_logs, diverged_phase = trial.train_epoch()
+            if diverged_phase:
+                last = {**DIVERGED_METRICS, "epoch": trial.epoch + 1, "diverged": 1,
+                        "diverged_epoch": trial.epoch + 1, "diverged_phase": diverged_phase}
+                report(last, None)  # no checkpoint: the last good one stays the latest
+                break
+            trial.end_epoch()
+            val_logs, generated = trial.validate()
+            last = {**train_logs, **val_logs, "epoch": trial.epoch, "diverged": 0}
+            if summary:
+                summary.scalars(last, trial.epoch)
+                if trial.preview_count:
+                    count = trial.preview_count
+                    summary.preview(trial.val_images[:count], generated[:count], trial.epoch)
+            save_now = trial.epoch % cfg.train.checkpoint_every == 0 or trial.epoch == cfg.train.epochs
+            if save_now:
+                with tempfile.TemporaryDirectory(prefix="raysearch-ckpt-") as tmp:
+                    directory = save_checkpoint(trial.state(), Path(tmp)) if runtime.rank == 0 else None
+                    report(last, directory)
+            else:
+                report(last, None)
+    finally:
+        if summary:
+            if last:
+                final = {k: v for k, v in last.items() if k.startswith("val/")}
+                summary.hyperparameters(config_to_dict(cfg), final)
+            summary.close()
+    return last
+
+
+# ---------------------------------------------------------------- command line
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m raysearch.train",
+        description="Train one trial of a search space's base config through Ray Train on a local Ray "
+        "(or --address). Prints the final validation metrics as one JSON object on the last line.",
+    )
+    parser.add_argument("space", nargs="?", help=f"search space name or YAML path ({', '.join(list_spaces())})")
+    parser.add_argument("--config", help="a YAML file with a base: section, e.g. an experiment's best_config.yaml")
+    parser.add_argument("--data", help="prepared dataset directory or URI (default: the synthetic dataset)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a base value, e.g. --set objective.l2_weight=1e-5 (repeatable)")
+    parser.add_argument("--epochs", type=int, help="train.epochs")
+    parser.add_argument("--workers", type=int, help="train.workers (Ray Train workers; DDP when > 1)")
+    parser.add_argument("--logdir", help="run directory: TensorBoard files and checkpoints (default runs/train/NAME-TIME)")
+    parser.add_argument("--address", help="Ray cluster address (default: a running cluster, else a local Ray)")
+    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    args = parser.parse_args(argv)
+    if bool(args.space) == bool(args.config):
+        parser.error("give a search space or --config FILE (one of the two)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    overrides = list(args.overrides)
+    if args.data:
+        overrides.append(f"data.path={args.data}")
+    if args.epochs is not None:
+        overrides.append(f"train.epochs={args.epochs}")
+    if args.workers is not None:
+        overrides.append(f"train.workers={args.workers}")
+    try:
+        cfg = load_config(args.space or args.config, overrides)
+    except RaysearchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print(yaml.safe_dump({"base": config_to_dict(cfg)}, sort_keys=False), end="")
+        return 0
+
+    from raysearch import ray_adapter  # Ray only for the command, never for the loop
+
+    name = Path(args.space or args.config).stem
+    logdir = Path(args.logdir or f"runs/train/{name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    ray_adapter.init_ray(args.address)
+    trainer = ray_adapter.build_trainer(
+        cfg, name="train", storage_path=str(logdir), logdir=str(logdir), use_gpu=ray_adapter.wants_gpu(cfg)
+    )
+    result = trainer.fit()
+    print(f"TensorBoard: tensorboard --logdir {logdir}", file=sys.stderr)
+    final = {k: v for k, v in (result.metrics or {}).items() if k.startswith("val/") or k in ("epoch", "diverged", "diverged_phase", "diverged_epoch")}
+    print(json.dumps(final, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,32 @@
+"""Shared fixtures: a per-session synthetic dataset cache, small configs."""
+
+import os
+
+import pytest
+import torch
+
+# On a 2-core machine PyTorch's default of 2 intra-op threads stalls
+# intermittently on tiny ops (0.4 s for a 2 ms forward); tests use one.
+torch.set_num_threads(1)
+
+# Small enough that a trial's epoch is a few steps on a 2-core CPU.
+SMALL_DATA = [
+    "data.synthetic_train=128",
+    "data.synthetic_val=32",
+    "data.val_images=32",
+    "train.batch_size=16",
+    "train.preview_images=4",
+]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dataset_cache(tmp_path_factory):
+    """Every test generates the synthetic dataset into one session cache, never into ~/.cache."""
+    cache = tmp_path_factory.mktemp("raysearch-cache")
+    previous = os.environ.get("RAYSEARCH_CACHE")
+    os.environ["RAYSEARCH_CACHE"] = str(cache)
+    yield cache
+    if previous is None:
+        os.environ.pop("RAYSEARCH_CACHE", None)
+    else:
+        os.environ["RAYSEARCH_CACHE"] = previous
