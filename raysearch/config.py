@@ -407,10 +407,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
 def resolve_space(name_or_path: str) -> Path:
     """A search-space name (`wgan`) or a path to a YAML file -> the file's path."""
     candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
-        if not candidate.is_file():
-            raise ConfigError(f"{name_or_path}: no such file")
+    if candidate.is_file():
         return candidate
+    if candidate.suffix in (".yaml", ".yml"):
+        raise ConfigError(f"{name_or_path}: no such file")
     path = SEARCH_SPACES_DIR / f"{name_or_path}.yaml"
     if path.is_file():
         return path

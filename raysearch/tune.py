@@ -1,0 +1,338 @@
+"""`python -m raysearch.tune SPACE`: a resumable Ray Tune + Optuna search.
+
+Each Tune trial is a small driver function that builds a Ray Train
+`TorchTrainer` for its sampled config and forwards the workers' reports to
+Tune (`TuneReportCallback`). The driver holds a custom resource instead of a
+CPU, so drivers never starve the Train workers on small machines (Tune
+rejects `{"CPU": 0}`, and `{"CPU": 0.01}` deadlocks two trials on 2 cores).
+
+Optuna's seeded multivariate TPE proposes configs (the base config first);
+ASHA stops bad trials on the trial's own `epoch`. Diverged trials report the
+worst value of every metric and finish normally, so the searcher learns from
+them and the experiment goes on. `--resume` restores an interrupted experiment;
+Train's own restore brings each unfinished trial back to its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from raysearch.config import config_to_dict, list_spaces
+from raysearch.errors import ConfigError, RaysearchError
+from raysearch.spaces import SearchSpace, TuneSettings, load_space
+
+# The custom resource each trial driver holds (declared when we start Ray; on a
+# cluster, the head node declares it in cluster.yaml).
+DRIVER_RESOURCE = "raysearch_trial_driver"
+DRIVER_SLOTS = 1000
+
+# --smoke-test (Ray's convention): a tiny dataset and a tiny budget.
+SMOKE_OVERRIDES = [
+    "data.synthetic_train=192",
+    "data.synthetic_val=32",
+    "data.val_images=32",
+    "train.batch_size=16",
+    "train.steps_per_epoch=6",
+    "train.preview_images=4",
+]
+SMOKE_TUNE = {"num_samples": 3, "max_epochs": 2, "grace_period": 1, "max_concurrent": 2}
+
+EXPERIMENT_FILE = "raysearch_experiment.yaml"  # what --resume needs to rebuild the trainable
+
+
+# ---------------------------------------------------------------- the trial driver
+
+
+def trial_driver(params: dict[str, Any], *, space_path: str, overrides: list[str], max_epochs: int,
+                 experiment_path: str, use_gpu: bool, resources: dict[str, float], max_failures: int) -> None:
+    """One Tune trial: train the sampled config through Ray Train, reporting to Tune."""
+    from ray import tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from raysearch import ray_adapter
+
+    space = load_space(space_path, overrides)
+    cfg = space.trial_config({**params, "train.epochs": max_epochs})
+    context = tune.get_context()
+    trainer = ray_adapter.build_trainer(
+        cfg,
+        # Stable per trial: a restarted trial finds its Train run and resumes from its checkpoint.
+        name=f"train_{context.get_trial_id()}",
+        storage_path=experiment_path,
+        logdir=str(Path(experiment_path) / "tensorboard" / context.get_trial_name()),
+        use_gpu=use_gpu,
+        resources_per_worker=resources,
+        max_failures=max_failures,
+        callbacks=[TuneReportCallback()],
+    )
+    trainer.fit()
+
+
+# ---------------------------------------------------------------- building the search
+
+
+def make_searcher(space: SearchSpace, settings: TuneSettings, max_concurrent: int):
+    """OptunaSearch over the space's define-by-run function, seeded, base config first."""
+    import optuna
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    if settings.searcher == "optuna":
+        # multivariate + group: TPE models the joint distribution, conditional parameters included.
+        sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, group=True,
+                                             n_startup_trials=min(10, max(2, settings.num_samples // 3)))
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=settings.seed)
+    point = space.base_point()
+    searcher = OptunaSearch(
+        space=space.define_by_run,
+        metric=space.metric,
+        mode=space.mode,
+        sampler=sampler,
+        points_to_evaluate=[point] if point and settings.searcher == "optuna" else None,
+    )
+    return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+
+
+def make_scheduler(space: SearchSpace, settings: TuneSettings):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if settings.scheduler == "none":
+        return FIFOScheduler()
+    # The trial's own epoch: Tune's training_iteration restarts at 1 after a trial restart.
+    return ASHAScheduler(time_attr="epoch", metric=space.metric, mode=space.mode, max_t=settings.max_epochs,
+                         grace_period=min(settings.grace_period, settings.max_epochs),
+                         reduction_factor=settings.reduction_factor)
+
+
+def trial_resources(settings: TuneSettings, use_gpu: bool) -> dict[str, float]:
+    per_worker = {"CPU": settings.resources.cpus}
+    if use_gpu:
+        per_worker["GPU"] = settings.resources.gpu_fraction
+    return per_worker
+
+
+def concurrency(settings: TuneSettings, use_gpu: bool) -> int:
+    """How many trials fit at once: the setting, or what the cluster's CPUs/GPUs allow."""
+    import ray
+
+    if settings.max_concurrent:
+        return settings.max_concurrent
+    total = ray.cluster_resources()
+    workers = settings.resources.workers
+    by_cpu = total.get("CPU", 1) // (settings.resources.cpus * workers)
+    by_gpu = total.get("GPU", 0) // (settings.resources.gpu_fraction * workers) if use_gpu else math.inf
+    return int(max(1, min(by_cpu, by_gpu)))
+
+
+def build_trainable(space_path: str, overrides: list[str], settings: TuneSettings, experiment_path: str, use_gpu: bool):
+    import ray
+    from ray import tune
+
+    driver = tune.with_parameters(
+        trial_driver,
+        space_path=space_path,
+        overrides=overrides,
+        max_epochs=settings.max_epochs,
+        experiment_path=experiment_path,
+        use_gpu=use_gpu,
+        resources=trial_resources(settings, use_gpu),
+        max_failures=settings.max_failures,
+    )
+    has_slot = ray.cluster_resources().get(DRIVER_RESOURCE, 0) > 0
+    if not has_slot:
+        print(f"note: the cluster declares no {DRIVER_RESOURCE!r} resource; trial drivers take 1 CPU each "
+              f"(declare it on the head node with --resources='{{\"{DRIVER_RESOURCE}\": {DRIVER_SLOTS}}}')",
+              file=sys.stderr)
+    return tune.with_resources(driver, {DRIVER_RESOURCE: 1} if has_slot else {"CPU": 1})
+
+
+# ---------------------------------------------------------------- command line
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m raysearch.tune",
+        description="Search a space's hyperparameters with Ray Tune + Optuna; every trial is a Ray Train run.",
+    )
+    parser.add_argument("space", help=f"search space name or YAML path ({', '.join(list_spaces())})")
+    parser.add_argument("--num-samples", type=int, help="trials to run (tune.num_samples)")
+    parser.add_argument("--max-epochs", type=int, help="epochs of a trial that is not stopped early (tune.max_epochs)")
+    parser.add_argument("--smoke-test", action="store_true", help="a tiny search on a tiny dataset (about 2 minutes)")
+    parser.add_argument("--data", help="prepared dataset directory or URI (default: the synthetic dataset)")
+    parser.add_argument("--storage", default=os.environ.get("RAYSEARCH_STORAGE", "runs/tune"),
+                        help="experiments directory or URI (default $RAYSEARCH_STORAGE, else runs/tune; "
+                        "on a multi-node cluster a shared filesystem or a cloud URI)")
+    parser.add_argument("--name", help="experiment name (default SPACE-TIME; with --resume, the experiment to resume)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted experiment (--name, or the latest of SPACE)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a base value, e.g. --set objective.l2_weight=1e-5 (repeatable)")
+    parser.add_argument("--address", help="Ray cluster address; `local` starts a private local Ray "
+                        "(default: the cluster running on this machine, else a local Ray)")
+    parser.add_argument("--dry-run", action="store_true", help="print the resolved base config, search space and settings, then exit")
+    args = parser.parse_args(argv)
+    for flag in ("num_samples", "max_epochs"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    return args
+
+
+def resolve_settings(space: SearchSpace, args: argparse.Namespace) -> TuneSettings:
+    changes: dict[str, Any] = dict(SMOKE_TUNE) if args.smoke_test else {}
+    if args.num_samples:
+        changes["num_samples"] = args.num_samples
+    if args.max_epochs:
+        changes["max_epochs"] = args.max_epochs
+    return dataclasses.replace(space.tune, **changes)
+
+
+def experiment_location(args: argparse.Namespace, space: SearchSpace) -> tuple[str, str]:
+    """(storage root, experiment name); for --resume without --name, the latest experiment of the space."""
+    storage = args.storage if "://" in args.storage else str(Path(args.storage).resolve())
+    if args.name:
+        return storage, args.name
+    if args.resume:
+        candidates = sorted(Path(storage).glob(f"{space.path.stem}-*/{EXPERIMENT_FILE}")) if "://" not in storage else []
+        if not candidates:
+            raise ConfigError(f"--resume: no experiment of {space.path.stem!r} under {storage}; give --name")
+        return storage, candidates[-1].parent.name
+    return storage, f"{space.path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def dry_run(space: SearchSpace, settings: TuneSettings) -> None:
+    print(yaml.safe_dump({
+        "space": str(space.path),
+        "base": space.base,
+        "search": {p.key: _describe(p) for p in space.params},
+        "metric": space.metric,
+        "mode": space.mode,
+        "tune": dataclasses.asdict(settings),
+    }, sort_keys=False), end="")
+
+
+def _describe(param) -> dict[str, Any]:
+    spec: dict[str, Any] = {param.kind: list(param.choices) if param.kind == "choice" else [param.low, param.high]}
+    if param.when:
+        spec["when"] = {k: list(v) for k, v in param.when.items()}
+    return spec
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    overrides = (SMOKE_OVERRIDES if args.smoke_test else []) + list(args.overrides)
+    if args.data:
+        overrides.append(f"data.path={args.data}")
+    try:
+        space = load_space(args.space, overrides)
+        settings = resolve_settings(space, args)
+        storage, name = experiment_location(args, space)
+        if args.resume:
+            # The experiment's own record wins over today's flags: same space, overrides, budget.
+            space, overrides, settings = recorded_experiment(f"{storage}/{name}")
+    except RaysearchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        dry_run(space, settings)
+        return 0
+
+    from raysearch.report import write_report
+
+    results = run_search(space, settings, overrides, storage, name, args.address, args.resume)
+    write_report(results, space, settings, f"{storage}/{name}")
+    return 0
+
+
+def recorded_experiment(experiment_path: str) -> tuple[SearchSpace, list[str], TuneSettings]:
+    """The space, overrides and settings an experiment was started with (for --resume)."""
+    from raysearch.config import build_dataclass, read_yaml
+
+    record_path = Path(experiment_path) / EXPERIMENT_FILE
+    if not record_path.is_file():
+        raise ConfigError(f"--resume: {experiment_path} is not a raysearch experiment (no {EXPERIMENT_FILE})")
+    record = read_yaml(record_path)
+    space = load_space(record["space"], record["overrides"])
+    settings = build_dataclass(TuneSettings, record["tune"], "tune")
+    return space, list(record["overrides"]), settings
+
+
+def start_ray(address: str | None) -> None:
+    """Attach to `address` or a running cluster; otherwise (or with `local`) start a private local Ray.
+
+    Only a Ray this process starts can declare the driver resource; a cluster
+    declares it on its head node (cluster.yaml).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address and address != "local":
+        ray.init(address=address)
+    elif address is None:
+        try:
+            ray.init(address="auto")
+        except ConnectionError:
+            pass  # no cluster running here
+    if not ray.is_initialized():
+        ray.init(address="local", resources={DRIVER_RESOURCE: DRIVER_SLOTS})
+    print(f"Ray: {ray.get_runtime_context().gcs_address} with {ray.cluster_resources()}", file=sys.stderr)
+
+
+def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str], storage: str, name: str,
+               address: str | None, resume: bool):
+    """Run (or resume) the experiment `storage/name`; return Tune's ResultGrid."""
+    from ray import tune
+
+    from raysearch.ray_adapter import wants_gpu
+
+    start_ray(address)
+    use_gpu = wants_gpu(space.config)
+    experiment_path = f"{storage}/{name}"
+    trainable = build_trainable(str(space.path), overrides, settings, experiment_path, use_gpu)
+    if resume:
+        # restart_errored would crash OptunaSearch in Ray 2.60; resume_errored continues errored trials.
+        tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        _remember_experiment(experiment_path, space, overrides, settings)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=make_searcher(space, settings, concurrency(settings, use_gpu)),
+                scheduler=make_scheduler(space, settings),
+                num_samples=settings.num_samples,
+                trial_name_creator=lambda trial: f"{space.path.stem}_{trial.trial_id}",
+                trial_dirname_creator=lambda trial: f"{space.path.stem}_{trial.trial_id}",
+            ),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=storage,
+                failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+            ),
+        )
+    return tuner.fit()
+
+
+def _remember_experiment(experiment_path: str, space: SearchSpace, overrides: list[str], settings: TuneSettings) -> None:
+    """Record what the experiment was started with, so --resume can find and rebuild it."""
+    if "://" in experiment_path:
+        return
+    path = Path(experiment_path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / EXPERIMENT_FILE).write_text(yaml.safe_dump({
+        "space": str(space.path), "overrides": overrides, "tune": dataclasses.asdict(settings),
+        "metric": space.metric, "mode": space.mode, "base": config_to_dict(space.config),
+    }, sort_keys=False))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

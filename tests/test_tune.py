@@ -1,0 +1,228 @@
+"""`python -m raysearch.tune`: spaces, errors, the seeded searcher, and real searches on a local Ray."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+from raysearch.checkpoint import load_checkpoint
+from raysearch.config import list_spaces, load_config
+from raysearch.errors import ConfigError
+from raysearch.spaces import load_space
+from raysearch.tune import main, make_searcher
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("space", list_spaces())
+def test_dry_run_prints_resolved_base_and_search(space, capsys):
+    assert main([space, "--dry-run"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["base"]["train"]["epochs"] >= 1
+    assert printed["search"], "every shipped space searches something"
+    assert printed["metric"].startswith("val/") and printed["mode"] in ("min", "max")
+    # The printed base is a complete, valid config.
+    load_space(space)
+
+
+def test_gan_spaces_optimise_a_realism_aware_metric():
+    for space in ("dcgan", "wgan", "wgan_gp", "seed001_unet_wgan"):
+        assert load_space(space).metric == "val/swd"
+
+
+def test_the_spaces_together_search_what_the_mission_names():
+    searched = {p.key for space in list_spaces() for p in load_space(space).params}
+    for key in ("optim.generator_lr", "optim.critic_lr", "train.critic_steps", "train.generator_steps",
+                "objective.clip", "objective.adv_weight", "objective.l2_weight", "generator.kernel_size",
+                "objective.label_smoothing", "objective.instance_noise", "captions.encoder",
+                "generator.output_activation"):
+        assert key in searched, key
+
+
+@pytest.mark.parametrize("preset, checks", [
+    ("seed000_cnn", {"generator.name": "cnn", "generator.blocks_per_stage": 2, "generator.code_size": 500,
+                     "optim.generator_lr": 0.005, "objective.name": "l2"}),
+    ("seed001_unet_wgan", {"generator.name": "unet", "generator.kernel_size": 5, "generator.max_width": 256,
+                           "objective.name": "wgan", "objective.l2_weight": 1e-5, "critic.depth": 4}),
+])
+def test_seed_presets_hold_each_write_up_best_configuration(preset, checks):
+    cfg = load_config(preset)
+    for dotted, expected in checks.items():
+        section, key = dotted.split(".")
+        assert getattr(getattr(cfg, section), key) == pytest.approx(expected), dotted
+
+
+def _run_main(args, capsys):
+    code = main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err
+
+
+def test_unknown_space_is_one_clear_error(capsys):
+    code, err = _run_main(["wgna", "--dry-run"], capsys)
+    assert code == 2 and len(err) == 1 and "wgan" in err[0] and err[0].startswith("error:")
+
+
+def test_bad_set_is_one_clear_error(capsys):
+    code, err = _run_main(["wgan", "--set", "objective.clipp=0.1", "--dry-run"], capsys)
+    assert code == 2 and len(err) == 1 and "objective.clipp" in err[0] and "clip" in err[0]
+
+
+def test_bad_yaml_is_one_clear_error(tmp_path, capsys):
+    path = tmp_path / "space.yaml"
+    path.write_text("base: {train: {epochs: 2}\nsearch: [\n")
+    code, err = _run_main([str(path), "--dry-run"], capsys)
+    assert code == 2 and len(err) == 1 and str(path) in err[0] and "line" in err[0]
+
+
+@pytest.mark.parametrize("search, words", [
+    ({"optim.generatr_lr": {"loguniform": [1e-5, 1e-3]}}, ["search.optim.generatr_lr", "generator_lr"]),
+    ({"optim.generator_lr": {"loguniform": [0.0, 1e-3]}}, ["low > 0"]),
+    ({"optim.generator_lr": {"uniform": [1e-3, 1e-5]}}, ["low must be below high"]),
+    ({"train.critic_steps": {"int": [1, 50]}}, ["train.critic_steps", "1 to 20"]),
+    ({"generator.kernel_size": {"choice": [3, 4]}}, ["generator.kernel_size", "odd"]),
+    ({"objective.clip": {"normal": [0, 1]}}, ["exactly one of"]),
+    ({"objective.clip": {"uniform": [0.01, 0.1], "when": {"objective.name": "wgan"}},
+      "objective.name": {"choice": ["wgan", "hinge"]}}, ["searched later"]),
+])
+def test_bad_search_sections_fail_at_load(tmp_path, search, words):
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump({"base": {"objective": {"name": "wgan", "adv_weight": 0.1}}, "search": search},
+                                   sort_keys=False))
+    with pytest.raises(ConfigError) as info:
+        load_space(str(path))
+    assert str(info.value).startswith(str(path))
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_unknown_tune_setting_and_metric_fail_at_load(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("base: {}\ntune: {num_sample: 4}\n")
+    with pytest.raises(ConfigError, match="tune.num_sample.*num_samples"):
+        load_space(str(path))
+    path.write_text("base: {}\nmetric: val/fid\n")
+    with pytest.raises(ConfigError, match="val/fid"):
+        load_space(str(path))
+
+
+def _suggestions(space, seed, count):
+    import dataclasses
+
+    settings = dataclasses.replace(space.tune, seed=seed, num_samples=count)
+    searcher = make_searcher(space, settings, max_concurrent=count)
+    return [searcher.suggest(f"trial_{i}") for i in range(count)]
+
+
+def test_seeded_searcher_gives_the_same_suggestions_and_starts_from_the_base():
+    space = load_space("wgan")
+    first, again, other = _suggestions(space, 0, 6), _suggestions(space, 0, 6), _suggestions(space, 1, 6)
+    assert first == again
+    assert first[1:] != other[1:]
+    assert first[0] == space.base_point(), "the base config is evaluated first"
+
+
+def test_conditional_parameters_apply_only_when_their_condition_holds(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump({
+        "base": {"objective": {"name": "wgan", "adv_weight": 0.1}},
+        "search": {
+            "objective.name": {"choice": ["wgan", "hinge"]},
+            "objective.clip": {"loguniform": [0.005, 0.1], "when": {"objective.name": "wgan"}},
+        },
+    }, sort_keys=False))
+    suggestions = _suggestions(load_space(str(path)), 3, 12)
+    assert {s["objective.name"] for s in suggestions} == {"wgan", "hinge"}
+    for params in suggestions:
+        assert ("objective.clip" in params) == (params["objective.name"] == "wgan")
+
+
+# ---------------------------------------------------------------- on a local Ray
+
+
+def _tune(args, storage, **kwargs):
+    """Run the command in its own process (and session, so a test can kill its whole group)."""
+    command = [sys.executable, "-m", "raysearch.tune", *args, "--address", "local", "--storage", str(storage)]
+    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **kwargs)
+
+
+def _trial_dirs(experiment: Path):
+    return sorted(p for p in experiment.iterdir() if p.is_dir() and (p / "params.json").exists())
+
+
+def test_two_trial_search_on_local_ray(tmp_path):
+    process = _tune(["l2", "--smoke-test", "--num-samples", "2", "--name", "two"], tmp_path)
+    out, err = process.communicate(timeout=400)
+    assert process.returncode == 0, err[-3000:]
+    experiment = tmp_path / "two"
+    assert "ranked by val/psnr" in out and "tensorboard --logdir" in out
+
+    # best_config.yaml runs with raysearch.train --config.
+    best = load_config(str(experiment / "best_config.yaml"))
+    assert best.objective.name == "l2"
+
+    # Every trial's sampled parameters reached its training run.
+    trials = _trial_dirs(experiment)
+    assert len(trials) == 2
+    for trial in trials:
+        params = json.loads((trial / "params.json").read_text())
+        trial_id = trial.name.split("_")[-1]
+        checkpoints = sorted((experiment / f"train_{trial_id}").glob("epoch_*"))
+        trained = load_checkpoint(checkpoints[-1])["config"]
+        for dotted, value in params.items():
+            section, key = dotted.split(".")
+            assert trained[section][key] == value, dotted
+
+    # TensorBoard's own reader finds every trial's scalars, preview grid and hparams.
+    board = EventMultiplexer()
+    board.AddRunsFromDirectory(str(experiment / "tensorboard"))
+    board.Reload()
+    runs = board.Runs()
+    assert len(runs) == 2
+    hparams = board.PluginRunToTagToContent("hparams")
+    for run, tags in runs.items():
+        assert "val/psnr" in tags["scalars"] and tags["images"], run
+        assert "_hparams_/session_start_info" in hparams[run], run
+
+
+def _finished_trials(experiment: Path, epochs: int) -> set[str]:
+    """Trials whose result.json already holds their last epoch."""
+    done = set()
+    for trial in _trial_dirs(experiment) if experiment.exists() else []:
+        lines = (trial / "result.json").read_text().splitlines() if (trial / "result.json").exists() else []
+        if any(json.loads(line).get("epoch") == epochs for line in lines if line.strip()):
+            done.add(trial.name)
+    return done
+
+
+def test_resume_after_the_driver_is_killed_keeps_finished_trials(tmp_path):
+    args = ["l2", "--smoke-test", "--num-samples", "4", "--name", "killed", "--set", "train.steps_per_epoch=3"]
+    experiment = tmp_path / "killed"
+    process = _tune(args + ["--max-epochs", "2"], tmp_path)
+    deadline = time.monotonic() + 300
+    while not _finished_trials(experiment, 2) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        time.sleep(1)
+    finished_before = _finished_trials(experiment, 2)
+    assert finished_before, "no trial finished in time"
+    os.killpg(process.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    process.wait()
+    results_before = {name: (experiment / name / "result.json").read_text() for name in finished_before}
+
+    resumed = _tune(["l2", "--resume", "--name", "killed"], tmp_path)
+    out, err = resumed.communicate(timeout=400)
+    assert resumed.returncode == 0, err[-3000:]
+    assert len(_trial_dirs(experiment)) == 4
+    for name, before in results_before.items():
+        # A finished trial is kept as it was, not run again.
+        assert (experiment / name / "result.json").read_text() == before
+    statuses = [line.split()[-1] for line in out.splitlines() if line.startswith(("1 ", "2 ", "3 ", "4 "))]
+    assert len(statuses) == 4 and "error" not in statuses, out
