@@ -9,6 +9,7 @@ checkpoint on its own (Train V2), which is how restarted trials resume.
 
 from __future__ import annotations
 
+import os
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=name)
 
     latest = ray.train.get_checkpoint()
-    logdir = Path(loop_config["logdir"]) if loop_config.get("logdir") else None
+    logdir = loop_config["logdir"]  # a local path or a storage URI
     with latest.as_directory() if latest else nullcontext(None) as directory:
         run_trial(cfg, report, checkpoint=Path(directory) if directory else None, logdir=logdir, runtime=runtime)
 
@@ -89,4 +90,5 @@ def init_ray(address: str | None) -> None:
     """Attach to `address` (or a running cluster); otherwise start Ray on this machine."""
     if ray.is_initialized():
         return
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")  # see raysearch.tune.start_ray
     ray.init(address=address, log_to_driver=True, configure_logging=False)

@@ -12,9 +12,12 @@ open a second writer in a sub-directory instead).
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs
 import torch
 from tensorboardX import SummaryWriter
 from tensorboardX.summary import hparams
@@ -24,18 +27,34 @@ from raysearch.config import flatten
 
 
 class TrialSummary:
-    """The event file of one trial. `purge_step` drops events a resumed run will redo."""
+    """The event file of one trial. `purge_step` drops events a resumed run will redo.
 
-    def __init__(self, logdir: Path, purge_step: int | None = None) -> None:
-        logdir.mkdir(parents=True, exist_ok=True)
-        self.logdir = logdir
-        self.writer = SummaryWriter(logdir=str(logdir), purge_step=purge_step, flush_secs=30)
+    `logdir` is a local directory or a storage URI (s3://, gs://, ...): for a
+    URI the events are written to a local directory and copied to the URI
+    after every write, so a trial on any node lands in the experiment's tree.
+    """
+
+    def __init__(self, logdir: str | Path, purge_step: int | None = None) -> None:
+        self.remote = None
+        if "://" in str(logdir):
+            self.remote = pyarrow.fs.FileSystem.from_uri(str(logdir))  # (filesystem, path)
+            self.remote[0].create_dir(self.remote[1], recursive=True)
+        local = Path(tempfile.mkdtemp(prefix="raysearch-tb-")) if self.remote else Path(logdir)
+        local.mkdir(parents=True, exist_ok=True)
+        self.logdir = local
+        self.writer = SummaryWriter(logdir=str(local), purge_step=purge_step, flush_secs=30)
+
+    def flush(self) -> None:
+        self.writer.flush()
+        if self.remote:
+            filesystem, path = self.remote
+            pyarrow.fs.copy_files(str(self.logdir), path, destination_filesystem=filesystem)
 
     def scalars(self, metrics: dict[str, Any], epoch: int) -> None:
         for tag, value in metrics.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.writer.add_scalar(tag, value, epoch)
-        self.writer.flush()
+        self.flush()
 
     def preview(self, images: torch.Tensor, generated_center: torch.Tensor, epoch: int) -> None:
         """Three rows like the seeds' figures: context, ground truth, generated pasted into the context.
@@ -47,16 +66,19 @@ class TrialSummary:
         rows = [context, images, paste_center(context, generated_center.to(images.dtype))]
         grid = image_grid(rows)
         self.writer.add_image("preview/context_truth_generated", grid, epoch)
-        self.writer.flush()
+        self.flush()
 
     def hyperparameters(self, values: dict[str, Any], final_metrics: dict[str, float]) -> None:
         experiment, start, end = hparams(_hparam_values(values), final_metrics)
         for summary in (experiment, start, end):
             self.writer.file_writer.add_summary(summary)
-        self.writer.flush()
+        self.flush()
 
     def close(self) -> None:
+        self.flush()
         self.writer.close()
+        if self.remote:
+            shutil.rmtree(self.logdir, ignore_errors=True)
 
 
 def image_grid(rows: list[torch.Tensor], padding: int = 2) -> torch.Tensor:

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 import yaml
 from torch import Tensor, nn
+from torch.utils.data import DistributedSampler
 
 from models import build_caption_encoder, build_critic, build_generator
 from models.generators import activate_output
@@ -199,14 +200,15 @@ class Trial:
 
     def epoch_batches(self) -> list[Tensor]:
         """This rank's shuffled batches of indices: the same for a given seed and epoch, resumed or not."""
-        shuffle = torch.Generator().manual_seed(self.cfg.train.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.train_size, generator=shuffle)
-        world, rank = self.runtime.world_size, self.runtime.rank
-        per_rank = self.train_size // world
-        order = order[rank * per_rank : (rank + 1) * per_rank]
+        sampler = DistributedSampler(
+            range(self.train_size), num_replicas=self.runtime.world_size, rank=self.runtime.rank,
+            shuffle=True, seed=self.cfg.train.seed, drop_last=True,
+        )
+        sampler.set_epoch(self.epoch)
+        order = torch.tensor(list(sampler))
         size = self.cfg.train.batch_size
-        batches = list(order[: len(order) // size * size].split(size))  # full batches only: batch norm
-        return [b.to(self.device) for b in batches]
+        batches = order[: len(order) // size * size].split(size)  # full batches only: batch norm
+        return [batch.to(self.device) for batch in batches]
 
     def autocast(self):
         if not self.cfg.train.bf16:
@@ -382,7 +384,7 @@ def run_trial(
     report: Report,
     *,
     checkpoint: Path | None = None,
-    logdir: Path | None = None,
+    logdir: str | Path | None = None,
     runtime: Runtime | None = None,
 ) -> dict[str, Any]:
     """Train `cfg` to `cfg.train.epochs`, calling `report` every epoch; return the last metrics."""

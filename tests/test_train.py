@@ -145,3 +145,12 @@ def test_caption_conditioning_beats_no_captions_on_synthetic_data(tmp_path):
 def test_config_validation_happens_before_training():
     with pytest.raises(Exception, match="critic.norm=batch"):
         build_config({"objective": {"name": "wgan-gp", "adv_weight": 1.0}})
+
+
+def test_tensorboard_at_a_storage_uri(tmp_path):
+    # On a cluster the experiment lives at a URI (s3://...); file:// takes the same path through pyarrow.
+    uri = f"file://{tmp_path}/experiment/tensorboard/trial"
+    run_trial(small("l2", "train.epochs=1", "train.steps_per_epoch=2"), Recorder(tmp_path), logdir=uri)
+    events = EventAccumulator(str(tmp_path / "experiment/tensorboard/trial"))
+    events.Reload()
+    assert "val/psnr" in events.Tags()["scalars"] and events.Tags()["images"]
