@@ -152,12 +152,17 @@ def _captions(rng: np.random.Generator, color: str, shape: str, background: str,
         "cross": f" with two {line_color} lines crossing",
     }[distractor]
     return [
-        f"A {color} {shape} in the {middle} of a {adjective} {background} scene{extra}.",
-        f"{adjective.capitalize()} {background} background with a {color} {shape} at its {middle}.",
-        f"There is a {color} {shape} near the {middle} of the picture.",
+        f"{_article(color).capitalize()} {color} {shape} in the {middle} of {_article(adjective)} {adjective} "
+        f"{background} scene{extra}.",
+        f"{adjective.capitalize()} {background} background with {_article(color)} {color} {shape} at its {middle}.",
+        f"There is {_article(color)} {color} {shape} near the {middle} of the picture.",
         f"A picture of a {shape} painted {color}, surrounded by {background} {noun}.",
         f"The {shape} in the {middle} is {color}; the rest is {background} {noun}{extra}.",
     ][:CAPTIONS_PER_IMAGE]
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 def draw_image(seed: int, split: str, index: int) -> tuple[Image.Image, list[str]]:
