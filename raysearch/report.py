@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from raysearch import storage
 from raysearch.config import config_to_dict
 from raysearch.spaces import SearchSpace, TuneSettings
 
@@ -25,7 +26,7 @@ class TrialRow:
     final: float | None
     best: float | None
     epochs: int
-    status: str  # finished | stopped (by the scheduler) | diverged | error
+    status: str  # finished | stopped (by the scheduler) | diverged | error | running | pending (no result yet)
 
 
 def trial_rows(results, space: SearchSpace, settings: TuneSettings) -> list[TrialRow]:
@@ -34,29 +35,39 @@ def trial_rows(results, space: SearchSpace, settings: TuneSettings) -> list[Tria
     for result in results:
         metrics = result.metrics or {}
         history = result.metrics_dataframe
-        values = history[space.metric].dropna() if history is not None and space.metric in history else None
-        final = _number(metrics.get(space.metric))
-        best = None
-        if values is not None and len(values):
-            best = float(values.min() if space.mode == "min" else values.max())
-        rows.append(TrialRow(
-            trial=Path(result.path).name if result.path else "?",
-            params={k: v for k, v in (result.config or {}).items()},
-            final=final,
-            best=best,
-            epochs=int(metrics.get("epoch", 0) or 0),
-            status=_status(result, metrics, settings),
+        values = history[space.metric].dropna().tolist() if history is not None and space.metric in history else []
+        rows.append(make_row(
+            Path(result.path).name if result.path else "?", result.config or {}, metrics, values,
+            space.metric, space.mode,
+            trial_status(metrics, error=result.error is not None, max_epochs=settings.max_epochs),
         ))
-    sign = 1 if space.mode == "min" else -1
+    return rank_rows(rows, space.mode)
+
+
+def make_row(trial: str, params: dict[str, Any], last: dict[str, Any], values: list[Any], metric: str, mode: str,
+             status: str) -> TrialRow:
+    """A row from plain data: the trial's last reported metrics and every value it reported for `metric`."""
+    finite = [v for v in map(_number, values) if v is not None]
+    best = (min(finite) if mode == "min" else max(finite)) if finite else None
+    return TrialRow(trial=trial, params=dict(params), final=_number(last.get(metric)), best=best,
+                    epochs=int(last.get("epoch", 0) or 0), status=status)
+
+
+def rank_rows(rows: list[TrialRow], mode: str) -> list[TrialRow]:
+    """Best final value first; trials without a value, then errors, last."""
+    sign = 1 if mode == "min" else -1
     return sorted(rows, key=lambda r: (r.status == "error", r.final is None, sign * (r.final or 0)))
 
 
-def _status(result, metrics: dict[str, Any], settings: TuneSettings) -> str:
-    if result.error is not None:
+def trial_status(last: dict[str, Any], *, error: bool, max_epochs: int, done: bool = True) -> str:
+    """The table's status of a trial from its last reported metrics (`done`: Tune finished with it)."""
+    if error:
         return "error"
-    if metrics.get("diverged"):
+    if last.get("diverged"):
         return "diverged"
-    return "finished" if int(metrics.get("epoch", 0) or 0) >= settings.max_epochs else "stopped"
+    if not done:
+        return "running" if last else "pending"
+    return "finished" if int(last.get("epoch", 0) or 0) >= max_epochs else "stopped"
 
 
 def _number(value: Any) -> float | None:
@@ -84,20 +95,18 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def write_best_config(rows: list[TrialRow], space: SearchSpace, experiment_path: str) -> Path | None:
+def write_best_config(rows: list[TrialRow], space: SearchSpace, experiment_path: str) -> str | None:
     """best_config.yaml: the best non-diverged trial's full config, runnable with `raysearch.train --config`."""
     candidates = [r for r in rows if r.status in ("finished", "stopped") and r.final is not None]
-    if not candidates or "://" in experiment_path:
+    if not candidates:
         return None
     best = candidates[0]
     cfg = space.trial_config(best.params)
-    path = Path(experiment_path) / BEST_CONFIG_FILE
-    path.write_text(yaml.safe_dump({
-        "description": f"Best trial {best.trial} of {Path(experiment_path).name}: "
+    return storage.Storage(experiment_path).write_text(BEST_CONFIG_FILE, yaml.safe_dump({
+        "description": f"Best trial {best.trial} of {experiment_path.rstrip('/').rsplit('/', 1)[-1]}: "
                        f"{space.metric} = {best.final:.6g} after {best.epochs} epochs (search space {space.path.name})",
         "base": config_to_dict(cfg),
     }, sort_keys=False))
-    return path
 
 
 def write_report(results, space: SearchSpace, settings: TuneSettings, experiment_path: str, out=sys.stdout) -> list[TrialRow]:

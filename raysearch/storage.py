@@ -1,15 +1,24 @@
-"""Small text files at a local path or a storage URI (s3://, gs://, file://, ...).
+"""Files of an experiment at a local path or a storage URI (s3://, gs://, file://, ...).
 
 Experiments live wherever Ray's storage layer puts them; pyarrow's filesystems
-(what that layer uses) read and write the few files raysearch adds beside
-Tune's: the experiment record and best_config.yaml.
+(what that layer uses) read and write the files raysearch adds beside Tune's
+(the experiment record, best_config.yaml, analysis output) and read Tune's
+and Train's own (results, checkpoints) without a running Ray.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import Iterator
 
-import pyarrow.fs
+from raysearch.errors import RaysearchError
+
+
+class StorageError(RaysearchError):
+    """A storage location cannot be opened."""
 
 
 def is_uri(location: str) -> bool:
@@ -21,34 +30,79 @@ def join(location: str, *parts: str) -> str:
     return "/".join([location.rstrip("/"), *parts])
 
 
-def _resolve(location: str) -> tuple[pyarrow.fs.FileSystem, str]:
-    if is_uri(location):
-        return pyarrow.fs.FileSystem.from_uri(location)
-    return pyarrow.fs.LocalFileSystem(), str(Path(location).resolve())
+class Storage:
+    """An experiment directory on the local disk or at a storage URI, read through pyarrow.fs."""
 
+    def __init__(self, location: str) -> None:
+        import pyarrow.fs as pafs
 
-def write_text(location: str, text: str) -> None:
-    filesystem, path = _resolve(location)
-    filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with filesystem.open_output_stream(path) as stream:
-        stream.write(text.encode())
+        self.location = location.rstrip("/") if "://" in location else str(Path(location).expanduser().resolve())
+        self.is_uri = "://" in location
+        try:
+            if self.is_uri:
+                self.fs, self.root = pafs.FileSystem.from_uri(self.location)
+            else:
+                self.fs, self.root = pafs.LocalFileSystem(), self.location
+        except Exception as err:  # pyarrow raises ArrowInvalid, OSError, ... for bad URIs
+            raise StorageError(f"{location}: cannot open this storage location ({err})") from None
+        self._pafs = pafs
 
+    def _path(self, relative: str) -> str:
+        return str(PurePosixPath(self.root, relative)) if relative else self.root
 
-def read_text(location: str) -> str:
-    filesystem, path = _resolve(location)
-    with filesystem.open_input_stream(path) as stream:
-        return stream.read().decode()
+    def kind(self, relative: str = "") -> str:
+        """'file', 'dir' or 'missing'."""
+        info = self.fs.get_file_info(self._path(relative))
+        if info.type == self._pafs.FileType.File:
+            return "file"
+        return "dir" if info.type == self._pafs.FileType.Directory else "missing"
 
+    def list_dir(self, relative: str = "") -> list[tuple[str, bool]]:
+        """(name, is_dir) of the entries of a directory; [] if it does not exist."""
+        selector = self._pafs.FileSelector(self._path(relative), allow_not_found=True)
+        return sorted((PurePosixPath(i.path).name, i.type == self._pafs.FileType.Directory)
+                      for i in self.fs.get_file_info(selector))
 
-def exists(location: str) -> bool:
-    filesystem, path = _resolve(location)
-    return filesystem.get_file_info(path).type != pyarrow.fs.FileType.NotFound
+    def read_text(self, relative: str) -> str | None:
+        """A file's text, or None if it does not exist (or vanished while we looked)."""
+        try:
+            with self.fs.open_input_stream(self._path(relative)) as stream:
+                return stream.read().decode("utf-8", errors="replace")
+        except (FileNotFoundError, OSError):
+            return None
 
+    def write_text(self, relative: str, text: str) -> str:
+        """Write a small text file (directories created); return where it went."""
+        target = self._path(relative)
+        self.fs.create_dir(str(PurePosixPath(target).parent), recursive=True)
+        with self.fs.open_output_stream(target) as stream:
+            stream.write(text.encode("utf-8"))
+        return join(self.location, relative)
 
-def list_dirs(location: str) -> list[str]:
-    """Names of the directories directly inside `location` ([] if it does not exist)."""
-    filesystem, path = _resolve(location)
-    if filesystem.get_file_info(path).type == pyarrow.fs.FileType.NotFound:
-        return []
-    entries = filesystem.get_file_info(pyarrow.fs.FileSelector(path))
-    return sorted(e.base_name for e in entries if e.type == pyarrow.fs.FileType.Directory)
+    def local_path(self, relative: str) -> Path | None:
+        return Path(self._path(relative)) if not self.is_uri else None
+
+    @contextmanager
+    def local_dir(self, relative: str) -> Iterator[Path]:
+        """A local directory holding `relative`'s files: the directory itself, or a temporary download."""
+        local = self.local_path(relative)
+        if local is not None:
+            yield local
+            return
+        tmp = Path(tempfile.mkdtemp(prefix="raysearch-fetch-"))
+        try:
+            for name, is_dir in self.list_dir(relative):
+                if not is_dir:
+                    self._pafs.copy_files(self._path(f"{relative}/{name}"), str(tmp / name),
+                                          source_filesystem=self.fs, destination_filesystem=self._pafs.LocalFileSystem())
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def upload(self, source: Path, relative: str) -> str:
+        """Copy a local file to `relative` (directories created); return where it went."""
+        target = self._path(relative)
+        self.fs.create_dir(str(PurePosixPath(target).parent), recursive=True)
+        self._pafs.copy_files(str(source), target, source_filesystem=self._pafs.LocalFileSystem(),
+                              destination_filesystem=self.fs)
+        return join(self.location, relative)

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from raysearch.config import config_to_dict, list_spaces
+from raysearch import storage as storage_io
 from raysearch.errors import ConfigError, RaysearchError
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
 
@@ -68,7 +69,7 @@ def trial_driver(params: dict[str, Any], *, space_path: str, overrides: list[str
         # Stable per trial: a restarted trial finds its Train run and resumes from its checkpoint.
         name=f"train_{context.get_trial_id()}",
         storage_path=experiment_path,
-        logdir=str(Path(experiment_path) / "tensorboard" / context.get_trial_name()),
+        logdir=f"{experiment_path}/tensorboard/{context.get_trial_name()}",  # a path or a URI
         use_gpu=use_gpu,
         resources_per_worker=resources,
         max_failures=max_failures,
@@ -198,14 +199,16 @@ def resolve_settings(space: SearchSpace, args: argparse.Namespace) -> TuneSettin
 
 def experiment_location(args: argparse.Namespace, space: SearchSpace) -> tuple[str, str]:
     """(storage root, experiment name); for --resume without --name, the latest experiment of the space."""
-    storage = args.storage if "://" in args.storage else str(Path(args.storage).resolve())
+    storage = args.storage if storage_io.is_uri(args.storage) else str(Path(args.storage).resolve())
     if args.name:
         return storage, args.name
     if args.resume:
-        candidates = sorted(Path(storage).glob(f"{space.path.stem}-*/{EXPERIMENT_FILE}")) if "://" not in storage else []
+        prefix, root = f"{space.path.stem}-", storage_io.Storage(storage)
+        candidates = [name for name, is_dir in root.list_dir()
+                      if is_dir and name.startswith(prefix) and root.kind(f"{name}/{EXPERIMENT_FILE}") == "file"]
         if not candidates:
             raise ConfigError(f"--resume: no experiment of {space.path.stem!r} under {storage}; give --name")
-        return storage, candidates[-1].parent.name
+        return storage, candidates[-1]
     return storage, f"{space.path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -255,18 +258,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def recorded_experiment(experiment_path: str) -> tuple[SearchSpace, list[str], TuneSettings]:
     """The space, overrides and settings an experiment was started with (for --resume)."""
-    from raysearch.config import build_dataclass, read_yaml
+    from raysearch.config import build_dataclass
 
-    record_path = Path(experiment_path) / EXPERIMENT_FILE
-    if not record_path.is_file():
+    text = storage_io.Storage(experiment_path).read_text(EXPERIMENT_FILE)
+    if text is None:
         raise ConfigError(f"--resume: {experiment_path} is not a raysearch experiment (no {EXPERIMENT_FILE})")
-    record = read_yaml(record_path)
+    record = yaml.safe_load(text)
     space = load_space(record["space"], record["overrides"])
     settings = build_dataclass(TuneSettings, record["tune"], "tune")
     return space, list(record["overrides"]), settings
 
 
-def start_ray(address: str | None) -> None:
+def start_ray(address: str | None, log_to_driver: bool = True) -> None:
     """Attach to `address` or a running cluster; otherwise (or with `local`) start a private local Ray.
 
     Only a Ray this process starts can declare the driver resource; a cluster
@@ -277,14 +280,19 @@ def start_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
     if address and address != "local":
-        ray.init(address=address)
+        ray.init(address=address, log_to_driver=log_to_driver)
     elif address is None:
         try:
-            ray.init(address="auto")
+            ray.init(address="auto", log_to_driver=log_to_driver)
         except ConnectionError:
             pass  # no cluster running here
     if not ray.is_initialized():
-        ray.init(address="local", resources={DRIVER_RESOURCE: DRIVER_SLOTS})
+        # Train's controller notices a finished worker group at its next health
+        # check, every 2 s by default: about 5 s of idle time per trial, which
+        # dominates short trials. The poll is cheap; the processes of the local
+        # Ray started here inherit this setting.
+        os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
+        ray.init(address="local", resources={DRIVER_RESOURCE: DRIVER_SLOTS}, log_to_driver=log_to_driver)
     print(f"Ray: {ray.get_runtime_context().gcs_address} with {ray.cluster_resources()}", file=sys.stderr)
 
 
@@ -297,7 +305,7 @@ def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str],
 
     start_ray(address)
     use_gpu = wants_gpu(space.config)
-    experiment_path = f"{storage}/{name}"
+    experiment_path = storage_io.join(storage, name)
     trainable = build_trainable(str(space.path), overrides, settings, experiment_path, use_gpu)
     if resume:
         # restart_errored would crash OptunaSearch in Ray 2.60; resume_errored continues errored trials.
@@ -323,12 +331,8 @@ def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str],
 
 
 def _remember_experiment(experiment_path: str, space: SearchSpace, overrides: list[str], settings: TuneSettings) -> None:
-    """Record what the experiment was started with, so --resume can find and rebuild it."""
-    if "://" in experiment_path:
-        return
-    path = Path(experiment_path)
-    path.mkdir(parents=True, exist_ok=True)
-    (path / EXPERIMENT_FILE).write_text(yaml.safe_dump({
+    """Record what the experiment was started with, so --resume and analyze can rebuild it."""
+    storage_io.Storage(experiment_path).write_text(EXPERIMENT_FILE, yaml.safe_dump({
         "space": str(space.path), "overrides": overrides, "tune": dataclasses.asdict(settings),
         "metric": space.metric, "mode": space.mode, "base": config_to_dict(space.config),
     }, sort_keys=False))

@@ -185,8 +185,8 @@ def test_resolve_dataset_paths(tmp_path: Path, prepared: Path) -> None:
     assert resolve_dataset(str(prepared)) == prepared.resolve()
     with pytest.raises(DataError, match="not a prepared dataset.*prepare"):
         resolve_dataset(str(tmp_path))
-    with pytest.raises(DataError, match="'s3://bucket/coco64': storage URIs are not supported yet"):
-        resolve_dataset("s3://bucket/coco64")
+    with pytest.raises(DataError, match=r"^nosuch://bucket/coco64: cannot open this storage URI"):
+        resolve_dataset("nosuch://bucket/coco64")
 
 
 def test_synthetic_cache_built_once_by_concurrent_threads(tmp_path: Path, monkeypatch) -> None:

@@ -10,8 +10,9 @@
     vocab.py       caption vocabulary (seed 000's preprocessing)
     dataset.py     InpaintingDataset (torch) and to_float_images
     cache.py       resolve_dataset: data.path -> prepared directory, synthetic cached once
+    remote.py      datasets at a storage URI: push, and fetch once per node into the cache
     info.py        the `info` summary
-    __main__.py    `python -m raysearch.data synthetic|prepare|download-coco|info`
+    __main__.py    `python -m raysearch.data synthetic|prepare|download-coco|info|push`
 
 The torch-based names are imported on first use so that the command line,
 and the pool processes of `prepare`, do not pay for importing torch.

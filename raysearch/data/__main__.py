@@ -1,4 +1,4 @@
-"""`python -m raysearch.data`: synthetic | prepare | download-coco | info."""
+"""`python -m raysearch.data`: synthetic | prepare | download-coco | info | push."""
 
 from __future__ import annotations
 
@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="print a prepared dataset's summary as one JSON object")
     info.add_argument("path", type=Path)
     info.add_argument("--min-count", type=int, default=10, help="vocabulary threshold (default 10)")
+
+    push = commands.add_parser(
+        "push", help="upload a prepared dataset to a storage URI (s3://, gs://, file://, ...) for --data URI"
+    )
+    push.add_argument("dir", type=Path, help="prepared dataset directory")
+    push.add_argument("uri", help="destination URI, e.g. s3://bucket/coco64 (overwritten if present)")
     return parser
 
 
@@ -95,6 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.min_count < 1:
                 raise DataError(f"--min-count: must be >= 1, got {args.min_count}")
             print(json.dumps(dataset_info(args.path, args.min_count)))
+        elif args.command == "push":
+            from raysearch.data.remote import is_uri, push
+
+            if not is_uri(args.uri):
+                raise DataError(f"push: {args.uri!r} is not a storage URI; give one like s3://bucket/coco64 "
+                                "or file:///abs/path")
+            push(args.dir, args.uri)
     except RaysearchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

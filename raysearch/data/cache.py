@@ -1,8 +1,9 @@
 """Turn `data.path` into a prepared dataset directory, generating the synthetic one once.
 
 Trials run in separate processes, often several per machine; the synthetic
-dataset is built under a file lock so exactly one of them builds it and the
-others wait, then all read the same directory.
+dataset is built, and a dataset at a storage URI fetched (remote.py), under a
+file lock so exactly one of them does it and the others wait, then all read
+the same directory.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from raysearch.data import layout
+from raysearch.data import layout, remote
 from raysearch.data.prepare import prepare
 from raysearch.data.synthetic import write_synthetic
 from raysearch.errors import DataError
@@ -57,7 +58,12 @@ def _build_synthetic(target: Path, train: int, val: int, seed: int) -> None:
 def resolve_dataset(
     path: str | None, *, synthetic_train: int = 2000, synthetic_val: int = 200, synthetic_seed: int = 0
 ) -> Path:
-    """The prepared dataset directory for `data.path` (None = the cached synthetic dataset)."""
+    """The local prepared dataset directory for `data.path`.
+
+    None = the cached synthetic dataset; a storage URI (`s3://...`, `file:///...`)
+    = the node's cached copy of the dataset pushed there, fetched once per remote
+    version; anything else = a local prepared directory.
+    """
     if path is None:
         if synthetic_train < 1 or synthetic_val < 1:
             raise DataError(
@@ -75,11 +81,8 @@ def resolve_dataset(
             if not layout.is_prepared(target):  # another process may have built it while we waited
                 _build_synthetic(target, synthetic_train, synthetic_val, synthetic_seed)
         return target
-    if "://" in path:
-        raise DataError(
-            f"data.path {path!r}: storage URIs are not supported yet; give a local prepared directory, "
-            "or leave data.path empty for the synthetic dataset"
-        )
+    if remote.is_uri(path):
+        return remote.fetch_dataset(path, cache_root(), log=_log)
     local = Path(path).expanduser().resolve()
     layout.read_meta(local)  # DataError naming the path and how to prepare it
     return local

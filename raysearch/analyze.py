@@ -1,0 +1,451 @@
+"""`python -m raysearch.analyze EXPERIMENT`: the ranked trials, parameter importances, a side-by-side grid.
+
+Reads the experiment's files (see raysearch.experiment), locally or at a
+storage URI, finished or still running; Ray is never started.
+
+- The table is report.py's, the one the search prints at its end.
+- Importances: Optuna's PED-ANOVA evaluator on an in-memory study built from
+  the trials that reached a final value (finished, stopped by the scheduler,
+  or diverged), with distributions from the space's `search:` section. A
+  trial's value is its final reported one, what the search's own Optuna
+  searcher saw (so a trial ASHA stopped early counts with its value then).
+  Diverged trials are included with the worst value they reported, which is
+  what the searcher learned from too: that a learning rate diverges is what
+  its importance should show. PED-ANOVA compares the best trials with all of
+  them, so those worst values are not outliers that swamp the rest (as they
+  would in fANOVA's variance decomposition); it handles the conditional
+  (`when:`) parameters, and it needs no scikit-learn (fANOVA does).
+- `--grid FILE.png`: context, ground truth, then the generated centers of the
+  top K trials (ranked as in the table; diverged and failed trials left out)
+  on the first N images of the validation subset, each from the kept
+  checkpoint with the best metric. The same grid goes to TensorBoard under
+  `<experiment>/tensorboard/analysis/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import math
+import sys
+import tempfile
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+from raysearch.errors import RaysearchError
+from raysearch.experiment import Experiment, ExperimentError, TrialRecord, open_experiment
+from raysearch.report import TrialRow, format_table
+
+ANALYSIS_RUN = "tensorboard/analysis"  # a TensorBoard run of its own: never shares a directory with a trial's writer
+GRID_TAG = "analysis/top_trials"
+LABEL_WIDTH = 132  # pixels left of the grid for the row labels
+PADDING = 2  # summaries.image_grid's default
+GRID_STATUSES = ("finished", "stopped", "running")  # a diverged trial's checkpoint predates its divergence
+MIN_IMPORTANCE_TRIALS = 2
+
+
+# ---------------------------------------------------------------- importances
+
+
+@dataclasses.dataclass(frozen=True)
+class Importances:
+    method: str
+    trials: int  # how many trials the evaluation used
+    values: dict[str, float]  # param -> importance, sums to 1, most important first
+    constant: list[str]  # searched params that never varied over those trials
+    note: str | None  # why there are no values, or what to keep in mind
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _distributions(experiment: Experiment, points: list[dict[str, Any]]) -> tuple[dict[str, Any], str | None]:
+    """param -> Optuna distribution, from the space's `search:` section (widened to every observed value)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from raysearch.spaces import load_space
+
+    params: dict[str, Any] = {}
+    note = None
+    space_path = str(experiment.record["space"])
+    # The recorded path, else this checkout's space of that name (an experiment analysed on another machine).
+    for candidate in dict.fromkeys([space_path, Path(space_path).stem]):
+        try:
+            params = {p.key: p for p in load_space(candidate, list(experiment.record["overrides"])).params}
+            note = None if candidate == space_path else f"{space_path} is not here: ranges from search space {candidate!r}"
+            break
+        except RaysearchError as err:
+            note = f"the space {space_path} cannot be loaded here ({err}); ranges taken from the trials' values"
+    observed: dict[str, list[Any]] = {}
+    for point in points:
+        for key, value in point.items():
+            observed.setdefault(key, []).append(value)
+    distributions = {}
+    for key, values in observed.items():
+        param = params.get(key)
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if (param is not None and param.kind == "choice") or not numeric:
+            choices = [_scalar(c) for c in param.choices] if param is not None and param.kind == "choice" else []
+            choices += [v for v in dict.fromkeys(values) if v not in choices]
+            distributions[key] = CategoricalDistribution(choices)
+        elif (param is not None and param.kind == "int") or (param is None and all(isinstance(v, int) for v in values)):
+            low, high = (param.low, param.high) if param is not None else (min(values), max(values))
+            distributions[key] = IntDistribution(int(min(low, *values)), int(max(high, *values)))
+        else:
+            low, high = (param.low, param.high) if param is not None else (min(values), max(values))
+            log = param is not None and param.kind == "loguniform" and min(values) > 0
+            low, high = float(min(low, *values)), float(max(high, *values))
+            distributions[key] = FloatDistribution(low, high if high > low else low + 1.0, log=log)
+    return distributions, note
+
+
+def importances(experiment: Experiment) -> Importances:
+    """PED-ANOVA importances of the searched parameters for the experiment's metric."""
+    trials = [t for t in experiment.finished() if _finite(t.last.get(experiment.metric))]
+    # The best trials against all of them: the best 10%, but at least 2 trials (Optuna's default 0.1 means
+    # a single trial below 20) and at most half.
+    quantile = min(0.5, max(0.1, 2 / max(len(trials), 1)))
+    method = f"optuna PedAnovaImportanceEvaluator(target_quantile={quantile:.2g})"
+    if len(trials) < MIN_IMPORTANCE_TRIALS:
+        return Importances(method, len(trials), {}, [], f"{len(trials)} trial(s) with a final {experiment.metric}; "
+                           f"importances need at least {MIN_IMPORTANCE_TRIALS}")
+    import optuna
+    from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
+
+    points = [{key: _scalar(value) for key, value in t.params.items()} for t in trials]
+    distributions, note = _distributions(experiment, points)
+    varied = {key for key in distributions if len({repr(p[key]) for p in points if key in p}) > 1}
+    constant = sorted(set(distributions) - varied)
+    if not varied:
+        return Importances(method, len(trials), {}, constant, "no searched parameter took more than one value "
+                           "over these trials")
+    values = [float(t.last[experiment.metric]) for t in trials]
+    if max(values) == min(values):
+        return Importances(method, len(trials), {}, constant, f"every trial has the same {experiment.metric}")
+    frozen = [optuna.trial.create_trial(params=point, distributions={k: distributions[k] for k in point}, value=value)
+              for point, value in zip(points, values)]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize" if experiment.mode == "min" else "maximize")
+    study.add_trials(frozen)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna's experimental-feature and few-trials warnings
+        raw = get_param_importances(study, evaluator=PedAnovaImportanceEvaluator(target_quantile=quantile),
+                                    params=sorted(varied), normalize=False)
+    total = sum(raw.values())
+    if total <= 0:
+        return Importances(method, len(trials), {}, constant, "no parameter separates the best trials from the rest")
+    ordered = dict(sorted(((k, v / total) for k, v in raw.items()), key=lambda kv: -kv[1]))
+    best = math.ceil(quantile * len(trials))
+    if best < 5:
+        few = f"the best group holds {best} of {len(trials)} trials (Optuna advises at least 5): a rough indication"
+        note = f"{note}; {few}" if note else few
+    return Importances(method, len(trials), ordered, constant, note)
+
+
+def format_importances(result: Importances, experiment: Experiment) -> str:
+    diverged = sum(1 for t in experiment.finished() if t.status == "diverged")
+    lines = [f"Parameter importances for {experiment.metric} ({result.method}, {result.trials} trials"
+             + (f", {diverged} diverged counted with their worst value" if diverged else "") + "):"]
+    if result.values:
+        width = max(len(k) for k in result.values)
+        for key, value in result.values.items():
+            lines.append(f"  {key.ljust(width)}  {value:6.3f}  {'#' * round(value * 40)}")
+    if result.constant:
+        lines.append(f"  did not vary: {', '.join(result.constant)}")
+    if result.note:
+        lines.append(f"  note: {result.note}")
+    return "\n".join(lines)
+
+
+def _scalar(value: Any) -> Any:
+    """What an Optuna categorical accepts: lists and mappings become their JSON text."""
+    return value if value is None or isinstance(value, (bool, int, float, str)) else json.dumps(value, sort_keys=True)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# ---------------------------------------------------------------- the grid
+
+
+@dataclasses.dataclass(frozen=True)
+class GridTrial:
+    trial: str
+    rank: int
+    epoch: int  # the checkpoint drawn
+    value: float | None  # the metric at that epoch
+    kept: tuple[int, ...]  # the epochs whose checkpoints were kept
+
+
+def best_checkpoints(trial: TrialRecord, metric: str, mode: str) -> list[int]:
+    """The kept checkpoints' epochs, best metric first (unknown metric last, latest first among those)."""
+    sign = 1 if mode == "min" else -1
+
+    def key(epoch: int) -> tuple[bool, float, int]:
+        value = trial.value_at(epoch, metric)
+        return (not _finite(value), sign * value if _finite(value) else 0.0, -epoch)
+
+    return sorted(trial.checkpoints, key=key)
+
+
+def _validation(cfg, cache: dict):
+    """The first `count` images of the validation subset and their tokens, resolved as the training loop does."""
+    from raysearch.data import InpaintingDataset, PreparedDataset, resolve_dataset, to_float_images
+
+    data = cfg.data
+    key = (data.path, data.synthetic_train, data.synthetic_val, data.synthetic_seed, data.vocab_min_count,
+           data.caption_length, data.val_images)
+    if key not in cache:
+        prepared = PreparedDataset(resolve_dataset(data.path, synthetic_train=data.synthetic_train,
+                                                   synthetic_val=data.synthetic_val, synthetic_seed=data.synthetic_seed))
+        vocab = prepared.vocabulary(data.vocab_min_count)
+        # The whole subset the trial measured (its noise is drawn for all of it), of which we show the first `count`.
+        val = InpaintingDataset(prepared, "val", vocab, data.caption_length, limit=data.val_images)
+        cache[key] = (to_float_images(val.images_uint8), val.tokens, len(vocab))
+    images, tokens, vocab_size = cache[key]
+    return images, tokens, vocab_size
+
+
+def _generate(state: dict[str, Any], count: int, cache: dict):
+    """(images, generated centers) of a checkpoint's generator on the first `count` validation images."""
+    import torch
+
+    from models.generators import activate_output
+    from models.geometry import mask_context
+    from raysearch.config import build_config
+    from raysearch.train import ConditionedGenerator
+
+    cfg = build_config(state["config"], source="checkpoint config")
+    images, tokens, vocab_size = _validation(cfg, cache)
+    generator = ConditionedGenerator(cfg, vocab_size)
+    generator.load_state_dict(state["generator"])
+    generator.eval()
+    noise = None
+    if cfg.generator.noise_dim:  # the seeded noise of the trial's own validation (drawn for the whole subset)
+        rng = torch.Generator().manual_seed(cfg.train.seed + 12345)
+        noise = torch.randn(len(images), cfg.generator.noise_dim, generator=rng)[:count]
+    with torch.no_grad():
+        raw = generator(mask_context(images[:count]), tokens[:count], noise)
+        center, _ = activate_output(raw.float(), cfg.generator.output_activation)
+    return images[:count], center
+
+
+def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int, log=print):
+    """The grid as a PIL image, which checkpoint each trial row shows, and how many images it has."""
+    import torch
+
+    from models.geometry import mask_context, paste_center
+    from raysearch.checkpoint import load_checkpoint
+    from raysearch.errors import CheckpointError
+    from raysearch.summaries import image_grid
+
+    chosen: list[tuple[GridTrial, torch.Tensor]] = []
+    cache: dict = {}
+    images = None
+    for rank, row in enumerate(rows, 1):
+        if len(chosen) == top:
+            break
+        trial = experiment.trial(row.trial)
+        if row.status not in GRID_STATUSES or not trial.checkpoints:
+            why = "no checkpoint yet" if row.status in GRID_STATUSES else row.status
+            log(f"note: grid: #{rank} {row.trial} left out ({why})")
+            continue
+        for epoch in best_checkpoints(trial, experiment.metric, experiment.mode):
+            try:
+                with experiment.storage.local_dir(trial.checkpoint_dir(epoch)) as local:
+                    state = load_checkpoint(local)
+            except CheckpointError as err:  # e.g. Train is still copying it, or has just dropped it
+                log(f"note: grid: {trial.name}: skipping its epoch {epoch} checkpoint ({err})")
+                continue
+            these, center = _generate(state, count, cache)
+            if images is None:
+                images = these
+            elif images.shape != these.shape or not torch.equal(images, these):
+                log(f"note: grid: #{rank} {row.trial} left out (its data.* settings give other validation images)")
+                break
+            chosen.append((GridTrial(row.trial, rank, epoch, trial.value_at(epoch, experiment.metric),
+                                     trial.checkpoints), center))
+            break
+    if not chosen:
+        raise ExperimentError(f"{experiment.location}: --grid: no finished, stopped or running trial has a "
+                              "readable checkpoint yet")
+    if len(images) < count:
+        log(f"note: grid: the validation subset has only {len(images)} images")
+    context = mask_context(images)
+    grid = image_grid([context, images] + [paste_center(context, center.to(images.dtype)) for _, center in chosen],
+                      padding=PADDING)
+    metric = experiment.metric.split("/")[-1]
+    labels = [("context", ""), ("ground truth", "")] + [
+        (f"#{g.rank} {g.trial}", f"epoch {g.epoch}" + (f"  {metric} {g.value:.4g}" if g.value is not None else ""))
+        for g, _ in chosen]
+    return _labelled(grid, labels), [g for g, _ in chosen], len(images)
+
+
+def _labelled(grid, labels: list[tuple[str, str]]):
+    """A CHW [0, 1] grid tensor -> an RGB PIL image with a label column on the left."""
+    import numpy as np
+    import torch
+    from PIL import Image, ImageDraw, ImageFont
+
+    # Truncated like tensorboardX's add_image, so tiles match the trials' own preview grids pixel for pixel.
+    pixels = (grid.clamp(0, 1) * 255).to(dtype=torch.uint8).permute(1, 2, 0).numpy()
+    height, width = pixels.shape[:2]
+    canvas = Image.new("RGB", (LABEL_WIDTH + width, height), "white")
+    canvas.paste(Image.fromarray(np.ascontiguousarray(pixels)), (LABEL_WIDTH, 0))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+    tile = (height - PADDING) // len(labels)
+    for row, (first, second) in enumerate(labels):
+        top = PADDING + row * tile + tile // 2 - (12 if second else 6)
+        draw.text((4, top), _fit(draw, font, first), fill="black", font=font)
+        if second:
+            draw.text((4, top + 14), _fit(draw, font, second), fill="dimgray", font=font)
+    return canvas
+
+
+def _fit(draw, font, text: str) -> str:
+    while text and draw.textlength(text, font=font) > LABEL_WIDTH - 6:
+        text = text[:-2] + "…"
+    return text
+
+
+def log_grid_to_tensorboard(experiment: Experiment, image, step: int) -> str:
+    """Write the grid to `<experiment>/tensorboard/analysis/` as a new event file; return its location."""
+    import numpy as np
+    from tensorboardX import SummaryWriter
+
+    with tempfile.TemporaryDirectory(prefix="raysearch-analysis-") as tmp:
+        # A unique suffix: two analyses within the same second would otherwise share an event file
+        # name (time and host), and the second upload would replace the first.
+        writer = SummaryWriter(logdir=tmp, filename_suffix=f".analysis-{uuid.uuid4().hex[:12]}")
+        writer.add_image(GRID_TAG, np.asarray(image), step, dataformats="HWC")
+        writer.close()
+        (event,) = Path(tmp).glob("events.out.tfevents.*")
+        return experiment.storage.upload(event, f"{ANALYSIS_RUN}/{event.name}")
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def rows_json(experiment: Experiment, rows: list[TrialRow]) -> list[dict[str, Any]]:
+    out = []
+    for rank, row in enumerate(rows, 1):
+        trial = experiment.trial(row.trial)
+        order = best_checkpoints(trial, experiment.metric, experiment.mode)
+        out.append({"rank": rank, "trial": row.trial, "trial_id": trial.trial_id, "status": row.status,
+                    "params": row.params, "final": row.final, "best": row.best, "epochs": row.epochs,
+                    "checkpoints": list(trial.checkpoints), "best_checkpoint": order[0] if order else None,
+                    "diverged_phase": trial.last.get("diverged_phase") if row.status == "diverged" else None})
+    return out
+
+
+def write_csv(path: Path, experiment: Experiment, rows: list[TrialRow]) -> None:
+    keys = sorted({k for row in rows for k in row.params})
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["rank", "trial", "status", "epochs", f"{experiment.metric} final",
+                         f"{experiment.metric} best", *keys])
+        for rank, row in enumerate(rows, 1):
+            writer.writerow([rank, row.trial, row.status, row.epochs, _cell(row.final), _cell(row.best),
+                             *(_cell(row.params.get(k)) for k in keys)])
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _counts(rows: list[TrialRow]) -> str:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
+# ---------------------------------------------------------------- command line
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m raysearch.analyze",
+        description="Rank an experiment's trials, estimate parameter importances and draw the top trials side "
+        "by side. Reads the experiment's files (finished or running, local or at a storage URI); never starts Ray.",
+    )
+    parser.add_argument("experiment", help="experiment directory or URI, e.g. runs/tune/wgan-20260101-120000 or s3://bucket/tune/NAME")
+    parser.add_argument("--json", action="store_true", help="print one JSON document (trials, importances, grid) instead of text")
+    parser.add_argument("--csv", metavar="FILE", help="also write the ranked table to FILE as CSV")
+    parser.add_argument("--grid", metavar="FILE.png", help="draw the top trials on the same validation images into FILE.png "
+                        "(and into TensorBoard, run tensorboard/analysis of the experiment)")
+    parser.add_argument("--top", type=int, default=3, metavar="K", help="trials in the grid (default 3)")
+    parser.add_argument("--images", type=int, default=8, metavar="N", help="validation images in the grid (default 8)")
+    args = parser.parse_args(argv)
+    if args.top < 1:
+        parser.error(f"--top must be >= 1, got {args.top}")
+    if not 1 <= args.images <= 64:
+        parser.error(f"--images must be 1 to 64, got {args.images}")
+    if args.grid and not args.grid.lower().endswith(".png"):
+        parser.error(f"--grid {args.grid}: expected a .png file name")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    text = sys.stdout if not args.json else io.StringIO()  # with --json, the text report is not printed
+    note = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    document: dict[str, Any] = {}
+    try:
+        experiment = open_experiment(args.experiment)
+        rows = experiment.rows()
+        if not rows:
+            raise ExperimentError(f"{experiment.location}: the experiment has no trials yet")
+        document = {"experiment": experiment.location, "space": experiment.record["space"], "metric": experiment.metric,
+                    "mode": experiment.mode, "max_epochs": experiment.settings.max_epochs,
+                    "trials": rows_json(experiment, rows), "importances": None, "grid": None}
+        print(f"Trials of {experiment.location}, ranked by {experiment.metric} ({experiment.mode}): {_counts(rows)}",
+              file=text)
+        print(format_table(rows, experiment.metric), file=text)
+        skipped = sum(t.skipped_lines for t in experiment.trials)
+        if skipped:
+            note(f"note: skipped {skipped} unreadable result.json line(s) (a running trial's last line is written as we read)")
+        if args.csv:
+            write_csv(Path(args.csv), experiment, rows)
+            print(f"\nTable written to {args.csv}", file=text)
+        if not experiment.finished():
+            errors = [r.trial for r in rows if r.status == "error"]
+            hint = f"; see {experiment.location}/{errors[0]}/error.txt" if errors else ""
+            raise ExperimentError(f"{experiment.location}: no finished trial yet ({_counts(rows)}){hint}")
+        found = importances(experiment)
+        document["importances"] = found.to_json()
+        print(f"\n{format_importances(found, experiment)}", file=text)
+        if args.grid:
+            image, shown, count = draw_grid(experiment, rows, args.top, args.images, log=note)
+            Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
+            image.save(args.grid)
+            step = max((t.last.get("epoch", 0) or 0 for t in experiment.trials), default=0)
+            event = log_grid_to_tensorboard(experiment, image, int(step))
+            document["grid"] = {"png": str(Path(args.grid).resolve()), "tensorboard": event, "tag": GRID_TAG,
+                                "images": count, "trials": [dataclasses.asdict(g) for g in shown]}
+            print(f"\nGrid of the top {len(shown)} trial(s) on {count} validation images: {args.grid}", file=text)
+            for g in shown:
+                kept = ", ".join(f"epoch {e}" for e in g.kept)
+                value = f" ({experiment.metric} {g.value:.4g})" if g.value is not None else ""
+                print(f"  #{g.rank} {g.trial}: best kept checkpoint epoch {g.epoch}{value}; kept: {kept}", file=text)
+            print(f"  also in TensorBoard: tensorboard --logdir {experiment.location}/tensorboard  (run analysis, "
+                  f"tag {GRID_TAG})", file=text)
+    except RaysearchError as err:
+        if args.json and document:
+            print(json.dumps({**document, "error": str(err)}, indent=2, default=str))
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(document, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,240 @@
+"""Read a search's experiment directory from its files, without a running Ray.
+
+An experiment written by `python -m raysearch.tune` lives at `<storage>/<name>/`
+on a local disk or at a storage URI (`file://`, `s3://`, ... anything
+`pyarrow.fs` opens):
+
+    raysearch_experiment.yaml       what tune.py started it with: space, overrides, tune, metric, mode, base
+    experiment_state-<time>.json    Tune's trial list and statuses (plain JSON; its pickled parts are never read)
+    <space>_<trial id>/             Tune's trial dir: params.json (dotted keys), result.json (one JSON per report),
+                                    error.txt when the trial failed
+    train_<trial id>/epoch_NNNN/    Ray Train's kept full-state checkpoints (state.pt)
+    tensorboard/<trial name>/       the trials' event files
+
+`ray.tune.ExperimentAnalysis` also reads this without `ray.init`, but it
+unpickles parts of the experiment state, imports all of Ray, and says
+PENDING for a trial that was running; reading the files directly keeps to
+plain JSON/YAML, tolerates a half-written last line of a running trial's
+result.json, and finds trials that have no result yet.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from raysearch.config import build_dataclass
+from raysearch.errors import RaysearchError
+from raysearch.storage import Storage
+from raysearch.report import TrialRow, make_row, rank_rows, trial_status
+from raysearch.spaces import TuneSettings
+from raysearch.tune import EXPERIMENT_FILE
+
+CHECKPOINT_DIR = re.compile(r"^epoch_(\d+)$")
+CHECKPOINT_FILE = "state.pt"
+TUNE_STATE = re.compile(r"^experiment_state-.*\.json$")
+TERMINAL = ("finished", "stopped", "diverged")  # statuses whose trial has a final value
+
+
+class ExperimentError(RaysearchError):
+    """A directory is not an experiment, or the experiment has nothing to analyse."""
+
+
+# ---------------------------------------------------------------- trials
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as its files describe it."""
+
+    trial_id: str
+    name: str  # the trial's directory (and TensorBoard run) name, e.g. wgan_038e2c5d
+    params: dict[str, Any]  # the searched values, dotted keys
+    history: tuple[dict[str, Any], ...]  # every complete result.json line, in order
+    status: str  # see report.TrialRow.status
+    checkpoints: tuple[int, ...]  # epochs of the kept checkpoints in train_<id>/
+    skipped_lines: int = 0  # result.json lines that could not be parsed (a running trial's half-written last line)
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.history[-1] if self.history else {}
+
+    def value_at(self, epoch: int, metric: str) -> float | None:
+        """The metric the trial reported for `epoch` (the latest report of it, after a restart)."""
+        for result in reversed(self.history):
+            if result.get("epoch") == epoch:
+                value = result.get(metric)
+                return float(value) if isinstance(value, (int, float)) else None
+        return None
+
+    def checkpoint_dir(self, epoch: int) -> str:
+        return f"train_{self.trial_id}/epoch_{epoch:04d}"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An experiment's record and trials, read from its files."""
+
+    storage: Storage
+    record: dict[str, Any]
+    settings: TuneSettings
+    trials: tuple[TrialRecord, ...]
+
+    @property
+    def location(self) -> str:
+        return self.storage.location
+
+    @property
+    def metric(self) -> str:
+        return self.record["metric"]
+
+    @property
+    def mode(self) -> str:
+        return self.record["mode"]
+
+    def rows(self) -> list[TrialRow]:
+        """The ranked table rows (report.py's), best first."""
+        rows = [make_row(t.name, t.params, t.last, [r.get(self.metric) for r in t.history], self.metric, self.mode,
+                         t.status) for t in self.trials]
+        return rank_rows(rows, self.mode)
+
+    def trial(self, name: str) -> TrialRecord:
+        return next(t for t in self.trials if t.name == name)
+
+    def finished(self) -> list[TrialRecord]:
+        """Trials that reached a final value: finished, stopped by the scheduler, or diverged."""
+        return [t for t in self.trials if t.status in TERMINAL]
+
+
+def open_experiment(location: str) -> Experiment:
+    """Read the experiment at a directory or storage URI; ExperimentError if it is not one."""
+    storage = Storage(location)
+    try:
+        return _open(storage, location)
+    except OSError as err:  # an unreachable bucket, a permission, a network error
+        raise ExperimentError(f"{location}: cannot be read ({err})") from None
+
+
+def _open(storage: Storage, location: str) -> Experiment:
+    kind = storage.kind()
+    if kind != "dir":
+        raise ExperimentError(f"{location}: {'no such directory' if kind == 'missing' else 'not a directory'}")
+    text = storage.read_text(EXPERIMENT_FILE)
+    if text is None:
+        raise ExperimentError(f"{location}: not a raysearch experiment (no {EXPERIMENT_FILE}, which "
+                              f"`python -m raysearch.tune` writes){_experiments_hint(storage)}")
+    record = _parse_record(text, f"{storage.location}/{EXPERIMENT_FILE}")
+    settings = build_dataclass(TuneSettings, record["tune"], "tune")
+    trials = _read_trials(storage, settings)
+    return Experiment(storage, record, settings, tuple(trials))
+
+
+def _experiments_hint(storage: Storage) -> str:
+    """'; it holds experiments: a, b' when `storage` is the storage root above experiments, else ''."""
+    found = [name for name, is_dir in storage.list_dir() if is_dir and storage.kind(f"{name}/{EXPERIMENT_FILE}") == "file"]
+    if not found:
+        return ""
+    shown = ", ".join(found[-5:])
+    return f"; it holds experiments: {shown}" + (f" (and {len(found) - 5} more)" if len(found) > 5 else "")
+
+
+def _parse_record(text: str, where: str) -> dict[str, Any]:
+    try:
+        record = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ExperimentError(f"{where}: invalid YAML ({getattr(err, 'problem', None) or err})") from None
+    missing = [k for k in ("space", "overrides", "tune", "metric", "mode") if not isinstance(record, dict) or k not in record]
+    if missing:
+        raise ExperimentError(f"{where}: not a raysearch experiment record (missing {', '.join(missing)})")
+    if record["mode"] not in ("min", "max"):
+        raise ExperimentError(f"{where}: mode must be min or max, got {record['mode']!r}")
+    return record
+
+
+def _tune_states(storage: Storage) -> dict[str, dict[str, Any]]:
+    """trial id -> {status, dir, config} from Tune's newest experiment_state-*.json (plain JSON only)."""
+    names = sorted(name for name, is_dir in storage.list_dir() if not is_dir and TUNE_STATE.match(name))
+    for name in reversed(names):  # a resumed experiment writes a newer file; fall back if one is half-written
+        text = storage.read_text(name)
+        try:
+            data = json.loads(text or "")
+            states = {}
+            for entry in data["trial_data"]:
+                trial = json.loads(entry[0])
+                states[trial["trial_id"]] = {"status": trial.get("status"), "dir": trial.get("relative_logdir"),
+                                             "config": trial.get("config") or {}}
+            return states
+        except (ValueError, KeyError, TypeError, IndexError):
+            continue
+    return {}
+
+
+def _read_results(text: str | None) -> tuple[list[dict[str, Any]], int]:
+    history, skipped = [], 0
+    for line in (text or "").splitlines():
+        if not line.strip():
+            continue
+        try:
+            result = json.loads(line)
+        except ValueError:
+            skipped += 1
+            continue
+        if isinstance(result, dict):
+            history.append(result)
+    return history, skipped
+
+
+def _read_json(storage: Storage, relative: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(storage.read_text(relative) or "")
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _read_trials(storage: Storage, settings: TuneSettings) -> list[TrialRecord]:
+    states = _tune_states(storage)
+    entries = storage.list_dir()
+    dirs = {name for name, is_dir in entries if is_dir}
+    # Tune's trial dirs: every directory with a params.json (Train's run dirs and tensorboard/ have none).
+    trial_dirs = [name for name in sorted(dirs) if not name.startswith(("train_", "tensorboard"))
+                  and storage.kind(f"{name}/params.json") == "file"]
+    # Our trial dirs are named <space>_<trial id>; Tune's state, when there is one, says for sure.
+    names: dict[str, str | None] = {name.rsplit("_", 1)[-1]: name for name in trial_dirs}
+    for trial_id, state in states.items():
+        names = {key: name for key, name in names.items() if name != state["dir"]}
+        names[trial_id] = state["dir"] if state["dir"] in dirs else None  # None: pending, no dir yet
+    trials = []
+    for trial_id, name in names.items():
+        state = states.get(trial_id, {})
+        params = (_read_json(storage, f"{name}/params.json") if name else None) or state.get("config") or {}
+        history, skipped = _read_results(storage.read_text(f"{name}/result.json") if name else None)
+        # Tune's state is written every few seconds; a last result with done=true is as good.
+        done = bool(history and history[-1].get("done")) or state.get("status") in ("TERMINATED", "ERROR")
+        if state:
+            error = state["status"] == "ERROR"
+        else:  # error.txt is written at every failure, also of a trial that was retried and went on
+            error = not done and bool(name) and storage.kind(f"{name}/error.txt") == "file"
+        trials.append(TrialRecord(
+            trial_id=trial_id,
+            name=name or state.get("dir") or trial_id,
+            params=params,
+            history=tuple(history),
+            status=trial_status(history[-1] if history else {}, error=error, max_epochs=settings.max_epochs, done=done),
+            checkpoints=_checkpoints(storage, trial_id),
+            skipped_lines=skipped,
+        ))
+    return trials
+
+
+def _checkpoints(storage: Storage, trial_id: str) -> tuple[int, ...]:
+    epochs = []
+    for name, is_dir in storage.list_dir(f"train_{trial_id}"):
+        match = CHECKPOINT_DIR.match(name)
+        if is_dir and match and storage.kind(f"train_{trial_id}/{name}/{CHECKPOINT_FILE}") == "file":
+            epochs.append(int(match.group(1)))
+    return tuple(sorted(epochs))

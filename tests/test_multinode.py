@@ -1,0 +1,77 @@
+"""Fault tolerance across nodes: a trial whose worker's node dies resumes from its checkpoint."""
+
+import json
+import threading
+import time
+
+import pytest
+
+from raysearch.tune import DRIVER_RESOURCE
+from tests.conftest import SMALL_DATA
+
+pytestmark = pytest.mark.slow
+
+
+def _train_worker_node(deadline: float) -> str | None:
+    """The node id of the live Ray Train worker, once there is one."""
+    from ray.util.state import list_actors
+
+    while time.monotonic() < deadline:
+        workers = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if a.class_name == "RayTrainWorker"]
+        if workers:
+            return workers[0].node_id
+        time.sleep(0.5)
+    return None
+
+
+def test_trial_resumes_from_its_checkpoint_when_its_node_dies(tmp_path):
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from raysearch.report import trial_rows
+    from raysearch.spaces import load_space
+    from raysearch.tune import run_search
+
+    # A head that only runs trial drivers, and two 1-CPU worker nodes for Train workers.
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "resources": {DRIVER_RESOURCE: 10}})
+    nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]  # add_node from the main thread
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    try:
+        overrides = SMALL_DATA + ["train.steps_per_epoch=10", "generator.base_width=8", "generator.max_width=32"]
+        space = load_space("l2", overrides)
+        import dataclasses
+
+        settings = dataclasses.replace(space.tune, num_samples=1, max_epochs=5, scheduler="none", max_concurrent=1,
+                                       max_failures=2)
+        experiment = tmp_path / "multinode"
+        killed = {}
+
+        def kill_the_worker_node_after_the_first_checkpoint():
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline and not list(experiment.glob("train_*/epoch_0001/state.pt")):
+                time.sleep(0.2)
+            node_id = _train_worker_node(deadline)
+            victim = next((n for n in nodes if n.node_id == node_id), None)
+            if victim is not None:
+                killed["epochs_done"] = len(list(experiment.glob("train_*/epoch_*/state.pt")))
+                cluster.remove_node(victim, allow_graceful=False)
+                killed["node"] = node_id
+
+        killer = threading.Thread(target=kill_the_worker_node_after_the_first_checkpoint, daemon=True)
+        killer.start()
+        results = run_search(space, settings, overrides, str(tmp_path), "multinode", cluster.address, resume=False)
+        killer.join(timeout=5)
+        assert "node" in killed, "the Train worker's node was never removed"
+        assert killed["epochs_done"] < settings.max_epochs, "the trial finished before its node was removed"
+
+        (row,) = trial_rows(results, space, settings)
+        assert row.status == "finished" and row.epochs == settings.max_epochs
+        # Resumed, not restarted: after the failure, reports continue from the
+        # checkpointed epoch instead of starting again at epoch 1.
+        (trial_dir,) = [p for p in experiment.iterdir() if (p / "result.json").exists()]
+        epochs = [json.loads(line)["epoch"] for line in (trial_dir / "result.json").read_text().splitlines()]
+        assert epochs.count(1) == 1 and epochs[-1] == settings.max_epochs, epochs
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
