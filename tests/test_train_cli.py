@@ -1,0 +1,41 @@
+"""`python -m raysearch.train`: one trial through Ray Train on a local Ray, and its errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from raysearch.train import main
+from tests.conftest import SMALL_DATA
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_one_trial_with_two_ddp_workers_prints_json_and_writes_tensorboard(tmp_path):
+    overrides = [arg for item in SMALL_DATA for arg in ("--set", item)]
+    command = [sys.executable, "-m", "raysearch.train", "wgan", "--epochs", "2", "--workers", "2",
+               "--logdir", str(tmp_path / "run"), *overrides, "--set", "train.critic_steps=1",
+               "--set", "generator.base_width=8", "--set", "critic.base_width=8", "--address", "local"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    final = json.loads(done.stdout.strip().splitlines()[-1])
+    assert final["epoch"] == 2 and final["diverged"] == 0
+    assert set(final) >= {"val/mse", "val/psnr", "val/ssim", "val/seam", "val/swd"}
+    assert "world_rank=1" in done.stderr, "two Ray Train workers"
+    assert sorted(p.name for p in (tmp_path / "run" / "train").glob("epoch_*")) == ["epoch_0001", "epoch_0002"]
+    events = EventAccumulator(str(tmp_path / "run"))
+    events.Reload()
+    assert [s.step for s in events.Scalars("val/psnr")] == [1, 2]
+
+
+def test_bad_flags_are_one_clear_error(capsys):
+    assert main(["wgan", "--set", "train.epochs=0", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train.epochs" in err[0] and ">= 1" in err[0]
+
+
+def test_dry_run_prints_the_resolved_config(capsys):
+    assert main(["wgan", "--epochs", "3", "--dry-run"]) == 0
+    assert "epochs: 3" in capsys.readouterr().out
