@@ -108,19 +108,29 @@ class Trial:
         self.cfg = cfg
         self.runtime = runtime
         self.device = runtime.device
-        # Seeds derive from one base seed plus the rank (STYLE: 8).
-        torch.manual_seed(cfg.train.seed)
-        self.sample_rng = torch.Generator(device=self.device).manual_seed(cfg.train.seed * 1000 + runtime.rank + 1)
+        self.margin = cfg.generator.context_margin
+        torch.manual_seed(cfg.train.seed)  # network initialisation
+        # Noise, instance noise and penalty interpolation; reseeded every epoch from
+        # (seed, rank, epoch) (STYLE: 8), so a resumed run draws what it would have.
+        self.sample_rng = torch.Generator(device=self.device)
+        self._load_data()
+        self._build_networks()
+        self._build_optimizers()
+        self.epoch = 0  # completed epochs
+        self.step = 0  # batches seen
+        self.preview_count = cfg.train.preview_images
+        noise_rng = torch.Generator(device=self.device).manual_seed(cfg.train.seed + 12345)
+        self.val_noise = self._noise(len(self.val_images), noise_rng)  # the same every epoch
 
+    def _load_data(self) -> None:
+        data = self.cfg.data
         prepared = PreparedDataset(resolve_dataset(
-            cfg.data.path,
-            synthetic_train=cfg.data.synthetic_train,
-            synthetic_val=cfg.data.synthetic_val,
-            synthetic_seed=cfg.data.synthetic_seed,
+            data.path, synthetic_train=data.synthetic_train, synthetic_val=data.synthetic_val,
+            synthetic_seed=data.synthetic_seed,
         ))
-        vocab = prepared.vocabulary(cfg.data.vocab_min_count)
-        train = InpaintingDataset(prepared, "train", vocab, cfg.data.caption_length, limit=cfg.data.train_images)
-        val = InpaintingDataset(prepared, "val", vocab, cfg.data.caption_length, limit=cfg.data.val_images)
+        vocab = prepared.vocabulary(data.vocab_min_count)
+        train = InpaintingDataset(prepared, "train", vocab, data.caption_length, limit=data.train_images)
+        val = InpaintingDataset(prepared, "val", vocab, data.caption_length, limit=data.val_images)
         # The dataset is small next to device memory: hold it as one uint8 tensor
         # there and index batches from it, so loading never starves the step.
         self.train_images = train.images_uint8.to(self.device)
@@ -130,33 +140,30 @@ class Trial:
         self.train_size = len(train)
         self.vocab_size = len(vocab)
 
-        margin = cfg.generator.context_margin
-        self.margin = margin
-        generator = ConditionedGenerator(cfg, len(vocab)).to(self.device)
+    def _build_networks(self) -> None:
+        cfg = self.cfg
+        generator = ConditionedGenerator(cfg, self.vocab_size).to(self.device)
         critic = None
         if cfg.objective.adversarial:
-            size = IMAGE_SIZE if cfg.critic.input == "whole" else output_size(margin)
+            size = IMAGE_SIZE if cfg.critic.input == "whole" else output_size(self.margin)
             critic = build_critic(cfg.critic, input_size=size).to(self.device)
         if cfg.train.channels_last:
             generator = generator.to(memory_format=torch.channels_last)
             critic = critic.to(memory_format=torch.channels_last) if critic is not None else None
-        self.generator = runtime.prepare_model(generator)
-        self.critic = runtime.prepare_model(critic) if critic is not None else None
+        self.generator = self.runtime.prepare_model(generator)
+        self.critic = self.runtime.prepare_model(critic) if critic is not None else None
         if cfg.train.compile:
             self.generator = torch.compile(self.generator)
             self.critic = torch.compile(self.critic) if self.critic is not None else None
 
-        self.opt_g = _optimizer(cfg, self.generator.parameters(), cfg.optim.generator_lr)
-        self.sched_g = torch.optim.lr_scheduler.ExponentialLR(self.opt_g, gamma=cfg.optim.lr_decay)
-        self.opt_d = _optimizer(cfg, self.critic.parameters(), cfg.optim.critic_lr) if self.critic else None
-        self.sched_d = torch.optim.lr_scheduler.ExponentialLR(self.opt_d, cfg.optim.lr_decay) if self.opt_d else None
-        self.epoch = 0  # completed epochs
-        self.step = 0  # batches seen
-
-        preview = cfg.train.preview_images
-        noise_rng = torch.Generator(device=self.device).manual_seed(cfg.train.seed + 12345)
-        self.val_noise = self._noise(len(self.val_images), noise_rng)
-        self.preview_count = preview
+    def _build_optimizers(self) -> None:
+        optim = self.cfg.optim
+        self.opt_g = _optimizer(self.cfg, self.generator.parameters(), optim.generator_lr)
+        self.sched_g = torch.optim.lr_scheduler.ExponentialLR(self.opt_g, gamma=optim.lr_decay)
+        self.opt_d = self.sched_d = None
+        if self.critic is not None:
+            self.opt_d = _optimizer(self.cfg, self.critic.parameters(), optim.critic_lr)
+            self.sched_d = torch.optim.lr_scheduler.ExponentialLR(self.opt_d, gamma=optim.lr_decay)
 
     # ------------------------------------------------------------ state
 
@@ -171,7 +178,7 @@ class Trial:
             "opt_d": self.opt_d.state_dict() if self.opt_d else None,
             "sched_g": self.sched_g.state_dict(),
             "sched_d": self.sched_d.state_dict() if self.sched_d else None,
-            "rng": {"torch": torch.get_rng_state(), "sample": self.sample_rng.get_state()},
+            "rng": {"torch": torch.get_rng_state()},
         }
 
     def restore(self, state: dict[str, Any], source: Path) -> None:
@@ -188,7 +195,6 @@ class Trial:
         self.opt_g.load_state_dict(state["opt_g"])
         self.sched_g.load_state_dict(state["sched_g"])
         torch.set_rng_state(state["rng"]["torch"])
-        self.sample_rng.set_state(state["rng"]["sample"])
         self.epoch = state["epoch"]
         self.step = state["step"]
 
@@ -287,6 +293,7 @@ class Trial:
         self.generator.train()
         if self.critic:
             self.critic.train()
+        self.sample_rng.manual_seed(self.cfg.train.seed * 1_000_003 + self.runtime.rank * 10_007 + self.epoch)
         adversarial = self.critic is not None and self.epoch >= self.cfg.train.pretrain_epochs
         cycle = self._phase_cycle(adversarial)
         sums: dict[str, Tensor] = {}
