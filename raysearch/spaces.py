@@ -72,7 +72,10 @@ class Param:
 
 @dataclass(frozen=True)
 class Resources:
-    """What one trial takes: CPUs and a GPU fraction per Ray Train worker, and the worker count."""
+    """What one trial takes: CPUs and a GPU fraction per Ray Train worker, and the worker count.
+
+    `workers` sets every trial's train.workers (DDP when > 1), whatever the base says.
+    """
 
     cpus: float = 1.0
     gpu_fraction: float = 0.25

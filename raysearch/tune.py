@@ -53,7 +53,7 @@ EXPERIMENT_FILE = "raysearch_experiment.yaml"  # what --resume needs to rebuild 
 # ---------------------------------------------------------------- the trial driver
 
 
-def trial_driver(params: dict[str, Any], *, space_path: str, overrides: list[str], max_epochs: int,
+def trial_driver(params: dict[str, Any], *, space_path: str, overrides: list[str], max_epochs: int, workers: int,
                  experiment_path: str, use_gpu: bool, resources: dict[str, float], max_failures: int) -> None:
     """One Tune trial: train the sampled config through Ray Train, reporting to Tune."""
     from ray import tune
@@ -62,7 +62,8 @@ def trial_driver(params: dict[str, Any], *, space_path: str, overrides: list[str
     from raysearch import ray_adapter
 
     space = load_space(space_path, overrides)
-    cfg = space.trial_config({**params, "train.epochs": max_epochs})
+    # The tune section sets each trial's budget and its number of Train workers.
+    cfg = space.trial_config({**params, "train.epochs": max_epochs, "train.workers": workers})
     context = tune.get_context()
     trainer = ray_adapter.build_trainer(
         cfg,
@@ -144,6 +145,7 @@ def build_trainable(space_path: str, overrides: list[str], settings: TuneSetting
         space_path=space_path,
         overrides=overrides,
         max_epochs=settings.max_epochs,
+        workers=settings.resources.workers,
         experiment_path=experiment_path,
         use_gpu=use_gpu,
         resources=trial_resources(settings, use_gpu),
