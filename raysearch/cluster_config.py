@@ -46,8 +46,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Iterator
 
-import yaml
 
+from raysearch.config import read_yaml
 from raysearch.errors import ConfigError
 
 DRIVER_RESOURCE = "raysearch_trial_driver"  # == raysearch.tune.DRIVER_RESOURCE (a test checks)
@@ -81,21 +81,7 @@ def _assignments(name: str, text: str) -> list[str]:
 
 def load_cluster_yaml(path: str | Path) -> dict[str, Any]:
     """The YAML mapping in `path`; ConfigError for a missing file, bad YAML or a non-mapping."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the cluster config ({err.strerror or err})") from None
-    try:
-        config = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(err, 'problem', None) or err})") from None
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: a cluster config must be a YAML mapping (cluster_name, provider, ...), "
-                          f"got {type(config).__name__}")
-    return config
+    return read_yaml(Path(path), what="cluster config", expected="cluster_name, provider, ...")
 
 
 # ---------------------------------------------------------------- Ray's own validation

@@ -386,21 +386,24 @@ SPACE_SECTIONS = ("description", "base", "search", "metric", "mode", "tune")
 SEARCH_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML mapping from `path`, or ConfigError naming the file and the problem."""
+def read_yaml(path: Path, what: str = "search space", expected: str = ", ".join(SPACE_SECTIONS)) -> dict[str, Any]:
+    """A YAML mapping from `path`, or ConfigError naming the file and the problem.
+
+    `what` names the kind of file in messages; `expected` lists the keys a mapping should hold.
+    """
     try:
-        text = path.read_text()
+        text = Path(path).read_text()
     except OSError as err:
-        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+        raise ConfigError(f"{path}: cannot read the {what} ({err.strerror or err})") from None
     try:
         values = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
+        raise ConfigError(f"{path}:{where} not valid YAML ({problem})") from None
     if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a mapping with sections {', '.join(SPACE_SECTIONS)}")
+        raise ConfigError(f"{path}: a {what} must be a YAML mapping ({expected}), got {type(values).__name__}")
     return values
 
 

@@ -309,7 +309,7 @@ def test_local_provider_needs_ips(tmp_path):
 def test_not_yaml_and_not_a_mapping(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("cluster_name: [unclosed\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: line \d+ not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad.yaml: line \d+ column \d+ not valid YAML"):
         load_cluster_yaml(path)
     path.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="must be a YAML mapping"):
