@@ -196,15 +196,14 @@ def best_checkpoints(trial: TrialRecord, metric: str, mode: str) -> list[int]:
 
 def _validation(cfg, cache: dict):
     """The first `count` images of the validation subset and their tokens, resolved as the training loop does."""
-    from raysearch.data import InpaintingDataset, PreparedDataset, resolve_dataset, to_float_images
+    from raysearch.data import InpaintingDataset, to_float_images
+    from raysearch.train import open_dataset
 
     data = cfg.data
     key = (data.path, data.synthetic_train, data.synthetic_val, data.synthetic_seed, data.vocab_min_count,
            data.caption_length, data.val_images)
     if key not in cache:
-        prepared = PreparedDataset(resolve_dataset(data.path, synthetic_train=data.synthetic_train,
-                                                   synthetic_val=data.synthetic_val, synthetic_seed=data.synthetic_seed))
-        vocab = prepared.vocabulary(data.vocab_min_count)
+        prepared, vocab = open_dataset(data)
         # The whole subset the trial measured (its noise is drawn for all of it), of which we show the first `count`.
         val = InpaintingDataset(prepared, "val", vocab, data.caption_length, limit=data.val_images)
         cache[key] = (to_float_images(val.images_uint8), val.tokens, len(vocab))
@@ -219,17 +218,15 @@ def _generate(state: dict[str, Any], count: int, cache: dict):
     from models.generators import activate_output
     from models.geometry import mask_context
     from raysearch.config import build_config
-    from raysearch.train import ConditionedGenerator
+    from raysearch.train import ConditionedGenerator, validation_noise
 
     cfg = build_config(state["config"], source="checkpoint config")
     images, tokens, vocab_size = _validation(cfg, cache)
     generator = ConditionedGenerator(cfg, vocab_size)
     generator.load_state_dict(state["generator"])
     generator.eval()
-    noise = None
-    if cfg.generator.noise_dim:  # the seeded noise of the trial's own validation (drawn for the whole subset)
-        rng = torch.Generator().manual_seed(cfg.train.seed + 12345)
-        noise = torch.randn(len(images), cfg.generator.noise_dim, generator=rng)[:count]
+    noise = validation_noise(cfg, len(images), torch.device("cpu"))  # drawn for the whole subset, as in training
+    noise = noise[:count] if noise is not None else None
     with torch.no_grad():
         raw = generator(mask_context(images[:count]), tokens[:count], noise)
         center, _ = activate_output(raw.float(), cfg.generator.output_activation)

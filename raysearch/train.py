@@ -40,8 +40,8 @@ from models.generators import activate_output
 from models.geometry import IMAGE_SIZE, crop_center, mask_context, output_size, paste_center
 from raysearch import losses, metrics
 from raysearch.checkpoint import config_differences, load_checkpoint, save_checkpoint
-from raysearch.config import ExperimentConfig, config_to_dict, list_spaces, load_config
-from raysearch.data import InpaintingDataset, PreparedDataset, resolve_dataset, to_float_images
+from raysearch.config import DataConfig, ExperimentConfig, config_to_dict, list_spaces, load_config
+from raysearch.data import InpaintingDataset, PreparedDataset, Vocabulary, resolve_dataset, to_float_images
 from raysearch.errors import CheckpointError, RaysearchError
 from raysearch.summaries import TrialSummary
 
@@ -119,16 +119,11 @@ class Trial:
         self.epoch = 0  # completed epochs
         self.step = 0  # batches seen
         self.preview_count = cfg.train.preview_images
-        noise_rng = torch.Generator(device=self.device).manual_seed(cfg.train.seed + 12345)
-        self.val_noise = self._noise(len(self.val_images), noise_rng)  # the same every epoch
+        self.val_noise = validation_noise(cfg, len(self.val_images), self.device)
 
     def _load_data(self) -> None:
         data = self.cfg.data
-        prepared = PreparedDataset(resolve_dataset(
-            data.path, synthetic_train=data.synthetic_train, synthetic_val=data.synthetic_val,
-            synthetic_seed=data.synthetic_seed,
-        ))
-        vocab = prepared.vocabulary(data.vocab_min_count)
+        prepared, vocab = open_dataset(data)
         train = InpaintingDataset(prepared, "train", vocab, data.caption_length, limit=data.train_images)
         val = InpaintingDataset(prepared, "val", vocab, data.caption_length, limit=data.val_images)
         # The dataset is small next to device memory: hold it as one uint8 tensor
@@ -367,6 +362,23 @@ class Trial:
             as_unit(generated), as_unit(crop_center(self.val_images, 0)), as_unit(self.val_images), seed=self.cfg.train.seed
         )
         return {f"val/{name}": float(value) for name, value in values.items()}, generated
+
+
+def open_dataset(data: DataConfig) -> tuple[PreparedDataset, Vocabulary]:
+    """The prepared dataset a config names (the synthetic default when it names none) and its vocabulary."""
+    prepared = PreparedDataset(resolve_dataset(
+        data.path, synthetic_train=data.synthetic_train, synthetic_val=data.synthetic_val,
+        synthetic_seed=data.synthetic_seed,
+    ))
+    return prepared, prepared.vocabulary(data.vocab_min_count)
+
+
+def validation_noise(cfg: ExperimentConfig, count: int, device: torch.device) -> Tensor | None:
+    """The generator noise of the validation subset: the same every epoch, and in analysis."""
+    if not cfg.generator.noise_dim:
+        return None
+    rng = torch.Generator(device=device).manual_seed(cfg.train.seed + 12345)
+    return torch.randn(count, cfg.generator.noise_dim, generator=rng, device=device)
 
 
 def _optimizer(cfg: ExperimentConfig, parameters, lr: float) -> torch.optim.Optimizer:
