@@ -129,6 +129,14 @@ def test_seeded_searcher_gives_the_same_suggestions_and_starts_from_the_base():
     assert first[0] == space.base_point(), "the base config is evaluated first"
 
 
+@pytest.mark.parametrize("space_name", list_spaces())
+def test_every_sampled_configuration_of_a_shipped_space_is_valid(space_name):
+    # An invalid combination would surface only as failed trials in the middle of a search.
+    space = load_space(space_name)
+    for params in _suggestions(space, 0, 25):
+        space.trial_config(params)
+
+
 def test_conditional_parameters_apply_only_when_their_condition_holds(tmp_path):
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump({
