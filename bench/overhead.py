@@ -33,7 +33,8 @@ def main() -> None:
 
     from raysearch.spaces import load_space
     from raysearch.train import run_trial
-    from raysearch.tune import run_search, start_ray
+    from raysearch.ray_adapter import start_ray
+    from raysearch.tune import run_search
 
     space = load_space("l2", SMALL)
     settings = dataclasses.replace(space.tune, num_samples=args.trials, max_epochs=args.epochs, scheduler="none",

@@ -111,7 +111,7 @@ def main() -> None:
 
     import ray
 
-    from raysearch.tune import start_ray
+    from raysearch.ray_adapter import start_ray
 
     start_ray("local", log_to_driver=False)
     rows = []

@@ -10,6 +10,7 @@ checkpoint on its own (Train V2), which is how restarted trials resume.
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -86,9 +87,28 @@ def wants_gpu(cfg: ExperimentConfig) -> bool:
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
-def init_ray(address: str | None) -> None:
-    """Attach to `address` (or a running cluster); otherwise start Ray on this machine."""
+def start_ray(address: str | None, log_to_driver: bool = True) -> None:
+    """Attach to `address` or a running cluster; otherwise (or with `local`) start a private local Ray.
+
+    Only a Ray this process starts can declare the driver resource; a cluster
+    declares it on its head node (cluster.yaml).
+    """
+    from raysearch.tune import DRIVER_RESOURCE, DRIVER_SLOTS
+
     if ray.is_initialized():
         return
-    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")  # see raysearch.tune.start_ray
-    ray.init(address=address, log_to_driver=True, configure_logging=False)
+    if address and address != "local":
+        ray.init(address=address, log_to_driver=log_to_driver)
+    elif address is None:
+        try:
+            ray.init(address="auto", log_to_driver=log_to_driver)
+        except ConnectionError:
+            pass  # no cluster running here
+    if not ray.is_initialized():
+        # Train's controller notices a finished worker group at its next health
+        # check, every 2 s by default: about 5 s of idle time per trial, which
+        # dominates short trials. The poll is cheap; the processes of the local
+        # Ray started here inherit this setting.
+        os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
+        ray.init(address="local", resources={DRIVER_RESOURCE: DRIVER_SLOTS}, log_to_driver=log_to_driver)
+    print(f"Ray: {ray.get_runtime_context().gcs_address} with {ray.cluster_resources()}", file=sys.stderr)

@@ -36,8 +36,8 @@ class Storage:
     def __init__(self, location: str) -> None:
         import pyarrow.fs as pafs
 
-        self.location = location.rstrip("/") if "://" in location else str(Path(location).expanduser().resolve())
-        self.is_uri = "://" in location
+        self.is_uri = is_uri(location)
+        self.location = location.rstrip("/") if self.is_uri else str(Path(location).expanduser().resolve())
         try:
             if self.is_uri:
                 self.fs, self.root = pafs.FileSystem.from_uri(self.location)

@@ -17,13 +17,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pyarrow.fs
 import torch
 from tensorboardX import SummaryWriter
 from tensorboardX.summary import hparams
 
 from models.geometry import mask_context, paste_center
 from raysearch.config import flatten
+from raysearch.storage import Storage, is_uri
 
 
 class TrialSummary:
@@ -35,10 +35,7 @@ class TrialSummary:
     """
 
     def __init__(self, logdir: str | Path, purge_step: int | None = None) -> None:
-        self.remote = None
-        if "://" in str(logdir):
-            self.remote = pyarrow.fs.FileSystem.from_uri(str(logdir))  # (filesystem, path)
-            self.remote[0].create_dir(self.remote[1], recursive=True)
+        self.remote = Storage(str(logdir)) if is_uri(str(logdir)) else None
         local = Path(tempfile.mkdtemp(prefix="raysearch-tb-")) if self.remote else Path(logdir)
         local.mkdir(parents=True, exist_ok=True)
         self.logdir = local
@@ -47,8 +44,8 @@ class TrialSummary:
     def flush(self) -> None:
         self.writer.flush()
         if self.remote:
-            filesystem, path = self.remote
-            pyarrow.fs.copy_files(str(self.logdir), path, destination_filesystem=filesystem)
+            for event_file in self.logdir.iterdir():
+                self.remote.upload(event_file, event_file.name)
 
     def scalars(self, metrics: dict[str, Any], epoch: int) -> None:
         for tag, value in metrics.items():

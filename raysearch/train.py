@@ -118,7 +118,6 @@ class Trial:
         self._build_optimizers()
         self.epoch = 0  # completed epochs
         self.step = 0  # batches seen
-        self.preview_count = cfg.train.preview_images
         self.val_noise = validation_noise(cfg, len(self.val_images), self.device)
 
     def _load_data(self) -> None:
@@ -426,8 +425,8 @@ def run_trial(
             last = {**train_logs, **val_logs, "epoch": trial.epoch, "diverged": 0}
             if summary:
                 summary.scalars(last, trial.epoch)
-                if trial.preview_count:
-                    count = trial.preview_count
+                if cfg.train.preview_images:
+                    count = cfg.train.preview_images
                     summary.preview(trial.val_images[:count], generated[:count], trial.epoch)
             save_now = trial.epoch % cfg.train.checkpoint_every == 0 or trial.epoch == cfg.train.epochs
             if save_now:
@@ -462,7 +461,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="train.epochs")
     parser.add_argument("--workers", type=int, help="train.workers (Ray Train workers; DDP when > 1)")
     parser.add_argument("--logdir", help="run directory: TensorBoard files and checkpoints (default runs/train/NAME-TIME)")
-    parser.add_argument("--address", help="Ray cluster address (default: a running cluster, else a local Ray)")
+    parser.add_argument("--address", help="Ray cluster address; `local` starts a private local Ray "
+                        "(default: the cluster running on this machine, else a local Ray)")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     args = parser.parse_args(argv)
     if bool(args.space) == bool(args.config):
@@ -492,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
 
     name = Path(args.space or args.config).stem
     logdir = Path(args.logdir or f"runs/train/{name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
-    ray_adapter.init_ray(args.address)
+    ray_adapter.start_ray(args.address)
     trainer = ray_adapter.build_trainer(
         cfg, name="train", storage_path=str(logdir), logdir=str(logdir), use_gpu=ray_adapter.wants_gpu(cfg)
     )

@@ -271,39 +271,12 @@ def recorded_experiment(experiment_path: str) -> tuple[SearchSpace, list[str], T
     return space, list(record["overrides"]), settings
 
 
-def start_ray(address: str | None, log_to_driver: bool = True) -> None:
-    """Attach to `address` or a running cluster; otherwise (or with `local`) start a private local Ray.
-
-    Only a Ray this process starts can declare the driver resource; a cluster
-    declares it on its head node (cluster.yaml).
-    """
-    import ray
-
-    if ray.is_initialized():
-        return
-    if address and address != "local":
-        ray.init(address=address, log_to_driver=log_to_driver)
-    elif address is None:
-        try:
-            ray.init(address="auto", log_to_driver=log_to_driver)
-        except ConnectionError:
-            pass  # no cluster running here
-    if not ray.is_initialized():
-        # Train's controller notices a finished worker group at its next health
-        # check, every 2 s by default: about 5 s of idle time per trial, which
-        # dominates short trials. The poll is cheap; the processes of the local
-        # Ray started here inherit this setting.
-        os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
-        ray.init(address="local", resources={DRIVER_RESOURCE: DRIVER_SLOTS}, log_to_driver=log_to_driver)
-    print(f"Ray: {ray.get_runtime_context().gcs_address} with {ray.cluster_resources()}", file=sys.stderr)
-
-
 def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str], storage: str, name: str,
                address: str | None, resume: bool):
     """Run (or resume) the experiment `storage/name`; return Tune's ResultGrid."""
     from ray import tune
 
-    from raysearch.ray_adapter import wants_gpu
+    from raysearch.ray_adapter import start_ray, wants_gpu
 
     start_ray(address)
     use_gpu = wants_gpu(space.config)

@@ -102,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise DataError(f"--min-count: must be >= 1, got {args.min_count}")
             print(json.dumps(dataset_info(args.path, args.min_count)))
         elif args.command == "push":
-            from raysearch.data.remote import is_uri, push
+            from raysearch.data.remote import push
+            from raysearch.storage import is_uri
 
             if not is_uri(args.uri):
                 raise DataError(f"push: {args.uri!r} is not a storage URI; give one like s3://bucket/coco64 "

@@ -20,6 +20,7 @@ from raysearch.data import layout, remote
 from raysearch.data.prepare import prepare
 from raysearch.data.synthetic import write_synthetic
 from raysearch.errors import DataError
+from raysearch.storage import is_uri
 
 CACHE_ENV = "RAYSEARCH_CACHE"
 
@@ -81,7 +82,7 @@ def resolve_dataset(
             if not layout.is_prepared(target):  # another process may have built it while we waited
                 _build_synthetic(target, synthetic_train, synthetic_val, synthetic_seed)
         return target
-    if remote.is_uri(path):
+    if is_uri(path):
         return remote.fetch_dataset(path, cache_root(), log=_log)
     local = Path(path).expanduser().resolve()
     layout.read_meta(local)  # DataError naming the path and how to prepare it

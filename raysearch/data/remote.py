@@ -59,10 +59,6 @@ PUSH_HINT = ("run `python -m raysearch.data prepare --coco-root RAW --out DIR`, 
              "then `python -m raysearch.data push DIR {uri}`")
 
 
-def is_uri(path: str) -> bool:
-    return "://" in path
-
-
 def display_uri(uri: str) -> str:
     """The URI without credentials (`s3://KEY:SECRET@bucket/...` is allowed by pyarrow)."""
     parts = urlsplit(uri)
