@@ -27,11 +27,18 @@ from raysearch.storage import Storage, is_uri
 
 
 class TrialSummary:
-    """The event file of one trial. `purge_step` drops events a resumed run will redo.
+    """The event files of one trial. `purge_step` drops events a resumed run will redo.
+
+    `commit()` makes everything written so far durable; the loop calls it
+    before each report, because a trial the scheduler stops is killed right
+    after reporting, and tensorboardX's `flush()` does not drain its writer
+    thread's queue (only `close()` does). Each commit therefore closes the
+    writer and the next write opens a new event file, numbered so that the
+    files of a trial sort in the order they were written.
 
     `logdir` is a local directory or a storage URI (s3://, gs://, ...): for a
-    URI the events are written to a local directory and copied to the URI
-    after every write, so a trial on any node lands in the experiment's tree.
+    URI the events are written to a local directory and copied to the URI at
+    every commit, so a trial on any node lands in the experiment's tree.
     """
 
     def __init__(self, logdir: str | Path, purge_step: int | None = None) -> None:
@@ -39,10 +46,25 @@ class TrialSummary:
         local = Path(tempfile.mkdtemp(prefix="raysearch-tb-")) if self.remote else Path(logdir)
         local.mkdir(parents=True, exist_ok=True)
         self.logdir = local
-        self.writer = SummaryWriter(logdir=str(local), purge_step=purge_step, flush_secs=30)
+        self._purge_step = purge_step
+        self._files = 0
+        self._writer: SummaryWriter | None = None
 
-    def flush(self) -> None:
-        self.writer.flush()
+    @property
+    def writer(self) -> SummaryWriter:
+        if self._writer is None:
+            self._writer = SummaryWriter(
+                logdir=str(self.logdir), purge_step=self._purge_step if self._files == 0 else None,
+                filename_suffix=f".{self._files:05d}",
+            )
+            self._files += 1
+        return self._writer
+
+    def commit(self) -> None:
+        """Everything written so far on disk (and at the URI), before the trial reports."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self.remote:
             for event_file in self.logdir.iterdir():
                 self.remote.upload(event_file, event_file.name)
@@ -51,7 +73,6 @@ class TrialSummary:
         for tag, value in metrics.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.writer.add_scalar(tag, value, epoch)
-        self.flush()
 
     def preview(self, images: torch.Tensor, generated_center: torch.Tensor, epoch: int) -> None:
         """Three rows like the seeds' figures: context, ground truth, generated pasted into the context.
@@ -63,17 +84,14 @@ class TrialSummary:
         rows = [context, images, paste_center(context, generated_center.to(images.dtype))]
         grid = image_grid(rows)
         self.writer.add_image("preview/context_truth_generated", grid, epoch)
-        self.flush()
 
     def hyperparameters(self, values: dict[str, Any], final_metrics: dict[str, float]) -> None:
         experiment, start, end = hparams(_hparam_values(values), final_metrics)
         for summary in (experiment, start, end):
             self.writer.file_writer.add_summary(summary)
-        self.flush()
 
     def close(self) -> None:
-        self.flush()
-        self.writer.close()
+        self.commit()
         if self.remote:
             shutil.rmtree(self.logdir, ignore_errors=True)
 

@@ -428,6 +428,7 @@ def run_trial(
                 if cfg.train.preview_images:
                     count = cfg.train.preview_images
                     summary.preview(trial.val_images[:count], generated[:count], trial.epoch)
+                summary.commit()  # on disk before the report: a stopped trial is killed right after it
             save_now = trial.epoch % cfg.train.checkpoint_every == 0 or trial.epoch == cfg.train.epochs
             if save_now:
                 with tempfile.TemporaryDirectory(prefix="raysearch-ckpt-") as tmp:

@@ -154,3 +154,19 @@ def test_tensorboard_at_a_storage_uri(tmp_path):
     events = EventAccumulator(str(tmp_path / "experiment/tensorboard/trial"))
     events.Reload()
     assert "val/psnr" in events.Tags()["scalars"] and events.Tags()["images"]
+
+
+def test_each_epoch_is_on_disk_before_it_is_reported(tmp_path):
+    # A trial the scheduler stops is killed right after its report: whatever
+    # TensorBoard should show for that epoch must already be written.
+    logdir = tmp_path / "tb"
+    seen = []
+
+    def report(metrics, checkpoint_dir):
+        events = EventAccumulator(str(logdir), size_guidance={"images": 0, "scalars": 0})
+        events.Reload()
+        images = [image.step for image in events.Images("preview/context_truth_generated")]
+        seen.append((metrics["epoch"], [s.step for s in events.Scalars("val/psnr")], images))
+
+    run_trial(small("l2", "train.epochs=2", "train.steps_per_epoch=2"), report, logdir=logdir)
+    assert seen == [(1, [1], [1]), (2, [1, 2], [1, 2])]
