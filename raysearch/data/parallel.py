@@ -35,13 +35,16 @@ def _serial(fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]:
 def ordered_mapper(workers: int, tasks: int) -> Iterator[Mapper]:
     """A `map(fn, tasks)` that yields results in task order; `fn` must be module-level.
 
-    Uses the platform's default start method (fork on Linux): the children only
-    run Pillow/numpy code and never touch torch or Ray state.
+    The children are spawned, not forked: this runs inside Ray workers and
+    training processes, whose other threads (OpenMP / OpenBLAS pools started
+    by torch and numpy, gRPC) may hold locks at fork time, and a forked child
+    that needs one of them hangs forever. That hang was seen here: a
+    synthetic dataset prepared inside a Ray Train worker stopped in its pool.
     """
     if workers <= 1 or tasks < MIN_PARALLEL_TASKS:
         yield _serial
         return
     processes = min(workers, tasks)
     chunksize = max(1, min(64, tasks // (processes * 4)))
-    with multiprocessing.get_context().Pool(processes) as pool:
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
         yield lambda fn, items: pool.imap(fn, items, chunksize=chunksize)
