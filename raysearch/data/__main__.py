@@ -1,4 +1,4 @@
-"""`python -m raysearch.data`: synthetic | prepare | download-coco | info | push."""
+"""`python -m raysearch.data`: synthetic | prepare | download-coco | info | push | baselines."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from raysearch.data.photos import DEFAULT_MIN_CROP, DEFAULT_VAL_FRACTION
 from raysearch.errors import DataError, RaysearchError
 
 
@@ -23,13 +24,33 @@ def _parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--val", type=int, default=200, help="val images (default 200)")
     synthetic.add_argument("--seed", type=int, default=0, help="same seed, same bytes (default 0)")
     synthetic.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    synthetic.add_argument("--force", action="store_true", help="write into --out even if it holds other files")
 
-    prepare = commands.add_parser("prepare", help="raw COCO 2014 (or IFT6266) tree -> packed 64x64 dataset")
-    prepare.add_argument("--coco-root", required=True, type=Path,
-                         help="holds annotations/ + train2014/ + val2014/ (or the IFT6266 layout)")
+    prepare = commands.add_parser(
+        "prepare", help="raw COCO 2014 (or IFT6266) tree, or any folder of photos -> packed 64x64 dataset"
+    )
+    source = prepare.add_mutually_exclusive_group(required=True)
+    source.add_argument("--coco-root", type=Path,
+                        help="holds annotations/ + train2014/ + val2014/ (or the IFT6266 layout)")
+    source.add_argument("--images", type=Path,
+                        help="any folder of photos (jpg/jpeg/png/bmp/webp, searched recursively; no captions); "
+                        "its train/ and val/ subfolders are the splits when it has both")
     prepare.add_argument("--out", required=True, type=Path, help="prepared dataset directory (created)")
     prepare.add_argument("--size", type=int, default=64, help="output side in pixels (default 64)")
     prepare.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores)")
+    prepare.add_argument("--force", action="store_true",
+                         help="write into --out even if it holds other files or another prepared dataset")
+    photos = prepare.add_argument_group("--images only")
+    photos.add_argument("--crops", type=int, default=1,
+                        help="squares per train photo: 1 = the centered largest square (default), "
+                        "N > 1 = N random squares")
+    photos.add_argument("--val-crops", type=int, default=None, help="squares per val photo (default: --crops)")
+    photos.add_argument("--min-crop", type=float, default=DEFAULT_MIN_CROP,
+                        help=f"smallest random square, a fraction of the short side (default {DEFAULT_MIN_CROP})")
+    photos.add_argument("--seed", type=int, default=0, help="random squares: same seed, same bytes (default 0)")
+    photos.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
+                        help="without train/ and val/ subfolders: share of photos in val, chosen by a hash "
+                        f"of the file name (default {DEFAULT_VAL_FRACTION})")
 
     download = commands.add_parser("download-coco", help="fetch and unpack the official MSCOCO 2014 zips (resumable)")
     download.add_argument("--dest", required=True, type=Path, help="directory to unpack into (use as --coco-root)")
@@ -50,6 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     push.add_argument("dir", type=Path, help="prepared dataset directory")
     push.add_argument("uri", help="destination URI, e.g. s3://bucket/coco64 (overwritten if present)")
+
+    baselines = commands.add_parser(
+        "baselines", help="validation metrics of the classical fills (mean, harmonic, Telea, Navier-Stokes); "
+        "last line one JSON object"
+    )
+    baselines.add_argument("data", help="prepared dataset directory, storage URI, or `synthetic` (the default dataset)")
+    baselines.add_argument("--val-images", type=int, default=None,
+                           help="the first N val images, as data.val_images (0 = all; default: data.val_images's default)")
+    baselines.add_argument("--seed", type=int, default=None,
+                           help="metric seed, as train.seed (default: train.seed's default)")
     return parser
 
 
@@ -80,13 +111,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "synthetic":
             from raysearch.data.synthetic import write_synthetic
 
-            out = write_synthetic(args.out, train=args.train, val=args.val, seed=args.seed, workers=args.workers)
+            out = write_synthetic(args.out, train=args.train, val=args.val, seed=args.seed, workers=args.workers,
+                                  force=args.force)
             print(f"wrote {args.train} train + {args.val} val images in the MSCOCO 2014 layout to {out}; "
                   f"next: python -m raysearch.data prepare --coco-root {out} --out DIR")
         elif args.command == "prepare":
-            from raysearch.data.prepare import prepare
+            from raysearch.data.prepare import prepare, prepare_photos
 
-            prepare(args.coco_root, args.out, size=args.size, workers=args.workers)
+            if args.images is not None:
+                prepare_photos(args.images, args.out, size=args.size, crops=args.crops, val_crops=args.val_crops,
+                               min_crop=args.min_crop, seed=args.seed, val_fraction=args.val_fraction,
+                               workers=args.workers, force=args.force)
+            else:
+                photo_flags = [flag for flag, value, default in (
+                    ("--crops", args.crops, 1), ("--val-crops", args.val_crops, None),
+                    ("--min-crop", args.min_crop, DEFAULT_MIN_CROP), ("--seed", args.seed, 0),
+                    ("--val-fraction", args.val_fraction, DEFAULT_VAL_FRACTION)) if value != default]
+                if photo_flags:
+                    raise DataError(f"{', '.join(photo_flags)}: only for --images, not --coco-root")
+                prepare(args.coco_root, args.out, size=args.size, workers=args.workers, force=args.force)
         elif args.command == "download-coco":
             from raysearch.data.download import download_coco
 
@@ -109,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise DataError(f"push: {args.uri!r} is not a storage URI; give one like s3://bucket/coco64 "
                                 "or file:///abs/path")
             push(args.dir, args.uri)
+        elif args.command == "baselines":
+            from raysearch.data.baselines import print_baselines
+
+            print_baselines(args.data, val_images=args.val_images, seed=args.seed)
     except RaysearchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

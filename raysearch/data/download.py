@@ -249,7 +249,12 @@ def download_coco(
     for name in names:
         if name not in OFFICIAL_FILES:
             raise DataError(f"--files: unknown file {name!r}; allowed: {list(OFFICIAL_FILES)}")
-    dest.mkdir(parents=True, exist_ok=True)
+    if dest.exists() and not dest.is_dir():
+        raise DataError(f"--dest {dest}: is a file; give a directory to download and unpack into")
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a parent is a file, no permission...
+        raise DataError(f"--dest {dest}: cannot be created ({error.strerror or error})") from None
     for name in names:
         zip_path = dest / name
         if unpacked_marker(zip_path, dest).exists():

@@ -105,6 +105,7 @@ def write_json_atomic(path: Path, value: Any) -> None:
             json.dump(value, handle, indent=1)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a dataset is read by every user's trials
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

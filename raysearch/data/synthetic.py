@@ -240,12 +240,18 @@ def _annotation_file(split: str, seed: int, rows: list[tuple[int, int, list[str]
 
 
 def write_synthetic(out: str | Path, *, train: int = DEFAULT_TRAIN, val: int = DEFAULT_VAL, seed: int = DEFAULT_SEED,
-                    workers: int | None = None) -> Path:
-    """Write the synthetic COCO 2014 tree into `out` (created if needed); returns `out`."""
+                    workers: int | None = None, force: bool = False) -> Path:
+    """Write the synthetic COCO 2014 tree into `out` (created if needed); returns `out`.
+
+    A non-empty `out` that an earlier `synthetic` did not write (no marker
+    file) is someone's data, e.g. a real COCO tree whose caption files this
+    would replace: refused unless `force`.
+    """
     if train < 1 or val < 1:
         raise DataError(f"synthetic: --train and --val must be >= 1, got train={train}, val={val}")
     out = Path(out).expanduser()
     workers = resolve_workers(workers)
+    _claim(out, force)
     (out / "annotations").mkdir(parents=True, exist_ok=True)
     counts = {"train": train, "val": val}
     tasks = []
@@ -261,3 +267,18 @@ def write_synthetic(out: str | Path, *, train: int = DEFAULT_TRAIN, val: int = D
         path = out / "annotations" / f"captions_{COCO_SPLITS[split]}.json"
         path.write_text(json.dumps(data), encoding="utf-8")
     return out
+
+
+def _claim(out: Path, force: bool) -> None:
+    """Make `out` ours (the marker written before anything else), or DataError if it holds other data."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out}: is a file; give a directory to write the synthetic tree into")
+    marker = out / SYNTHETIC_MARKER
+    if out.is_dir() and not marker.exists() and any(out.iterdir()) and not force:
+        raise DataError(f"--out {out}: is not empty and was not written by `synthetic` (no {SYNTHETIC_MARKER}); "
+                        "choose a new or empty directory, or pass --force to write over its files")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        marker.write_text("written by python -m raysearch.data synthetic\n", encoding="utf-8")
+    except OSError as error:
+        raise DataError(f"--out {out}: cannot be written ({error.strerror or error})") from None
