@@ -42,6 +42,7 @@ from raysearch import losses, metrics
 from raysearch.checkpoint import config_differences, load_checkpoint, save_checkpoint
 from raysearch.config import DataConfig, ExperimentConfig, config_to_dict, list_spaces, load_config
 from raysearch.data import InpaintingDataset, PreparedDataset, Vocabulary, resolve_dataset, to_float_images
+from raysearch.data.check import check_source
 from raysearch.errors import CheckpointError, RaysearchError
 from raysearch.summaries import TrialSummary
 
@@ -482,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"train.workers={args.workers}")
     try:
         cfg = load_config(args.space or args.config, overrides)
+        check_source(cfg.data.path, captions=cfg.captions.enabled)  # before Ray, and on --dry-run
     except RaysearchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

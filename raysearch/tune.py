@@ -28,6 +28,7 @@ import yaml
 
 from raysearch.config import config_to_dict, list_spaces
 from raysearch import storage as storage_io
+from raysearch.data.check import captions_possible, check_source
 from raysearch.errors import ConfigError, RaysearchError
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
 
@@ -244,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume:
             # The experiment's own record wins over today's flags: same space, overrides, budget.
             space, overrides, settings = recorded_experiment(f"{storage}/{name}")
+        check_source(space.config.data.path, captions=captions_possible(space.config, space.params))
     except RaysearchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

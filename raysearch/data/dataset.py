@@ -46,9 +46,14 @@ class InpaintingDataset(Dataset):
         vocab: Vocabulary,
         caption_length: int = 16,
         limit: int = 0,
+        *,
+        require_captions: bool = False,
     ) -> None:
+        """`require_captions`: the consumer conditions on captions, so a captionless dataset is a DataError."""
         if not isinstance(prepared, PreparedDataset):
             prepared = PreparedDataset(prepared)
+        if require_captions:
+            prepared.require_captions()
         if limit < 0:
             raise DataError(f"limit: must be >= 0 (0 = the whole split), got {limit}")
         if caption_length < 1:
@@ -62,8 +67,9 @@ class InpaintingDataset(Dataset):
         self.captions: list[list[str]] = prepared.captions(split)[: self._count]
         # Encoded once here so neither the trainer nor DataLoader workers re-tokenize per epoch.
         tokens = np.zeros((self._count, CAPTIONS_PER_IMAGE, caption_length), dtype=np.int64)
-        for row, captions in enumerate(self.captions):
-            tokens[row] = vocab.tokens(captions, caption_length, CAPTIONS_PER_IMAGE)
+        for row, image_captions in enumerate(self.captions):
+            if image_captions:  # a captionless dataset (photos) keeps all-padding tokens
+                tokens[row] = vocab.tokens(image_captions, caption_length, CAPTIONS_PER_IMAGE)
         self.tokens: torch.Tensor = torch.from_numpy(tokens)
 
     def __len__(self) -> int:

@@ -25,7 +25,7 @@ FORMAT_NAME = "raysearch-inpainting"
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
 SPLITS = ("train", "val")
-PREPARE_HINT = "run `python -m raysearch.data prepare --coco-root RAW --out DIR` first"
+PREPARE_HINT = "run `python -m raysearch.data prepare --coco-root RAW --out DIR` (or `--images PHOTOS`) first"
 
 
 def images_file(split: str) -> str:
@@ -82,6 +82,17 @@ def read_meta(path: Path) -> dict[str, Any]:
             if not (path / name).is_file():
                 raise DataError(f"{path}: {name} is missing although {META_FILE} lists split {split!r}; {PREPARE_HINT}")
     return meta
+
+
+def has_captions(meta: dict[str, Any]) -> bool:
+    """Whether every split has captions (datasets prepared from plain photos have none)."""
+    return all(info["captions_per_image"] > 0 for info in meta["splits"].values())
+
+
+def no_captions_error(where: str) -> DataError:
+    """The one line for a captionless dataset under a config that conditions on captions."""
+    return DataError(f"{where}: this dataset has no captions (prepared from photos); "
+                     "use captions.encoder=none with it (and a space that does not search it)")
 
 
 def is_prepared(path: Path) -> bool:

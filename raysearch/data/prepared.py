@@ -48,6 +48,15 @@ class PreparedDataset:
         return int(self.meta["image_size"])
 
     @property
+    def has_captions(self) -> bool:
+        return layout.has_captions(self.meta)
+
+    def require_captions(self) -> None:
+        """DataError (one line, naming the dataset) unless its images have captions."""
+        if not self.has_captions:
+            raise layout.no_captions_error(str(self.path))
+
+    @property
     def skipped(self) -> list[dict[str, str]]:
         return list(self.meta.get("skipped", []))
 
