@@ -239,6 +239,10 @@ def _annotation_file(split: str, seed: int, rows: list[tuple[int, int, list[str]
     }
 
 
+# Written into --out first: a directory holding it was written by `synthetic`, and may be written again.
+SYNTHETIC_MARKER = ".raysearch-synthetic"
+
+
 def write_synthetic(out: str | Path, *, train: int = DEFAULT_TRAIN, val: int = DEFAULT_VAL, seed: int = DEFAULT_SEED,
                     workers: int | None = None, force: bool = False) -> Path:
     """Write the synthetic COCO 2014 tree into `out` (created if needed); returns `out`.
