@@ -208,3 +208,13 @@ def test_cli(server: Server, zips, tmp_path: Path, capsys) -> None:
     checksums.write_text(json.dumps({"annotations_trainval2014.zip": {"sha1": "x"}}))
     assert main(["download-coco", "--dest", str(tmp_path / "e"), "--checksums", str(checksums)]) == 2
     assert "only 'size' and 'md5'" in capsys.readouterr().err
+
+
+def test_dest_naming_a_file_is_one_line(tmp_path: Path, capsys) -> None:
+    target = tmp_path / "a-file"
+    target.write_text("keep me")
+    for dest in (target, target / "below"):
+        assert main(["download-coco", "--dest", str(dest), "--base-url", "http://127.0.0.1:9/"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: --dest") and str(target) in err
+    assert target.read_text() == "keep me"

@@ -13,7 +13,8 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from raysearch.data.images import load_square
-from raysearch.data.synthetic import OBJECT_COLORS, SHAPES, write_synthetic
+from raysearch.data.__main__ import main
+from raysearch.data.synthetic import OBJECT_COLORS, SHAPES, SYNTHETIC_MARKER, write_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,7 +51,8 @@ def test_layout_and_official_captions_format(tree: Path) -> None:
         # pycocotools reads it and finds 5 captions for every image
         coco = COCO(str(tree / "annotations" / f"captions_{split}.json"))
         assert all(len(coco.imgToAnns[i]) == 5 for i in coco.getImgIds())
-    assert sorted(p.name for p in tree.iterdir()) == ["annotations", "train2014", "val2014"]
+    # The COCO layout, plus the marker that lets `synthetic` write into this directory again.
+    assert sorted(p.name for p in tree.iterdir()) == [SYNTHETIC_MARKER, "annotations", "train2014", "val2014"]
     train_ids = {r["id"] for r in json.loads((tree / "annotations/captions_train2014.json").read_text())["images"]}
     val_ids = {r["id"] for r in json.loads((tree / "annotations/captions_val2014.json").read_text())["images"]}
     assert not train_ids & val_ids, "COCO image ids are unique across splits"
@@ -121,3 +123,31 @@ def test_cli_synthetic_prepare_info(tmp_path: Path) -> None:
     result = run("info", str(raw))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "python -m raysearch.data prepare" in result.stderr
+
+
+def test_synthetic_refuses_a_tree_it_did_not_write(tmp_path: Path, capsys) -> None:
+    coco = tmp_path / "coco"
+    (coco / "annotations").mkdir(parents=True)
+    captions = coco / "annotations" / "captions_train2014.json"
+    captions.write_text('{"the": "real COCO captions"}')
+    assert main(["synthetic", "--out", str(coco), "--train", "2", "--val", "1", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not written by `synthetic`" in err and "--force" in err
+    assert captions.read_text() == '{"the": "real COCO captions"}'
+    assert not (coco / SYNTHETIC_MARKER).exists()
+    # Its own earlier output is written again without --force; someone else's with it.
+    own = tmp_path / "own"
+    assert main(["synthetic", "--out", str(own), "--train", "2", "--val", "1", "--workers", "1"]) == 0
+    assert main(["synthetic", "--out", str(own), "--train", "2", "--val", "1", "--workers", "1"]) == 0
+    assert main(["synthetic", "--out", str(coco), "--train", "2", "--val", "1", "--workers", "1", "--force"]) == 0
+    assert "real COCO captions" not in captions.read_text()
+
+
+def test_synthetic_out_naming_a_file_is_one_line(tmp_path: Path, capsys) -> None:
+    target = tmp_path / "a-file"
+    target.write_text("keep me")
+    for out in (target, target / "below"):
+        assert main(["synthetic", "--out", str(out), "--train", "2", "--val", "1"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: --out") and str(target) in err
+    assert target.read_text() == "keep me"

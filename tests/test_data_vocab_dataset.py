@@ -175,7 +175,7 @@ def test_to_float_images_range_and_checks() -> None:
 
 def test_package_exports() -> None:
     assert set(data_pkg.__all__) == {"PreparedDataset", "InpaintingDataset", "Vocabulary", "resolve_dataset",
-                                     "to_float_images"}
+                                     "to_float_images", "check_source", "captions_possible"}
 
 
 # --- cache -------------------------------------------------------------------
