@@ -205,7 +205,7 @@ def print_baselines(source: str, *, val_images: int | None = None, seed: int | N
     seed = TrainConfig.seed if seed is None else seed
     try:
         data = DataConfig(path=path, val_images=val_images)
-    except ConfigError as error:
+    except ValueError as error:  # the dataclass's own check (a ValueError, as for a config file)
         raise DataError(f"--val-images: {error}") from None
     figures = baselines_for(data, seed)
     count = "all" if val_images == 0 else f"the first {val_images}"
