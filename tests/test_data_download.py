@@ -217,4 +217,5 @@ def test_dest_naming_a_file_is_one_line(tmp_path: Path, capsys) -> None:
         assert main(["download-coco", "--dest", str(dest), "--base-url", "http://127.0.0.1:9/"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("error: --dest") and str(target) in err
+        assert ("is a file" in err) == (dest == target)
     assert target.read_text() == "keep me"
