@@ -169,7 +169,7 @@ def test_cli_prints_a_table_then_one_json_line(dataset: Path, capsys) -> None:
 def test_cli_bad_data_is_one_line(data: str, capsys) -> None:
     assert main(["baselines", data]) == 2
     captured = capsys.readouterr()
-    assert captured.err.count("\n") == 1 and captured.err.startswith("error: ") and captured.out == ""
+    assert captured.err.count("\n") == 1 and captured.err.startswith(f"error: DATA {data}: ") and captured.out == ""
 
 
 def test_cli_bad_val_images_is_one_line(dataset: Path, capsys) -> None:

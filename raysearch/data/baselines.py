@@ -200,7 +200,7 @@ def format_table(baselines: dict[str, dict[str, float]]) -> str:
 def print_baselines(source: str, *, val_images: int | None = None, seed: int | None = None) -> None:
     """The `baselines` command: a readable table, then one JSON object as the last line."""
     path = None if source == "synthetic" else source
-    check_source(path, captions=False)  # one line for a missing, unprepared or foreign DATA
+    check_source(path, captions=False, label="DATA")  # one line for a missing, unprepared or foreign DATA
     val_images = DataConfig.val_images if val_images is None else val_images
     seed = TrainConfig.seed if seed is None else seed
     try:

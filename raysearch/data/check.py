@@ -31,14 +31,17 @@ def captions_possible(config: Any, params: Iterable[Any] = ()) -> bool:
     return any(param.key == "captions.encoder" and set(param.choices) - {"none"} for param in params)
 
 
-def check_source(path: str | None, *, captions: bool) -> None:
-    """DataError (one line) unless `path` names a dataset a trial can open; None is the synthetic dataset."""
+def check_source(path: str | None, *, captions: bool, label: str = "data.path (--data)") -> None:
+    """DataError (one line, starting with `label`) unless `path` names a dataset a trial can open.
+
+    None is the synthetic dataset.
+    """
     if path is None:
         return  # the synthetic dataset: built on first use, has captions
     if is_uri(path):
-        _check_uri(path, captions)
+        _check_uri(path, captions, label)
         return
-    where = f"data.path (--data) {path}"
+    where = f"{label} {path}"
     local = Path(path).expanduser()
     if not local.exists():
         raise DataError(f"{where}: no such directory; {layout.PREPARE_HINT}, or {SYNTHETIC_HINT}")
@@ -65,23 +68,23 @@ def _unprepared(local: Path) -> str:
     return f"not a prepared dataset (no {layout.META_FILE}); {layout.PREPARE_HINT}"
 
 
-def _check_uri(uri: str, captions: bool) -> None:
+def _check_uri(uri: str, captions: bool, label: str) -> None:
     from raysearch.data import remote
 
     scheme = uri.split("://", 1)[0].lower()
     if scheme not in SUPPORTED_SCHEMES:
-        raise DataError(f"data.path (--data) {remote.display_uri(uri)}: unsupported URI scheme {scheme!r}; allowed: {', '.join(SUPPORTED_SCHEMES)}")
+        raise DataError(f"{label} {remote.display_uri(uri)}: unsupported URI scheme {scheme!r}; allowed: {', '.join(SUPPORTED_SCHEMES)}")
     try:
         filesystem, base = remote.open_uri(uri)
         meta_bytes = remote.read_remote_meta(filesystem, base, uri)
     except DataError as error:  # it names the URI (credentials hidden); say where the URI came from
-        raise DataError(f"data.path (--data) {error}") from None
+        raise DataError(f"{label} {error}") from None
     try:
         meta = json.loads(meta_bytes.decode("utf-8"))
         splits = meta["splits"]
         has_captions = all(info["captions_per_image"] > 0 for info in splits.values())
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
-        raise DataError(f"data.path (--data) {remote.display_uri(uri)}: its {layout.META_FILE} is not a prepared "
+        raise DataError(f"{label} {remote.display_uri(uri)}: its {layout.META_FILE} is not a prepared "
                         "dataset's; push the dataset again") from None
     if captions and not has_captions:
-        raise layout.no_captions_error(f"data.path (--data) {remote.display_uri(uri)}")
+        raise layout.no_captions_error(f"{label} {remote.display_uri(uri)}")
