@@ -124,8 +124,11 @@ class Trial:
     def _load_data(self) -> None:
         data = self.cfg.data
         prepared, vocab = open_dataset(data)
-        train = InpaintingDataset(prepared, "train", vocab, data.caption_length, limit=data.train_images)
-        val = InpaintingDataset(prepared, "val", vocab, data.caption_length, limit=data.val_images)
+        captions = self.cfg.captions.enabled
+        train = InpaintingDataset(prepared, "train", vocab, data.caption_length, limit=data.train_images,
+                                  require_captions=captions)
+        val = InpaintingDataset(prepared, "val", vocab, data.caption_length, limit=data.val_images,
+                                require_captions=captions)
         # The dataset is small next to device memory: hold it as one uint8 tensor
         # there and index batches from it, so loading never starves the step.
         self.train_images = train.images_uint8.to(self.device)

@@ -141,6 +141,13 @@ def test_captionless_dataset_rejected_when_captions_are_on(bsds_few: Path, tmp_p
     # Without captions the loop gets all-padding tokens.
     items = InpaintingDataset(dataset, "train", vocab)
     assert items.tokens.shape == (3, 5, 16) and int(items.tokens.abs().sum()) == 0
+    # The loop itself refuses too, for a config that bypassed the command-line check.
+    from raysearch.config import load_config
+    from raysearch.train import Runtime, Trial
+
+    cfg = load_config("captions", [f"data.path={out}", "data.val_images=2", "train.preview_images=2"])
+    with pytest.raises(DataError, match="no captions"):
+        Trial(cfg, Runtime())
 
 
 def test_prepare_refuses_to_overwrite_files_it_did_not_write(bsds_few: Path, tmp_path: Path, capsys) -> None:
