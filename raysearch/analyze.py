@@ -37,6 +37,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from raysearch import cli
 from raysearch.errors import RaysearchError
 from raysearch.experiment import Experiment, ExperimentError, TrialRecord, open_experiment
 from raysearch.report import TrialRow, format_table
@@ -368,7 +369,7 @@ def _counts(rows: list[TrialRow]) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m raysearch.analyze",
         description="Rank an experiment's trials, estimate parameter importances and draw the top trials side "
         "by side. Reads the experiment's files (finished or running, local or at a storage URI); never starts Ray.",
@@ -386,7 +387,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not 1 <= args.images <= 64:
         parser.error(f"--images must be 1 to 64, got {args.images}")
     if args.grid and not args.grid.lower().endswith(".png"):
-        parser.error(f"--grid {args.grid}: expected a .png file name")
+        parser.error(f"--grid {args.grid}: the grid is written as PNG only; give a file name ending in .png")
     return args
 
 

@@ -38,7 +38,7 @@ from torch.utils.data import DistributedSampler
 from models import build_caption_encoder, build_critic, build_generator
 from models.generators import activate_output
 from models.geometry import IMAGE_SIZE, crop_center, mask_context, output_size, paste_center
-from raysearch import losses, metrics
+from raysearch import cli, losses, metrics
 from raysearch.checkpoint import config_differences, load_checkpoint, save_checkpoint
 from raysearch.config import DataConfig, ExperimentConfig, config_to_dict, list_spaces, load_config
 from raysearch.data import InpaintingDataset, PreparedDataset, Vocabulary, resolve_dataset, to_float_images
@@ -449,7 +449,7 @@ def run_trial(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m raysearch.train",
         description="Train one trial of a search space's base config through Ray Train on a local Ray "
         "(or --address). Prints the final validation metrics as one JSON object on the last line.",

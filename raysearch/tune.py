@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from raysearch.config import config_to_dict, list_spaces
+from raysearch import cli
 from raysearch import storage as storage_io
 from raysearch.errors import ConfigError, RaysearchError
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
@@ -163,7 +164,7 @@ def build_trainable(space_path: str, overrides: list[str], settings: TuneSetting
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m raysearch.tune",
         description="Search a space's hyperparameters with Ray Tune + Optuna; every trial is a Ray Train run.",
     )
