@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import math
 import types
 import typing
@@ -249,8 +250,7 @@ def build_dataclass(cls: type, values: Any, key: str = "") -> Any:
     """
     if not isinstance(values, dict):
         raise ConfigError(f"{key or 'config'}: expected a mapping, got {type(values).__name__} {values!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    hints, names = _fields_of(cls)
     kwargs = {}
     for name, raw in values.items():
         dotted = f"{key}.{name}" if key else str(name)
@@ -263,6 +263,13 @@ def build_dataclass(cls: type, values: Any, key: str = "") -> Any:
         if isinstance(err, ConfigError):
             raise
         raise ConfigError(f"{key}.{err}" if key else str(err)) from None
+
+
+@functools.cache
+def _fields_of(cls: type) -> tuple[dict[str, Any], list[str]]:
+    """A dataclass's resolved field types and field names (resolving annotations is slow; search spaces build
+    hundreds of configs at load)."""
+    return typing.get_type_hints(cls), [f.name for f in dataclasses.fields(cls)]
 
 
 def _coerce(hint: Any, raw: Any, key: str) -> Any:
