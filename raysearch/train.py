@@ -480,8 +480,15 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"train.epochs={args.epochs}")
     if args.workers is not None:
         overrides.append(f"train.workers={args.workers}")
+    name = Path(args.space or args.config).stem
+    logdir = Path(args.logdir or f"runs/train/{name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     try:
         cfg = load_config(args.space or args.config, overrides)
+        if not args.dry_run:
+            from raysearch.storage import open_root
+
+            open_root(str(logdir), "--logdir")
+            cli.check_gpu_before_ray(cfg.train.device, args.address)
     except RaysearchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -491,9 +498,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from raysearch import ray_adapter  # Ray only for the command, never for the loop
 
-    name = Path(args.space or args.config).stem
-    logdir = Path(args.logdir or f"runs/train/{name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     ray_adapter.start_ray(args.address)
+    try:
+        cli.check_gpu_on_cluster(cfg.train.device)
+    except RaysearchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     trainer = ray_adapter.build_trainer(
         cfg, name="train", storage_path=str(logdir), logdir=str(logdir), use_gpu=ray_adapter.wants_gpu(cfg)
     )
