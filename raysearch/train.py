@@ -39,7 +39,7 @@ from models import build_caption_encoder, build_critic, build_generator
 from models.generators import activate_output
 from models.geometry import IMAGE_SIZE, crop_center, mask_context, output_size, paste_center
 from raysearch import cli, losses, metrics
-from raysearch.checkpoint import config_differences, load_checkpoint, save_checkpoint
+from raysearch.checkpoint import STATE_FILE, check_state, config_differences, load_checkpoint, load_part, save_checkpoint
 from raysearch.config import DataConfig, ExperimentConfig, config_to_dict, list_spaces, load_config
 from raysearch.data import InpaintingDataset, PreparedDataset, Vocabulary, resolve_dataset, to_float_images
 from raysearch.errors import CheckpointError, RaysearchError
@@ -176,19 +176,27 @@ class Trial:
         }
 
     def restore(self, state: dict[str, Any], source: Path) -> None:
+        path = Path(source) / STATE_FILE
+        check_state(state, path)
         differences = [
             d for d in config_differences(state["config"], config_to_dict(self.cfg)) if not d.startswith("train.epochs ")
         ]
         if differences:
-            raise CheckpointError(f"{source}: checkpoint was made with another config: {'; '.join(differences)}")
-        _unwrap(self.generator).load_state_dict(state["generator"])
+            raise CheckpointError(f"{path}: checkpoint was made with another config: {'; '.join(differences)}")
+        load_part(_unwrap(self.generator), state["generator"], "generator", path)
         if self.critic:
-            _unwrap(self.critic).load_state_dict(state["critic"])
-            self.opt_d.load_state_dict(state["opt_d"])
-            self.sched_d.load_state_dict(state["sched_d"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.sched_g.load_state_dict(state["sched_g"])
-        torch.set_rng_state(state["rng"]["torch"])
+            for key in ("critic", "opt_d", "sched_d"):
+                if state[key] is None:
+                    raise CheckpointError(f"{path}: entry {key!r} is null, but this config trains a critic")
+            load_part(_unwrap(self.critic), state["critic"], "critic", path)
+            load_part(self.opt_d, state["opt_d"], "critic optimiser", path)
+            load_part(self.sched_d, state["sched_d"], "critic scheduler", path)
+        load_part(self.opt_g, state["opt_g"], "generator optimiser", path)
+        load_part(self.sched_g, state["sched_g"], "generator scheduler", path)
+        try:
+            torch.set_rng_state(state["rng"]["torch"])
+        except (RuntimeError, TypeError) as err:
+            raise CheckpointError(f"{path}: its random-generator state is not torch's ({err})") from None
         self.epoch = state["epoch"]
         self.step = state["step"]
 
