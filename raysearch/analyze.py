@@ -227,14 +227,14 @@ def _generate(state: dict[str, Any], count: int, cache: dict, where: str):
     from raysearch.errors import CheckpointError, ConfigError
     from raysearch.train import ConditionedGenerator, validation_noise
 
-    check_state(state, Path(where))
+    check_state(state, where)  # a string: `where` may be a URI
     try:
         cfg = build_config(state["config"], source=f"{where}: its config")
     except ConfigError as err:
         raise CheckpointError(str(err)) from None
     images, tokens, vocab_size = _validation(cfg, cache)
     generator = ConditionedGenerator(cfg, vocab_size)
-    load_part(generator, state["generator"], "generator", Path(where))
+    load_part(generator, state["generator"], "generator", where)
     generator.eval()
     noise = validation_noise(cfg, len(images), torch.device("cpu"))  # drawn for the whole subset, as in training
     noise = noise[:count] if noise is not None else None

@@ -65,7 +65,7 @@ STATE_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def check_state(state: dict[str, Any], path: Path) -> None:
+def check_state(state: dict[str, Any], path: Path | str) -> None:
     """Every entry a trial restores is there with the right type, or CheckpointError naming the entry."""
     for key, types in STATE_TYPES.items():
         if key not in state:
@@ -77,7 +77,7 @@ def check_state(state: dict[str, Any], path: Path) -> None:
         raise CheckpointError(f"{path}: entry 'rng' must hold the 'torch' generator state (a tensor)")
 
 
-def load_part(target: Any, state: Any, what: str, path: Path) -> None:
+def load_part(target: Any, state: Any, what: str, path: Path | str) -> None:
     """`target.load_state_dict(state)` (a network, optimiser or scheduler), or CheckpointError saying which part
     of the checkpoint does not fit (missing or unexpected keys, tensor shapes) in one line."""
     try:
