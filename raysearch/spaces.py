@@ -309,11 +309,14 @@ def check_reachable_configs(params: tuple[Param, ...], base: dict[str, Any], fix
     combinations a searcher can sample that no trial could train. Raise ConfigError naming the first.
     """
     probes = {p.key: probe_values(p) for p in params}
+    # Pairs take an int range's ends and their neighbours only, so the count stays small for long ranges.
+    pair_probes = {key: values if len(values) <= 8 or _param(params, key).kind == "choice"
+                   else [values[0], values[1], values[-2], values[-1]] for key, values in probes.items()}
     flat_base = flatten(base)
     targets: list[dict[str, Any]] = [{}]
     targets += [{p.key: v} for p in params for v in probes[p.key]]
     targets += [{p.key: v, q.key: w} for i, p in enumerate(params) for q in params[i + 1:]
-                for v in probes[p.key] for w in probes[q.key]]
+                for v in pair_probes[p.key] for w in pair_probes[q.key]]
     tried: set[tuple] = set()
     for target in targets:
         chosen = _assignment(params, probes, flat_base, target)
