@@ -184,6 +184,12 @@ def test_a_storage_that_is_a_file_fails_before_ray(tmp_path, capsys, under):
     assert afile.read_text() == "mine"
 
 
+def test_train_logdir_that_is_a_file_fails_before_ray(tmp_path, capsys):
+    afile = write(tmp_path / "notes.txt", "mine")
+    assert_one_line(capsys, call(train.main, ["l2", "--logdir", afile]), "--logdir", str(afile), "is a file")
+    assert afile.read_text() == "mine"
+
+
 def test_resume_with_a_storage_that_is_a_file(tmp_path, capsys):
     afile = write(tmp_path / "notes.txt", "mine")
     assert_one_line(capsys, call(tune.main, ["l2", "--resume", "--storage", afile]), str(afile), "is a file")
