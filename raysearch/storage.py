@@ -48,8 +48,9 @@ class Storage:
                 self.fs, self.root = pafs.LocalFileSystem(), self.location
         except Exception as err:  # pyarrow raises ArrowInvalid, OSError, ... for bad URIs
             first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise StorageError(f"{location}: cannot open this storage location ({first_line}); allowed: a local "
-                               f"path or a URI pyarrow opens ({', '.join(KNOWN_SCHEMES)})") from None
+            allowed = (f"; allowed: a local path or a URI pyarrow opens ({', '.join(KNOWN_SCHEMES)})"
+                       if "Unrecognized filesystem" in first_line else "")
+            raise StorageError(f"{location}: cannot open this storage location ({first_line}){allowed}") from None
         self._pafs = pafs
 
     def _path(self, relative: str) -> str:
@@ -127,6 +128,12 @@ def open_root(location: str, what: str = "--storage") -> Storage:
             where = "is a file" if existing == local else f"is under the file {existing}"
             raise StorageError(f"{what} {location}: {where}; allowed: a directory (created if missing) or a "
                                "storage URI")
-    elif root.kind() == "file":
+        return root
+    try:
+        kind = root.kind()
+    except OSError as err:  # no credentials, no such bucket, no network: Ray's storage layer would fail alike
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise StorageError(f"{what} {location}: cannot be reached ({first_line})") from None
+    if kind == "file":
         raise StorageError(f"{what} {location}: is a file; allowed: a directory (created if missing) or a storage URI")
     return root
