@@ -159,6 +159,16 @@ class SearchSpace:
         point = {p.key: values[p.key] for p in self.params if p.applies(values)}
         return point if all(p.contains(point[p.key]) for p in self.params if p.key in point) else None
 
+    def check_trials(self, settings: TuneSettings) -> None:
+        """Every config the search can give a trial under `settings` (its budget and workers) is valid,
+        or ConfigError naming the file and the values."""
+        # What trial_driver adds to every trial's parameters.
+        fixed = {"train.epochs": settings.max_epochs, "train.workers": settings.resources.workers}
+        try:
+            check_reachable_configs(self.params, self.base, fixed)
+        except ConfigError as err:
+            raise ConfigError(f"{self.path}: {err}") from None
+
     def trial_config(self, params: dict[str, Any]) -> ExperimentConfig:
         """The config of one trial: the base with the sampled values."""
         values = copy.deepcopy(self.base)
@@ -191,12 +201,11 @@ def load_space(name_or_path: str, overrides: list[str] = ()) -> SearchSpace:
                               f"use mode: {METRICS[metric]}, or leave mode out")
         tune = build_dataclass(TuneSettings, values.get("tune") or {}, "tune")
         params = tuple(_parse_params(values.get("search") or {}, config))
-        # What trial_driver adds to every trial's parameters.
-        fixed = {"train.epochs": tune.max_epochs, "train.workers": tune.resources.workers}
-        check_reachable_configs(params, base, fixed)
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
-    return SearchSpace(path, str(values.get("description", "")).strip(), base, config, params, metric, mode, tune)
+    space = SearchSpace(path, str(values.get("description", "")).strip(), base, config, params, metric, mode, tune)
+    space.check_trials(tune)
+    return space
 
 
 def _parse_params(section: Any, config: ExperimentConfig) -> list[Param]:

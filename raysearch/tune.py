@@ -246,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume:
             # The experiment's own record wins over today's flags: same space, overrides, budget.
             space, overrides, settings = recorded_experiment(f"{storage}/{name}")
+        space.check_trials(settings)  # again with --max-epochs / --smoke-test's budget
         if not args.dry_run:
             cli.check_gpu_before_ray(space.config.train.device, args.address)
     except RaysearchError as err:

@@ -415,3 +415,21 @@ def test_subprocess_prints_one_line_and_exits_2(tmp_path, argv, words):
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
     for word in words:
         assert word in lines[0]
+
+
+def test_the_trials_are_checked_again_with_the_command_lines_budget(monkeypatch, capsys):
+    # No rule today depends on train.epochs; one that did (say, pretraining shorter than training) must see
+    # the --max-epochs a trial actually gets, not the space's tune.max_epochs.
+    import raysearch.spaces as spaces
+
+    real = spaces.check_combinations
+
+    def needs_two_epochs(cfg):
+        real(cfg)
+        if cfg.train.epochs < 2:
+            raise ConfigError(f"train.epochs={cfg.train.epochs}: this rule needs 2")
+
+    monkeypatch.setattr(spaces, "check_combinations", needs_two_epochs)
+    assert call(tune.main, ["l2", "--dry-run"]) == 0
+    capsys.readouterr()
+    assert_one_line(capsys, call(tune.main, ["l2", "--max-epochs", "1", "--dry-run"]), "l2.yaml", "train.epochs=1")
