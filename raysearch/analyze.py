@@ -30,6 +30,7 @@ import dataclasses
 import io
 import json
 import math
+import os
 import sys
 import tempfile
 import uuid
@@ -37,8 +38,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from raysearch import cli
 from raysearch.errors import RaysearchError
-from raysearch.experiment import Experiment, ExperimentError, TrialRecord, open_experiment
+from raysearch.experiment import CHECKPOINT_FILE, Experiment, ExperimentError, TrialRecord, open_experiment
 from raysearch.report import TrialRow, format_table
 
 ANALYSIS_RUN = "tensorboard/analysis"  # a TensorBoard run of its own: never shares a directory with a trial's writer
@@ -211,19 +213,28 @@ def _validation(cfg, cache: dict):
     return images, tokens, vocab_size
 
 
-def _generate(state: dict[str, Any], count: int, cache: dict):
-    """(images, generated centers) of a checkpoint's generator on the first `count` validation images."""
+def _generate(state: dict[str, Any], count: int, cache: dict, where: str):
+    """(images, generated centers) of a checkpoint's generator on the first `count` validation images.
+
+    `where` names the checkpoint file in errors: a checkpoint that reads but does not fit its own config
+    (missing entries, tensor shapes) is an error, not a note."""
     import torch
 
     from models.generators import activate_output
     from models.geometry import mask_context
+    from raysearch.checkpoint import check_state, load_part
     from raysearch.config import build_config
+    from raysearch.errors import CheckpointError, ConfigError
     from raysearch.train import ConditionedGenerator, validation_noise
 
-    cfg = build_config(state["config"], source="checkpoint config")
+    check_state(state, where)  # a string: `where` may be a URI
+    try:
+        cfg = build_config(state["config"], source=f"{where}: its config")
+    except ConfigError as err:
+        raise CheckpointError(str(err)) from None
     images, tokens, vocab_size = _validation(cfg, cache)
     generator = ConditionedGenerator(cfg, vocab_size)
-    generator.load_state_dict(state["generator"])
+    load_part(generator, state["generator"], "generator", where)
     generator.eval()
     noise = validation_noise(cfg, len(images), torch.device("cpu"))  # drawn for the whole subset, as in training
     noise = noise[:count] if noise is not None else None
@@ -260,7 +271,8 @@ def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int
             except CheckpointError as err:  # e.g. Train is still copying it, or has just dropped it
                 log(f"note: grid: {trial.name}: skipping its epoch {epoch} checkpoint ({err})")
                 continue
-            these, center = _generate(state, count, cache)
+            where = f"{experiment.location}/{trial.checkpoint_dir(epoch)}/{CHECKPOINT_FILE}"
+            these, center = _generate(state, count, cache, where)
             if images is None:
                 images = these
             elif images.shape != these.shape or not torch.equal(images, these):
@@ -368,7 +380,7 @@ def _counts(rows: list[TrialRow]) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m raysearch.analyze",
         description="Rank an experiment's trials, estimate parameter importances and draw the top trials side "
         "by side. Reads the experiment's files (finished or running, local or at a storage URI); never starts Ray.",
@@ -386,7 +398,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not 1 <= args.images <= 64:
         parser.error(f"--images must be 1 to 64, got {args.images}")
     if args.grid and not args.grid.lower().endswith(".png"):
-        parser.error(f"--grid {args.grid}: expected a .png file name")
+        parser.error(f"--grid {args.grid}: the grid is written as PNG only; give a file name ending in .png")
+    # Output files are checked before the experiment is read: a long read must not end in a traceback.
+    for flag, value in (("--csv", args.csv), ("--grid", args.grid)):
+        if value is None:
+            continue
+        target = Path(value)
+        if target.is_dir():
+            parser.error(f"{flag} {value}: is a directory; give a file name to write")
+        existing = next(p for p in (target.parent.absolute(), *target.parent.absolute().parents) if p.exists())
+        if not existing.is_dir():
+            parser.error(f"{flag} {value}: {existing} is a file, not a directory")
+        if not os.access(existing, os.W_OK):
+            parser.error(f"{flag} {value}: cannot write under {existing} (permission denied)")
     return args
 
 
@@ -410,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         if skipped:
             note(f"note: skipped {skipped} unreadable result.json line(s) (a running trial's last line is written as we read)")
         if args.csv:
+            Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
             write_csv(Path(args.csv), experiment, rows)
             print(f"\nTable written to {args.csv}", file=text)
         if not experiment.finished():

@@ -31,17 +31,62 @@ def save_checkpoint(state: dict[str, Any], directory: Path) -> Path:
 
 
 def load_checkpoint(directory: Path) -> dict[str, Any]:
-    """The state saved by `save_checkpoint`, or CheckpointError naming what is wrong."""
+    """The state saved by `save_checkpoint`, or CheckpointError naming what is wrong (one line)."""
     path = Path(directory) / STATE_FILE
     if not path.is_file():
         raise CheckpointError(f"{directory}: not a raysearch checkpoint (no {STATE_FILE})")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for corrupt or foreign files
-        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({type(err).__name__}: {err})") from None
+        raise CheckpointError(f"{path}: {_load_failure(err)}") from None
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: unknown checkpoint format (expected format_version {FORMAT_VERSION})")
     return state
+
+
+def _load_failure(err: Exception) -> str:
+    """One line for torch.load's error. Its weights-only refusal spans lines and advises weights_only=False,
+    which would run the file's code: keep only what it refused."""
+    text = str(err)
+    if "Weights only load failed" in text:
+        _, _, detail = text.partition("WeightsUnpickler error:")
+        reason = next((line.strip() for line in detail.splitlines() if line.strip()), "")
+        reason = reason.split(" was not an allowed global")[0].split(". ")[0]
+        return (f"refused: it holds more than tensors and plain containers ({reason or 'unsupported content'}); "
+                "raysearch reads only weights-only checkpoints")
+    first = " ".join(text.split())[:300]
+    return f"cannot be read as a checkpoint ({type(err).__name__}: {first})"
+
+
+# What a full-state checkpoint holds (Trial.state), and the type each entry must have.
+STATE_TYPES: dict[str, tuple[type, ...]] = {
+    "config": (dict,), "epoch": (int,), "step": (int,), "generator": (dict,), "critic": (dict, type(None)),
+    "opt_g": (dict,), "opt_d": (dict, type(None)), "sched_g": (dict,), "sched_d": (dict, type(None)), "rng": (dict,),
+}
+
+
+def check_state(state: dict[str, Any], path: Path | str) -> None:
+    """Every entry a trial restores is there with the right type, or CheckpointError naming the entry."""
+    for key, types in STATE_TYPES.items():
+        if key not in state:
+            raise CheckpointError(f"{path}: not a full-state raysearch checkpoint (no {key!r} entry)")
+        if not isinstance(state[key], types) or isinstance(state[key], bool):
+            allowed = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise CheckpointError(f"{path}: entry {key!r} must be {allowed}, got {type(state[key]).__name__}")
+    if not isinstance(state["rng"].get("torch"), torch.Tensor):
+        raise CheckpointError(f"{path}: entry 'rng' must hold the 'torch' generator state (a tensor)")
+
+
+def load_part(target: Any, state: Any, what: str, path: Path | str) -> None:
+    """`target.load_state_dict(state)` (a network, optimiser or scheduler), or CheckpointError saying which part
+    of the checkpoint does not fit (missing or unexpected keys, tensor shapes) in one line."""
+    try:
+        target.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as err:
+        detail = " ".join(str(err).split())
+        if len(detail) > 300:
+            detail = detail[:297] + "..."
+        raise CheckpointError(f"{path}: its {what} does not fit this config ({type(err).__name__}: {detail})") from None
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+from raysearch import cli
 from raysearch.config import read_yaml
 from raysearch.errors import ConfigError
 
@@ -417,7 +418,7 @@ def check_cluster_file(path: str | Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m raysearch.cluster_config",
         description="Check Ray cluster-launcher configs: Ray's own schema and launcher checks, then the project's "
                     "rules (Ray version = the project's pin, shared storage, the trial-driver resource, SSH only).")

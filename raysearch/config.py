@@ -13,6 +13,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -248,8 +250,7 @@ def build_dataclass(cls: type, values: Any, key: str = "") -> Any:
     """
     if not isinstance(values, dict):
         raise ConfigError(f"{key or 'config'}: expected a mapping, got {type(values).__name__} {values!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    hints, names = _fields_of(cls)
     kwargs = {}
     for name, raw in values.items():
         dotted = f"{key}.{name}" if key else str(name)
@@ -262,6 +263,13 @@ def build_dataclass(cls: type, values: Any, key: str = "") -> Any:
         if isinstance(err, ConfigError):
             raise
         raise ConfigError(f"{key}.{err}" if key else str(err)) from None
+
+
+@functools.cache
+def _fields_of(cls: type) -> tuple[dict[str, Any], list[str]]:
+    """A dataclass's resolved field types and field names (resolving annotations is slow; search spaces build
+    hundreds of configs at load)."""
+    return typing.get_type_hints(cls), [f.name for f in dataclasses.fields(cls)]
 
 
 def _coerce(hint: Any, raw: Any, key: str) -> Any:
@@ -296,14 +304,19 @@ def _coerce_scalar(hint: type, raw: Any, key: str) -> Any:
         if isinstance(raw, int) and not isinstance(raw, bool):
             return raw
     elif hint is float:
+        number = None
         if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-            return float(raw)
-        if isinstance(raw, str):
+            number = float(raw)
+        elif isinstance(raw, str):
             # YAML 1.1 reads `1e-5` (no dot) as a string; accept what float() accepts.
             try:
-                return float(raw)
+                number = float(raw)
             except ValueError:
                 pass
+        if number is not None:
+            if not math.isfinite(number):  # YAML's .inf and .nan: no loss weight or rate is infinite
+                raise ConfigError(f"{key}: must be a finite number, got {raw!r}")
+            return number
     elif hint is str:
         if isinstance(raw, str):
             return raw
@@ -334,7 +347,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. objective.l2_weight=1e-5")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
+        parsed = yaml.load(value, Loader=_UniqueKeyLoader) if value.strip() else None  # noqa: S506 - safe
     except yaml.YAMLError as err:
         raise ConfigError(f"--set {text!r}: value is not valid YAML ({err.problem})") from None
     return key.strip(), parsed
@@ -352,8 +365,14 @@ def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+SECTIONS = tuple(f.name for f in dataclasses.fields(ExperimentConfig))
+
+
 def build_config(base: dict[str, Any], overrides: list[str] = (), source: str = "config") -> ExperimentConfig:
     """Validated ExperimentConfig from a `base` mapping plus `KEY=VALUE` overrides."""
+    if not isinstance(base, dict):
+        raise ConfigError(f"{source}: expected a mapping of config sections ({', '.join(SECTIONS)}), "
+                          f"got {type(base).__name__}")
     values = copy.deepcopy(base)
     for text in overrides:
         key, value = parse_override(text)
@@ -386,22 +405,53 @@ SPACE_SECTIONS = ("description", "base", "search", "metric", "mode", "tune")
 SEARCH_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (plain YAML keeps the last, silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults` may be overridden by the keys beside it
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: SafeLoader's own error follows
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (first on line {first.start_mark.line + 1})",
+                    key_node.start_mark)
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Safe-load YAML `text` (no tags, no duplicate keys), or ConfigError naming `where`, the line and the problem."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}:{at} not valid YAML ({problem})") from None
+
+
 def read_yaml(path: Path, what: str = "search space", expected: str = ", ".join(SPACE_SECTIONS)) -> dict[str, Any]:
     """A YAML mapping from `path`, or ConfigError naming the file and the problem.
 
     `what` names the kind of file in messages; `expected` lists the keys a mapping should hold.
     """
     try:
-        text = Path(path).read_text()
+        data = Path(path).read_bytes()
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the {what} ({err.strerror or err})") from None
     try:
-        values = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError(f"{path}:{where} not valid YAML ({problem})") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a text file (byte 0x{data[err.start]:02x} at offset {err.start} is not "
+                          f"UTF-8); a {what} is a YAML text file") from None
+    values = parse_yaml(text, str(path))
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a {what} must be a YAML mapping ({expected}), got {type(values).__name__}")
     return values
@@ -440,6 +490,9 @@ def load_space_file(name_or_path: str) -> tuple[Path, dict[str, Any]]:
             )
     if "base" not in values:
         raise ConfigError(f"{path}: missing the `base:` section (the full fixed config)")
+    if not isinstance(values["base"] or {}, dict):
+        raise ConfigError(f"{path}: base: expected a mapping of config sections ({', '.join(SECTIONS)}), "
+                          f"got {type(values['base']).__name__}")
     return path, values
 
 

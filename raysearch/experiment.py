@@ -25,9 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
-from raysearch.config import build_dataclass
+from raysearch.config import build_dataclass, parse_yaml
 from raysearch.errors import RaysearchError
 from raysearch.storage import Storage
 from raysearch.report import TrialRow, make_row, rank_rows, trial_status
@@ -143,10 +141,7 @@ def _experiments_hint(storage: Storage) -> str:
 
 
 def _parse_record(text: str, where: str) -> dict[str, Any]:
-    try:
-        record = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ExperimentError(f"{where}: invalid YAML ({getattr(err, 'problem', None) or err})") from None
+    record = parse_yaml(text, where)  # one line naming the file and the line; duplicate keys refused
     missing = [k for k in ("space", "overrides", "tune", "metric", "mode") if not isinstance(record, dict) or k not in record]
     if missing:
         raise ExperimentError(f"{where}: not a raysearch experiment record (missing {', '.join(missing)})")

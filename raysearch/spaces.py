@@ -26,6 +26,7 @@ from raysearch.config import (
     ExperimentConfig,
     build_config,
     build_dataclass,
+    check_combinations,
     close_match_hint,
     config_to_dict,
     flatten,
@@ -84,8 +85,10 @@ class Resources:
     def __post_init__(self) -> None:
         if not 0 < self.cpus <= 64:
             raise ValueError(f"cpus: must be in (0, 64], got {self.cpus}")
-        if not 0 < self.gpu_fraction <= 8:
-            raise ValueError(f"gpu_fraction: must be in (0, 8], got {self.gpu_fraction}")
+        if not 0 < self.gpu_fraction <= 1:
+            # A Train worker drives one device; Ray also refuses fractions above 1 (1.5 GPUs).
+            raise ValueError(f"gpu_fraction: must be in (0, 1] (one worker uses at most one GPU; "
+                             f"set workers for more GPUs per trial), got {self.gpu_fraction}")
         if not 1 <= self.workers <= 64:
             raise ValueError(f"workers: must be 1 to 64, got {self.workers}")
 
@@ -156,6 +159,16 @@ class SearchSpace:
         point = {p.key: values[p.key] for p in self.params if p.applies(values)}
         return point if all(p.contains(point[p.key]) for p in self.params if p.key in point) else None
 
+    def check_trials(self, settings: TuneSettings) -> None:
+        """Every config the search can give a trial under `settings` (its budget and workers) is valid,
+        or ConfigError naming the file and the values."""
+        # What trial_driver adds to every trial's parameters.
+        fixed = {"train.epochs": settings.max_epochs, "train.workers": settings.resources.workers}
+        try:
+            check_reachable_configs(self.params, self.base, fixed)
+        except ConfigError as err:
+            raise ConfigError(f"{self.path}: {err}") from None
+
     def trial_config(self, params: dict[str, Any]) -> ExperimentConfig:
         """The config of one trial: the base with the sampled values."""
         values = copy.deepcopy(self.base)
@@ -165,24 +178,34 @@ class SearchSpace:
 
 
 def load_space(name_or_path: str, overrides: list[str] = ()) -> SearchSpace:
-    """Load and validate a search space: base config, search section, metric, tune settings."""
+    """Load and validate a search space: base config, search section, metric, tune settings.
+
+    Every value the `search:` section can give a trial is checked the way the trial will build its config,
+    so a space that can sample an invalid combination fails here, before Ray starts.
+    """
     path, values = load_space_file(name_or_path)
     base = copy.deepcopy(values["base"] or {})
     config = build_config(base, overrides, source=str(path))
     base = config_to_dict(config)  # overrides applied, every default spelt out
     where = str(path)
     try:
-        params = tuple(_parse_params(values.get("search") or {}, config))
         metric = values.get("metric", "val/psnr")
         if metric not in METRICS:
             raise ConfigError(f"metric: {metric!r} is not reported{close_match_hint(str(metric), list(METRICS))}; allowed: {', '.join(METRICS)}")
         mode = values.get("mode", METRICS[metric])
         if mode not in ("min", "max"):
             raise ConfigError(f"mode: must be min or max, got {mode!r}")
+        if mode != METRICS[metric]:
+            better = "lower" if METRICS[metric] == "min" else "higher"
+            raise ConfigError(f"mode: {mode} does not fit metric {metric} ({better} is better): "
+                              f"use mode: {METRICS[metric]}, or leave mode out")
         tune = build_dataclass(TuneSettings, values.get("tune") or {}, "tune")
+        params = tuple(_parse_params(values.get("search") or {}, config))
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
-    return SearchSpace(path, str(values.get("description", "")).strip(), base, config, params, metric, mode, tune)
+    space = SearchSpace(path, str(values.get("description", "")).strip(), base, config, params, metric, mode, tune)
+    space.check_trials(tune)
+    return space
 
 
 def _parse_params(section: Any, config: ExperimentConfig) -> list[Param]:
@@ -196,8 +219,9 @@ def _parse_params(section: Any, config: ExperimentConfig) -> list[Param]:
         if key not in flat:
             raise ConfigError(f"{where}: not a config key{close_match_hint(str(key), list(flat))}")
         param = _parse_param(key, spec, where, [p.key for p in params], list(section), flat)
-        for value in _probe_values(param):
+        for value in probe_values(param):
             _check_value(base, key, value, where)
+        _check_when(param, params, base, flat, where)
         params.append(param)
     return params
 
@@ -217,7 +241,7 @@ def _parse_param(key: str, spec: Any, where: str, earlier: list[str], searched: 
             raise ConfigError(f"{where}: choice needs a non-empty list, got {args!r}")
         return Param(key, kind, choices=tuple(args), when=when)
     if not (isinstance(args, list) and len(args) == 2 and all(_is_number(a) for a in args)):
-        raise ConfigError(f"{where}: {kind} needs [low, high] numbers, got {args!r}")
+        raise ConfigError(f"{where}: {kind} needs [low, high] finite numbers, got {args!r}")
     low, high = (float(a) for a in args) if kind != "int" else args
     if kind == "int" and not all(isinstance(a, int) for a in args):
         raise ConfigError(f"{where}: int needs integer bounds, got {args!r}")
@@ -243,10 +267,110 @@ def _parse_when(
     return parsed
 
 
-def _probe_values(param: Param) -> list[Any]:
+# An int range this short is probed value by value (kernel sizes, step ratios); a longer one at its ends.
+ENUMERATED_INT_RANGE = 64
+
+
+def probe_values(param: Param) -> list[Any]:
+    """The values of a parameter that load-time checks try: every choice, every int of a short range,
+    else the bounds (a continuous range's rules are monotone in practice: `>= 0`, `in (0, 1]`)."""
     if param.kind == "choice":
         return list(param.choices)
+    if param.kind == "int":
+        if param.high - param.low < ENUMERATED_INT_RANGE:
+            return list(range(param.low, param.high + 1))
+        return [param.low, param.low + 1, param.high - 1, param.high]
     return [param.low, param.high]
+
+
+def _check_when(param: Param, earlier: list[Param], base: dict[str, Any], flat: dict[str, Any], where: str) -> None:
+    """Each `when` value must be one the key accepts, and one the key can take in a trial (else it never matches)."""
+    searched = {p.key: p for p in earlier}
+    for key, allowed in param.when.items():
+        for value in allowed:
+            _check_value(base, key, value, f"{where}.when.{key}")
+        condition = searched.get(key)
+        possible = [] if condition is None else [v for v in allowed if condition.contains(v)]
+        if condition is None or condition.when:  # unsearched, or not always sampled: the base value occurs
+            possible += [v for v in allowed if v == flat[key]]
+        if condition is not None:
+            never = [v for v in allowed if not condition.contains(v)]
+            if never and not (condition.when and all(v == flat[key] for v in never)):
+                raise ConfigError(f"{where}.when: {key} is never {never[0]!r} (searched as {_describe(condition)})")
+        if not possible:
+            raise ConfigError(f"{where}.when: {key} is {flat[key]!r} (the base value; it is not searched), never "
+                              f"{' or '.join(map(repr, allowed))}: this parameter would never be sampled")
+
+
+def _describe(param: Param) -> str:
+    if param.kind == "choice":
+        return f"choice of {', '.join(map(repr, param.choices))}"
+    return f"{param.kind} in [{param.low}, {param.high}]"
+
+
+# ---------------------------------------------------------------- every config a trial can get
+
+
+def check_reachable_configs(params: tuple[Param, ...], base: dict[str, Any], fixed: dict[str, Any]) -> None:
+    """Build, as a trial would, configs covering every probed value of each parameter and every pair of them.
+
+    The rules between options (check_combinations) are between two keys, so covering pairs finds the
+    combinations a searcher can sample that no trial could train. Raise ConfigError naming the first.
+    """
+    probes = {p.key: probe_values(p) for p in params}
+    # Pairs take an int range's ends and their neighbours only, so the count stays small for long ranges.
+    pair_probes = {key: values if len(values) <= 8 or _param(params, key).kind == "choice"
+                   else [values[0], values[1], values[-2], values[-1]] for key, values in probes.items()}
+    flat_base = flatten(base)
+    targets: list[dict[str, Any]] = [{}]
+    targets += [{p.key: v} for p in params for v in probes[p.key]]
+    targets += [{p.key: v, q.key: w} for i, p in enumerate(params) for q in params[i + 1:]
+                for v in pair_probes[p.key] for w in pair_probes[q.key]]
+    tried: set[tuple] = set()
+    for target in targets:
+        chosen = _assignment(params, probes, flat_base, target)
+        if chosen is None:
+            continue  # these values never occur together (a `when` excludes one)
+        signature = tuple(sorted((k, repr(v)) for k, v in chosen.items()))
+        if signature in tried:
+            continue
+        tried.add(signature)
+        values = copy.deepcopy(base)
+        for key, value in {**chosen, **fixed}.items():
+            set_dotted(values, key, value)
+        try:
+            check_combinations(build_dataclass(ExperimentConfig, values))
+        except ConfigError as err:
+            shown = target or chosen
+            sample = " with ".join(f"{k}={v!r}" for k, v in shown.items()) or "the base config"
+            raise ConfigError(f"search: a trial can sample {sample}, which is invalid: {err}") from None
+
+
+def _assignment(params: tuple[Param, ...], probes: dict[str, list[Any]], flat_base: dict[str, Any],
+                target: dict[str, Any]) -> dict[str, Any] | None:
+    """The parameters one trial samples when it gets `target`'s values: the conditions that make the targets
+    apply are met, every other parameter takes its first probed value. None if the targets cannot co-occur."""
+    wanted = dict(target)
+    for param in reversed(params):  # a condition's key comes earlier in the file than its parameter
+        if param.key not in wanted:
+            continue
+        for key, allowed in param.when.items():
+            if key in wanted or key not in probes:
+                continue
+            matching = [v for v in probes[key] if v in allowed] or [v for v in allowed if _param(params, key).contains(v)]
+            if not matching:
+                return None
+            wanted[key] = matching[0]
+    values = dict(flat_base)
+    chosen: dict[str, Any] = {}
+    for param in params:
+        if param.applies(values):
+            chosen[param.key] = values[param.key] = wanted.get(param.key, probes[param.key][0])
+    return chosen if all(key in chosen for key in target) else None
+
+
+def _param(params: tuple[Param, ...], key: str) -> Param:
+    return next(p for p in params if p.key == key)
 
 
 def _check_value(base: dict[str, Any], key: str, value: Any, where: str) -> None:

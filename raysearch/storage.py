@@ -21,6 +21,9 @@ class StorageError(RaysearchError):
     """A storage location cannot be opened."""
 
 
+KNOWN_SCHEMES = ("file://", "s3://", "gs://", "hdfs://", "abfs://")  # what pyarrow.fs.FileSystem.from_uri opens
+
+
 def is_uri(location: str) -> bool:
     return "://" in location
 
@@ -44,7 +47,10 @@ class Storage:
             else:
                 self.fs, self.root = pafs.LocalFileSystem(), self.location
         except Exception as err:  # pyarrow raises ArrowInvalid, OSError, ... for bad URIs
-            raise StorageError(f"{location}: cannot open this storage location ({err})") from None
+            first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+            allowed = (f"; allowed: a local path or a URI pyarrow opens ({', '.join(KNOWN_SCHEMES)})"
+                       if "Unrecognized filesystem" in first_line else "")
+            raise StorageError(f"{location}: cannot open this storage location ({first_line}){allowed}") from None
         self._pafs = pafs
 
     def _path(self, relative: str) -> str:
@@ -106,3 +112,28 @@ class Storage:
         self._pafs.copy_files(str(source), target, source_filesystem=self._pafs.LocalFileSystem(),
                               destination_filesystem=self.fs)
         return join(self.location, relative)
+
+
+def open_root(location: str, what: str = "--storage") -> Storage:
+    """A storage root (where experiments go), checked before Ray starts: a filesystem pyarrow knows and,
+    if it exists, a directory."""
+    try:
+        root = Storage(location)
+    except StorageError as err:
+        raise StorageError(f"{what} {err}") from None
+    local = root.local_path("")
+    if local is not None:
+        existing = next(p for p in (local, *local.parents) if p.exists())
+        if not existing.is_dir():
+            where = "is a file" if existing == local else f"is under the file {existing}"
+            raise StorageError(f"{what} {location}: {where}; allowed: a directory (created if missing) or a "
+                               "storage URI")
+        return root
+    try:
+        kind = root.kind()
+    except OSError as err:  # no credentials, no such bucket, no network: Ray's storage layer would fail alike
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise StorageError(f"{what} {location}: cannot be reached ({first_line})") from None
+    if kind == "file":
+        raise StorageError(f"{what} {location}: is a file; allowed: a directory (created if missing) or a storage URI")
+    return root

@@ -38,8 +38,8 @@ from torch.utils.data import DistributedSampler
 from models import build_caption_encoder, build_critic, build_generator
 from models.generators import activate_output
 from models.geometry import IMAGE_SIZE, crop_center, mask_context, output_size, paste_center
-from raysearch import losses, metrics
-from raysearch.checkpoint import config_differences, load_checkpoint, save_checkpoint
+from raysearch import cli, losses, metrics
+from raysearch.checkpoint import STATE_FILE, check_state, config_differences, load_checkpoint, load_part, save_checkpoint
 from raysearch.config import DataConfig, ExperimentConfig, config_to_dict, list_spaces, load_config
 from raysearch.data import InpaintingDataset, PreparedDataset, Vocabulary, resolve_dataset, to_float_images
 from raysearch.data.check import check_source
@@ -180,19 +180,27 @@ class Trial:
         }
 
     def restore(self, state: dict[str, Any], source: Path) -> None:
+        path = Path(source) / STATE_FILE
+        check_state(state, path)
         differences = [
             d for d in config_differences(state["config"], config_to_dict(self.cfg)) if not d.startswith("train.epochs ")
         ]
         if differences:
-            raise CheckpointError(f"{source}: checkpoint was made with another config: {'; '.join(differences)}")
-        _unwrap(self.generator).load_state_dict(state["generator"])
+            raise CheckpointError(f"{path}: checkpoint was made with another config: {'; '.join(differences)}")
+        load_part(_unwrap(self.generator), state["generator"], "generator", path)
         if self.critic:
-            _unwrap(self.critic).load_state_dict(state["critic"])
-            self.opt_d.load_state_dict(state["opt_d"])
-            self.sched_d.load_state_dict(state["sched_d"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.sched_g.load_state_dict(state["sched_g"])
-        torch.set_rng_state(state["rng"]["torch"])
+            for key in ("critic", "opt_d", "sched_d"):
+                if state[key] is None:
+                    raise CheckpointError(f"{path}: entry {key!r} is null, but this config trains a critic")
+            load_part(_unwrap(self.critic), state["critic"], "critic", path)
+            load_part(self.opt_d, state["opt_d"], "critic optimiser", path)
+            load_part(self.sched_d, state["sched_d"], "critic scheduler", path)
+        load_part(self.opt_g, state["opt_g"], "generator optimiser", path)
+        load_part(self.sched_g, state["sched_g"], "generator scheduler", path)
+        try:
+            torch.set_rng_state(state["rng"]["torch"])
+        except (RuntimeError, TypeError) as err:
+            raise CheckpointError(f"{path}: its random-generator state is not torch's ({err})") from None
         self.epoch = state["epoch"]
         self.step = state["step"]
 
@@ -453,7 +461,7 @@ def run_trial(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m raysearch.train",
         description="Train one trial of a search space's base config through Ray Train on a local Ray "
         "(or --address). Prints the final validation metrics as one JSON object on the last line.",
@@ -484,9 +492,16 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"train.epochs={args.epochs}")
     if args.workers is not None:
         overrides.append(f"train.workers={args.workers}")
+    name = Path(args.space or args.config).stem
+    logdir = Path(args.logdir or f"runs/train/{name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     try:
         cfg = load_config(args.space or args.config, overrides)
         check_source(cfg.data.path, captions=cfg.captions.enabled)  # before Ray, and on --dry-run
+        if not args.dry_run:
+            from raysearch.storage import open_root
+
+            open_root(str(logdir), "--logdir")
+            cli.check_gpu_before_ray(cfg.train.device, args.address)
     except RaysearchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -496,9 +511,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from raysearch import ray_adapter  # Ray only for the command, never for the loop
 
-    name = Path(args.space or args.config).stem
-    logdir = Path(args.logdir or f"runs/train/{name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     ray_adapter.start_ray(args.address)
+    try:
+        cli.check_gpu_on_cluster(cfg.train.device)
+    except RaysearchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     trainer = ray_adapter.build_trainer(
         cfg, name="train", storage_path=str(logdir), logdir=str(logdir), use_gpu=ray_adapter.wants_gpu(cfg)
     )

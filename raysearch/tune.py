@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from raysearch.config import config_to_dict, list_spaces
+from raysearch import cli
 from raysearch import storage as storage_io
 from raysearch.data.check import captions_possible, check_source
 from raysearch.errors import ConfigError, RaysearchError
@@ -164,7 +165,7 @@ def build_trainable(space_path: str, overrides: list[str], settings: TuneSetting
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m raysearch.tune",
         description="Search a space's hyperparameters with Ray Tune + Optuna; every trial is a Ray Train run.",
     )
@@ -241,10 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         space = load_space(args.space, overrides)
         settings = resolve_settings(space, args)
+        storage_io.open_root(args.storage)
         storage, name = experiment_location(args, space)
         if args.resume:
             # The experiment's own record wins over today's flags: same space, overrides, budget.
             space, overrides, settings = recorded_experiment(f"{storage}/{name}")
+        space.check_trials(settings)  # again with --max-epochs / --smoke-test's budget
+        if not args.dry_run:
+            cli.check_gpu_before_ray(space.config.train.device, args.address)
         check_source(space.config.data.path, captions=captions_possible(space.config, space.params))
     except RaysearchError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -253,24 +258,47 @@ def main(argv: list[str] | None = None) -> int:
         dry_run(space, settings)
         return 0
 
+    from raysearch import ray_adapter
     from raysearch.report import write_report
 
+    ray_adapter.start_ray(args.address)
+    try:
+        cli.check_gpu_on_cluster(space.config.train.device)
+    except RaysearchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     results = run_search(space, settings, overrides, storage, name, args.address, args.resume)
     write_report(results, space, settings, f"{storage}/{name}")
     return 0
 
 
+RECORD_KEYS = ("space", "overrides", "tune")  # what --resume reads from an experiment's record
+
+
 def recorded_experiment(experiment_path: str) -> tuple[SearchSpace, list[str], TuneSettings]:
     """The space, overrides and settings an experiment was started with (for --resume)."""
-    from raysearch.config import build_dataclass
+    from raysearch.config import build_dataclass, parse_yaml
 
+    where = storage_io.join(experiment_path, EXPERIMENT_FILE)
     text = storage_io.Storage(experiment_path).read_text(EXPERIMENT_FILE)
     if text is None:
         raise ConfigError(f"--resume: {experiment_path} is not a raysearch experiment (no {EXPERIMENT_FILE})")
-    record = yaml.safe_load(text)
-    space = load_space(record["space"], record["overrides"])
-    settings = build_dataclass(TuneSettings, record["tune"], "tune")
-    return space, list(record["overrides"]), settings
+    record = parse_yaml(text, where)
+    missing = [key for key in RECORD_KEYS if not isinstance(record, dict) or key not in record]
+    if missing:
+        raise ConfigError(f"{where}: not a raysearch experiment record (missing {', '.join(missing)}; "
+                          f"it needs {', '.join(RECORD_KEYS)}, as tune writes it)")
+    if not isinstance(record["space"], str):
+        raise ConfigError(f"{where}: space: expected a search-space name or path, got {record['space']!r}")
+    overrides = record["overrides"] or []
+    if not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
+        raise ConfigError(f"{where}: overrides: expected a list of KEY=VALUE strings, got {overrides!r}")
+    try:
+        space = load_space(record["space"], overrides)
+        settings = build_dataclass(TuneSettings, record["tune"] or {}, "tune")
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    return space, list(overrides), settings
 
 
 def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str], storage: str, name: str,

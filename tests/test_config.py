@@ -136,3 +136,31 @@ def test_unknown_top_level_section(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_space_file(str(path))
     assert "serach" in str(info.value) and "search" in str(info.value)
+
+
+def test_yaml_anchors_and_merge_keys_still_work_beside_the_duplicate_key_check(tmp_path):
+    # `<<: *x` followed by a key it already holds overrides it: that is YAML's merge, not a key given twice.
+    path = tmp_path / "space.yaml"
+    path.write_text(textwrap.dedent("""\
+        base:
+          optim: &adam {name: adam, generator_lr: 1.0e-3}
+          train: {epochs: 2}
+        description: {<<: *adam, generator_lr: 2.0e-3}
+        """))
+    assert load_config(str(path)).optim.generator_lr == 1e-3
+
+
+def test_a_duplicate_key_anywhere_names_the_file_and_both_lines(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("base:\n  train: {epochs: 2}\n  optim: {name: adam}\n  train: {epochs: 3}\n")
+    with pytest.raises(ConfigError, match=r"space.yaml: line 4 column 3 not valid YAML \(key 'train' given twice "
+                                          r"\(first on line 2\)\)"):
+        load_config(str(path))
+
+
+def test_a_yaml_tag_is_still_refused(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("base: !!python/object/apply:os.system ['echo pwned > pwned.txt']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(str(path))
+    assert not (tmp_path / "pwned.txt").exists()

@@ -8,12 +8,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from raysearch import cli
 from raysearch.data.photos import DEFAULT_MIN_CROP, DEFAULT_VAL_FRACTION
 from raysearch.errors import DataError, RaysearchError
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m raysearch.data", description=__doc__)
+    parser = cli.ArgumentParser(prog="python -m raysearch.data", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     synthetic = commands.add_parser(
