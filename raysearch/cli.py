@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import NoReturn
 
 from raysearch.errors import ConfigError
@@ -39,12 +40,17 @@ def check_gpu_before_ray(device: str, address: str | None) -> None:
 
 
 def check_gpu_on_cluster(device: str) -> None:
-    """Right after attaching to a cluster: `train.device=cuda` needs GPUs in it, or every trial waits forever."""
+    """Right after attaching to a cluster: say so when `train.device=cuda` finds no GPU in it yet.
+
+    Not an error: an autoscaling cluster (cluster.yaml: GPU workers from 0 when idle) adds its GPU
+    nodes only when trials ask for them, so an idle cluster without GPUs is the normal case there.
+    """
     import ray
 
     if device == "cuda" and ray.cluster_resources().get("GPU", 0) <= 0:
-        raise ConfigError(f"train.device=cuda: the Ray cluster at {ray.get_runtime_context().gcs_address} has no GPU; "
-                          "allowed: train.device=auto or cpu, or a cluster with GPUs")
+        print(f"note: train.device=cuda and the Ray cluster at {ray.get_runtime_context().gcs_address} has no GPU "
+              "yet: trials wait until its autoscaler adds GPU nodes (a cluster that cannot add any never starts them)",
+              file=sys.stderr)
 
 
 def _starts_local_ray(address: str | None) -> bool:
