@@ -113,12 +113,15 @@ class Generator(nn.Module):
 
     default_stages: ClassVar[int]
     has_channelwise_fc: ClassVar[bool] = False
+    has_aligned_output: ClassVar[bool] = False
     encoder: nn.ModuleDict
 
     def __init__(self, opts: GeneratorOptions, caption_dim: int = 0) -> None:
         super().__init__()
         if opts.channelwise_fc and not self.has_channelwise_fc:
             raise ValueError(f"channelwise_fc: only the autoencoder generator has one, not {opts.name!r}")
+        if opts.aligned_output and not self.has_aligned_output:
+            raise ValueError(f"aligned_output: only the unet generator has one, not {opts.name!r}")
         if caption_dim < 0:
             raise ValueError(f"caption_dim: must be >= 0, got {caption_dim}")
         # The layer tables hold more kinds than a generator takes (spectral norm,
@@ -307,25 +310,31 @@ class UNet(Generator):
     128, 256 channels for base 32), then upsample + conv stages, each
     concatenated with the encoder map of its size (`deconv1` -> (128+128)x8x8,
     `deconv2` -> (64+64)x16x16), and a last one to raw RGB at 32x32 (36x36).
+    With `aligned_output` the decoder goes on to 32x32 joined with `encoder.conv1`, the
+    last stage to 64x64, and the center is cropped.
     """
 
     default_stages = 4
+    has_aligned_output = True
 
     def __init__(self, opts: GeneratorOptions, caption_dim: int = 0) -> None:
         super().__init__(opts, caption_dim)
         self.encoder = _strided_encoder(self)
         channels = self.widths[-1] + self.extra_dim
         decoder = OrderedDict()
-        for j in range(1, self.stages - 1):
+        # Aligned, the decoder also joins the first encoder map (32x32) before the 64x64 output.
+        for j in range(1, self.stages if opts.aligned_output else self.stages - 1):
             target = self.stages - 1 - j  # the encoder stage this one is concatenated with
             stage = up_stage(channels, self.widths[target], opts.blocks_per_stage, self.up, self.sizes[target])
             decoder[f"deconv{j}"] = SkipUp(stage)
             channels = 2 * self.widths[target]
-        decoder[f"deconv{self.stages - 1}"] = output_stage(
-            channels, self.widths[0], opts.blocks_per_stage, self.up, self.output_size
+        last = f"deconv{len(decoder) + 1}"
+        decoder[last] = output_stage(
+            channels, self.widths[0], opts.blocks_per_stage, self.up,
+            IMAGE_SIZE if opts.aligned_output else self.output_size,
         )
         self.decoder = nn.ModuleDict(decoder)
-        self.start_at_the_fill(decoder[f"deconv{self.stages - 1}"].blocks[-1])
+        self.start_at_the_fill(decoder[last].blocks[-1])
 
     def generate(self, context: torch.Tensor, extras: list[torch.Tensor], shift: torch.Tensor | None) -> torch.Tensor:
         features = self.encode(context, shift)
@@ -334,4 +343,5 @@ class UNet(Generator):
         # Encoder maps from the second deepest up; zip stops at the last skip stage.
         for join, skip in zip(joins, reversed(features[:-1])):
             x = join(x, skip)
-        return final(x)
+        x = final(x)
+        return crop_center(x, self.options.context_margin) if self.options.aligned_output else x

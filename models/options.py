@@ -40,6 +40,11 @@ class GeneratorOptions:
         (models/fills.py). On real photos the harmonic fill alone beats the mean by ~2 dB.
     mask_channel: add a fourth input channel, 1 inside the hole and 0 outside, so the
         first convolutions can tell filled pixels from real ones.
+    aligned_output: `unet` only. Seed 001's last stage stretches the decoder's map of the
+        whole image over the hole, so an output pixel is computed from features of
+        another place (the hole's top-left corner from the image's top-left); aligned,
+        the last stage upsamples to the whole 64x64 frame and the center is cropped,
+        so each pixel comes from the features (and skips) at its own place.
     residual: predict a correction to the input fill instead of the center itself: the
         raw output is added to the fill mapped back through the output activation
         (atanh for tanh), and the last convolution starts at zero, so an untrained
@@ -64,6 +69,7 @@ class GeneratorOptions:
     caption_injection: CaptionInjection = "concat"
     input_fill: InputFill = "zeros"
     mask_channel: bool = False
+    aligned_output: bool = False
     residual: bool = False
 
     def __post_init__(self) -> None:

@@ -289,12 +289,12 @@ def test_generator_sees_the_filled_hole_and_the_mask(name, fill, mask_channel) -
         assert torch.equal(generator(mask_context(images)), generator(images))
 
 
-@pytest.mark.parametrize("name", GENERATOR_NAMES)
+@pytest.mark.parametrize("name,aligned", [(name, False) for name in GENERATOR_NAMES] + [("unet", True)])
 @pytest.mark.parametrize("kind", ["none", "tanh", "sigmoid", "clip"])
 @pytest.mark.parametrize("margin", [0, 2])
-def test_residual_generator_starts_at_its_input_fill(name, kind, margin) -> None:
+def test_residual_generator_starts_at_its_input_fill(name, aligned, kind, margin) -> None:
     opts = GeneratorOptions(name=name, output_activation=kind, input_fill="harmonic", residual=True,
-                            context_margin=margin, **SMALL)
+                            context_margin=margin, aligned_output=aligned, **SMALL)
     generator = build_generator(opts)
     images = torch.rand(BATCH, 3, 64, 64) * 1.8 - 0.9  # inside tanh's range, away from its ends
     image, _ = activate_output(generator(mask_context(images)), kind)
@@ -304,6 +304,26 @@ def test_residual_generator_starts_at_its_input_fill(name, kind, margin) -> None
     image.square().mean().backward()
     output = [m for m in generator.modules() if isinstance(m, nn.Conv2d)][-1]
     assert output.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("margin", [0, 2])
+def test_aligned_unet_crops_its_center_from_a_whole_frame(margin) -> None:
+    generator = build_generator(GeneratorOptions(aligned_output=True, context_margin=margin, **SMALL))
+    last = f"decoder.deconv{generator.stages}"
+    joined = record_layers(generator, [f"decoder.deconv{generator.stages - 1}", last], torch.randn(BATCH, 3, 64, 64))
+    (_, skip_join), (_, frame) = joined.values()
+    assert skip_join.shape[-2:] == (32, 32) and frame.shape[-2:] == (64, 64)
+    with torch.no_grad():
+        generator.eval()
+        context = torch.randn(BATCH, 3, 64, 64)
+        (_, frame), = record_layers(generator, [last], context).values()
+        assert torch.equal(generator(context), crop_center(frame, margin))
+
+
+@pytest.mark.parametrize("name", ["autoencoder", "cnn"])
+def test_aligned_output_only_on_unet(name) -> None:
+    with pytest.raises(ValueError, match="aligned_output: only the unet"):
+        build_generator(GeneratorOptions(name=name, aligned_output=True, **SMALL))
 
 
 def test_without_residual_the_output_is_not_the_fill() -> None:
