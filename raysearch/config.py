@@ -43,6 +43,10 @@ class DataConfig:
         dataset, generated once into the cache (synthetic_* say its size).
     train_images / val_images: use only the first N of each split (0 = all);
         val_images is the fixed validation subset every epoch is measured on.
+    augment: random symmetries of each training image, drawn per image and step:
+        `flip` mirrors left-right, `dihedral` also up-down and across the diagonal
+        (the 8 symmetries of the square; the centered hole is invariant under all).
+        A few hundred photos are memorised within a few epochs without it.
     """
 
     path: str | None = None
@@ -53,6 +57,7 @@ class DataConfig:
     val_images: int = 200
     vocab_min_count: int = 10
     caption_length: int = 16
+    augment: Literal["none", "flip", "dihedral"] = "none"
 
     def __post_init__(self) -> None:
         _require(self.synthetic_train >= 1, f"synthetic_train: must be >= 1, got {self.synthetic_train}")

@@ -255,6 +255,18 @@ class Trial:
         batches = order[: len(order) // size * size].split(size)  # full batches only: batch norm
         return [batch.to(self.device) for batch in batches]
 
+    def augment(self, images: Tensor) -> Tensor:
+        """Each training image under a random symmetry of the square (`data.augment`), no host sync."""
+        kind = self.cfg.data.augment
+        if kind == "none":
+            return images
+        flips = torch.rand(3, len(images), 1, 1, 1, generator=self.sample_rng, device=self.device) < 0.5
+        images = torch.where(flips[0], images.flip(-1), images)
+        if kind == "dihedral":
+            images = torch.where(flips[1], images.flip(-2), images)
+            images = torch.where(flips[2], images.transpose(-1, -2), images)
+        return images
+
     def autocast(self):
         if not self.cfg.train.bf16:
             return nullcontext()
@@ -277,6 +289,7 @@ class Trial:
 
     def critic_phase(self, images: Tensor, tokens: Tensor) -> dict[str, Tensor]:
         cfg = self.cfg.objective
+        images = self.augment(images)
         context = mask_context(images)
         real_center = crop_center(images, self.margin)
         with torch.no_grad(), self.autocast():
@@ -305,6 +318,7 @@ class Trial:
 
     def generator_phase(self, images: Tensor, tokens: Tensor, adversarial: bool) -> dict[str, Tensor]:
         cfg = self.cfg.objective
+        images = self.augment(images)
         context = mask_context(images)
         real_center = crop_center(images, self.margin)
         with self.autocast():

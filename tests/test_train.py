@@ -242,3 +242,37 @@ def test_resume_with_every_lever_gives_the_same_metrics(tmp_path):
     run_trial(small("l2", "train.epochs=3", *overrides), second, checkpoint=first.checkpoints[-1])
     for key in ("val/mse", "val/psnr", "val/swd", "generator/loss"):
         assert second.reports[-1][key] == pytest.approx(straight.reports[-1][key], rel=1e-5, abs=1e-7), key
+
+
+def _symmetries(image):
+    """The 8 symmetries of a square image [C, H, W]."""
+    turns = [image.rot90(k, dims=(-2, -1)) for k in range(4)]
+    return turns + [t.flip(-1) for t in turns]
+
+
+@pytest.mark.parametrize("kind,count", [("none", 1), ("flip", 2), ("dihedral", 8)])
+def test_augment_applies_a_random_symmetry_of_the_square_to_each_image(kind, count):
+    trial = Trial(small("l2", f"data.augment={kind}"), Runtime())
+    trial.sample_rng.manual_seed(0)
+    images = torch.randn(256, 3, 8, 8)
+    augmented = trial.augment(images)
+    used = set()
+    for original, seen in zip(images, augmented):
+        allowed = _symmetries(original) if kind == "dihedral" else [original, original.flip(-1)][:count]
+        matches = [i for i, candidate in enumerate(allowed) if torch.equal(seen, candidate)]
+        assert matches, "not a symmetry of its input"
+        used.add(matches[0])
+    assert len(used) == count  # every allowed symmetry is drawn over 256 images
+    trial.sample_rng.manual_seed(0)
+    assert torch.equal(trial.augment(images), augmented)  # from the trial's seeded sampling RNG
+
+
+def test_both_phases_train_on_augmented_images():
+    trial = Trial(small("wgan", "data.augment=flip"), Runtime())
+    images, tokens = to_float_images(trial.train_images[:16]), trial.train_tokens[:16]
+    calls = []
+    original = trial.augment
+    trial.augment = lambda batch: calls.append(len(batch)) or original(batch)
+    trial.critic_phase(images, tokens)
+    trial.generator_phase(images, tokens, adversarial=True)
+    assert calls == [16, 16]
