@@ -6,8 +6,9 @@ optional checkpoint directory to resume from. `raysearch.ray_adapter` runs it
 as a Ray Train worker; tests and benchmarks call it directly.
 
 Every epoch: train on shuffled batches (phases `critic`, `critic_gp`,
-`generator`, whose names prefix the log keys), measure the fixed validation
-subset, write TensorBoard, and report; every `checkpoint_every` epochs the
+`generator`, whose names prefix the log keys; each image under a random
+symmetry with `data.augment`), measure the fixed validation subset (with the
+generator's weight average when `train.ema_decay` > 0), write TensorBoard, and report; every `checkpoint_every` epochs the
 report carries a full-state checkpoint. A non-finite loss or weight stops the
 trial cleanly with `diverged: 1` and the epoch and phase where it happened; the
 last good checkpoint stays the trial's latest.
