@@ -11,7 +11,10 @@ Three architectures from the seed write-ups, one class each:
   again with each up stage concatenated with the encoder map of its size.
 
 Every generator returns the RAW prediction; `activate_output` maps it to image
-space. Layers are named after the seed tables: `encoder.conv1`...,
+space. What goes in, the same in all three: the context with its hole filled
+(`input_fill`: zeros as the seeds did, the border's mean, or the harmonic fill),
+optionally with the hole's mask as a fourth channel (`mask_channel`); with
+`residual` the raw prediction is a correction added to that fill. Layers are named after the seed tables: `encoder.conv1`...,
 `decoder.deconv1`..., plus `code`/`dense` (cnn) and `bottleneck` (autoencoder).
 
 Conditioning, the same in all three:
@@ -31,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.geometry import IMAGE_SIZE, output_size
+from models.fills import fill_hole
+from models.geometry import IMAGE_SIZE, crop_center, hole_slice, output_size
 from models.layers import (
     BlockStyle,
     ChannelwiseFC,
@@ -47,7 +51,7 @@ from models.layers import (
     up_stage,
     widths,
 )
-from models.options import Activation, CaptionInjection, GeneratorOptions, Norm
+from models.options import Activation, CaptionInjection, GeneratorOptions, InputFill, Norm
 from models.registry import GENERATORS
 
 
@@ -64,6 +68,19 @@ OUTPUT_ACTIVATIONS: dict[str, Callable[[torch.Tensor], tuple[torch.Tensor, torch
     "tanh": lambda raw: (torch.tanh(raw), None),
     "sigmoid": lambda raw: (2.0 * torch.sigmoid(raw) - 1.0, None),
     "clip": _clip,
+}
+
+
+# Where an activation saturates its inverse is infinite: fills are pulled this far
+# inside [-1, 1] first (atanh(0.999) = 3.8, a pixel value error of 1e-3).
+_INVERSE_MARGIN = 1e-3
+
+# Each output activation's inverse: the raw value the activation maps to a given image.
+OUTPUT_INVERSES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "none": lambda image: image,
+    "tanh": lambda image: torch.atanh(image.clamp(-1 + _INVERSE_MARGIN, 1 - _INVERSE_MARGIN)),
+    "sigmoid": lambda image: torch.logit((image + 1) / 2, eps=_INVERSE_MARGIN / 2),
+    "clip": lambda image: image,
 }
 
 
@@ -96,12 +113,15 @@ class Generator(nn.Module):
 
     default_stages: ClassVar[int]
     has_channelwise_fc: ClassVar[bool] = False
+    has_aligned_output: ClassVar[bool] = False
     encoder: nn.ModuleDict
 
     def __init__(self, opts: GeneratorOptions, caption_dim: int = 0) -> None:
         super().__init__()
         if opts.channelwise_fc and not self.has_channelwise_fc:
             raise ValueError(f"channelwise_fc: only the autoencoder generator has one, not {opts.name!r}")
+        if opts.aligned_output and not self.has_aligned_output:
+            raise ValueError(f"aligned_output: only the unet generator has one, not {opts.name!r}")
         if caption_dim < 0:
             raise ValueError(f"caption_dim: must be >= 0, got {caption_dim}")
         # The layer tables hold more kinds than a generator takes (spectral norm,
@@ -115,7 +135,9 @@ class Generator(nn.Module):
         if self.stages < 2:
             # Every decoder upsamples from the encoder's last map, which must be below 32x32.
             raise ValueError(f"stages: the {opts.name!r} generator needs at least 2, got {self.stages}")
+        check_choice(opts.input_fill, get_args(InputFill), "input_fill")
         self.options = opts
+        self.in_channels = 4 if opts.mask_channel else 3
         self.noise_dim = opts.noise_dim
         self.caption_dim = caption_dim
         self.output_size = output_size(opts.context_margin)
@@ -144,7 +166,26 @@ class Generator(nn.Module):
         _check_vector("caption_code", caption_code, self.caption_dim, batch)
         extras = [v for v in (caption_code if self.concat_caption else None, noise) if v is not None]
         shift = self.caption_bias(caption_code) if self.caption_bias is not None else None
-        return self.generate(context, extras, shift)
+        filled = fill_hole(context, self.options.input_fill)
+        raw = self.generate(self.with_mask(filled), extras, shift)
+        if self.options.residual:
+            raw = raw + OUTPUT_INVERSES[self.options.output_activation](crop_center(filled, self.options.context_margin))
+        return raw
+
+    def with_mask(self, filled: torch.Tensor) -> torch.Tensor:
+        """The filled context, plus the hole's mask as a fourth channel when `mask_channel` is on."""
+        if not self.options.mask_channel:
+            return filled
+        mask = torch.zeros_like(filled[:, :1])
+        mask[..., hole_slice(0), hole_slice(0)] = 1.0
+        return torch.cat([filled, mask], dim=1)
+
+    def start_at_the_fill(self, output: ConvBlock) -> None:
+        """With `residual`, zero the last convolution: an untrained generator then returns its input fill."""
+        if self.options.residual:
+            nn.init.zeros_(output.conv.weight)
+            if output.conv.bias is not None:
+                nn.init.zeros_(output.conv.bias)
 
     def generate(self, context: torch.Tensor, extras: list[torch.Tensor], shift: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
@@ -167,7 +208,7 @@ def _activation(style: BlockStyle) -> nn.Module:
 
 def _strided_encoder(gen: Generator) -> nn.ModuleDict:
     opts = gen.options
-    stages, channels = OrderedDict(), 3
+    stages, channels = OrderedDict(), gen.in_channels
     for i, width in enumerate(gen.widths):
         stages[f"conv{i + 1}"] = down_stage(channels, width, opts.blocks_per_stage, gen.down)
         channels = width
@@ -185,7 +226,7 @@ class DenseCodeCNN(Generator):
 
     def __init__(self, opts: GeneratorOptions, caption_dim: int = 0) -> None:
         super().__init__(opts, caption_dim)
-        stages, channels = OrderedDict(), 3
+        stages, channels = OrderedDict(), self.in_channels
         for i, width in enumerate(self.widths):
             stages[f"conv{i + 1}"] = pooled_stage(channels, width, opts.blocks_per_stage, self.down, nn.MaxPool2d(2))
             channels = width
@@ -205,6 +246,7 @@ class DenseCodeCNN(Generator):
             channels = self.widths[target]
         decoder["output"] = ConvBlock(channels, 3, self.up.raw())
         self.decoder = nn.Sequential(decoder)
+        self.start_at_the_fill(self.decoder.output)
 
     def generate(self, context: torch.Tensor, extras: list[torch.Tensor], shift: torch.Tensor | None) -> torch.Tensor:
         code = self.code(self.encode(context, shift)[-1])
@@ -255,6 +297,7 @@ class ConvAutoencoder(Generator):
             channels, self.widths[0], opts.blocks_per_stage, self.up, self.output_size
         )
         self.decoder = nn.Sequential(decoder)
+        self.start_at_the_fill(decoder[f"deconv{self.stages}"].blocks[-1])
 
     def generate(self, context: torch.Tensor, extras: list[torch.Tensor], shift: torch.Tensor | None) -> torch.Tensor:
         code = self.bottleneck(self.encode(context, shift)[-1])
@@ -267,24 +310,31 @@ class UNet(Generator):
     128, 256 channels for base 32), then upsample + conv stages, each
     concatenated with the encoder map of its size (`deconv1` -> (128+128)x8x8,
     `deconv2` -> (64+64)x16x16), and a last one to raw RGB at 32x32 (36x36).
+    With `aligned_output` the decoder goes on to 32x32 joined with `encoder.conv1`, the
+    last stage to 64x64, and the center is cropped.
     """
 
     default_stages = 4
+    has_aligned_output = True
 
     def __init__(self, opts: GeneratorOptions, caption_dim: int = 0) -> None:
         super().__init__(opts, caption_dim)
         self.encoder = _strided_encoder(self)
         channels = self.widths[-1] + self.extra_dim
         decoder = OrderedDict()
-        for j in range(1, self.stages - 1):
+        # Aligned, the decoder also joins the first encoder map (32x32) before the 64x64 output.
+        for j in range(1, self.stages if opts.aligned_output else self.stages - 1):
             target = self.stages - 1 - j  # the encoder stage this one is concatenated with
             stage = up_stage(channels, self.widths[target], opts.blocks_per_stage, self.up, self.sizes[target])
             decoder[f"deconv{j}"] = SkipUp(stage)
             channels = 2 * self.widths[target]
-        decoder[f"deconv{self.stages - 1}"] = output_stage(
-            channels, self.widths[0], opts.blocks_per_stage, self.up, self.output_size
+        last = f"deconv{len(decoder) + 1}"
+        decoder[last] = output_stage(
+            channels, self.widths[0], opts.blocks_per_stage, self.up,
+            IMAGE_SIZE if opts.aligned_output else self.output_size,
         )
         self.decoder = nn.ModuleDict(decoder)
+        self.start_at_the_fill(decoder[last].blocks[-1])
 
     def generate(self, context: torch.Tensor, extras: list[torch.Tensor], shift: torch.Tensor | None) -> torch.Tensor:
         features = self.encode(context, shift)
@@ -293,4 +343,5 @@ class UNet(Generator):
         # Encoder maps from the second deepest up; zip stops at the last skip stage.
         for join, skip in zip(joins, reversed(features[:-1])):
             x = join(x, skip)
-        return final(x)
+        x = final(x)
+        return crop_center(x, self.options.context_margin) if self.options.aligned_output else x

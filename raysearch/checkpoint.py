@@ -60,7 +60,8 @@ def _load_failure(err: Exception) -> str:
 
 # What a full-state checkpoint holds (Trial.state), and the type each entry must have.
 STATE_TYPES: dict[str, tuple[type, ...]] = {
-    "config": (dict,), "epoch": (int,), "step": (int,), "generator": (dict,), "critic": (dict, type(None)),
+    "config": (dict,), "epoch": (int,), "step": (int,), "generator": (dict,),
+    "generator_average": (dict, type(None)), "critic": (dict, type(None)),
     "opt_g": (dict,), "opt_d": (dict, type(None)), "sched_g": (dict,), "sched_d": (dict, type(None)), "rng": (dict,),
 }
 

@@ -45,6 +45,10 @@ class DataConfig:
         dataset, generated once into the cache (synthetic_* say its size).
     train_images / val_images: use only the first N of each split (0 = all);
         val_images is the fixed validation subset every epoch is measured on.
+    augment: random symmetries of each training image, drawn per image and step:
+        `flip` mirrors left-right, `dihedral` also up-down and across the diagonal
+        (the 8 symmetries of the square; the centered hole is invariant under all).
+        A few hundred photos are memorised within a few epochs without it.
     """
 
     path: str | None = None
@@ -55,6 +59,7 @@ class DataConfig:
     val_images: int = 200
     vocab_min_count: int = 10
     caption_length: int = 16
+    augment: Literal["none", "flip", "dihedral"] = "none"
 
     def __post_init__(self) -> None:
         _require(self.synthetic_train >= 1, f"synthetic_train: must be >= 1, got {self.synthetic_train}")
@@ -80,6 +85,9 @@ class ObjectiveConfig:
         (seed 000), or to both real and fake with instance_noise_on: both.
     clip_penalty_weight: weight of MSE(before clip, after clip) when the
         generator's output activation is `clip` (seed 000).
+    border_weight: extra reconstruction weight of the pixels within `border_width`
+        of the hole's edge (and of the whole context margin): each counts
+        1 + border_weight times, the weights rescaled to average 1 (0 = plain MSE).
     """
 
     name: Objective = "l2"
@@ -91,6 +99,8 @@ class ObjectiveConfig:
     instance_noise: float = 0.0
     instance_noise_on: Literal["real", "both"] = "real"
     clip_penalty_weight: float = 1.0
+    border_weight: float = 0.0
+    border_width: int = 4
 
     def __post_init__(self) -> None:
         _require(self.l2_weight >= 0, f"l2_weight: must be >= 0, got {self.l2_weight}")
@@ -100,6 +110,8 @@ class ObjectiveConfig:
         _require(0 <= self.label_smoothing < 0.5, f"label_smoothing: must be in [0, 0.5), got {self.label_smoothing}")
         _require(self.instance_noise >= 0, f"instance_noise: must be >= 0, got {self.instance_noise}")
         _require(self.clip_penalty_weight >= 0, f"clip_penalty_weight: must be >= 0, got {self.clip_penalty_weight}")
+        _require(self.border_weight >= 0, f"border_weight: must be >= 0, got {self.border_weight}")
+        _require(1 <= self.border_width <= 15, f"border_width: must be 1 to 15, got {self.border_width}")
 
     @property
     def adversarial(self) -> bool:
@@ -142,6 +154,11 @@ class TrainConfig:
     checkpoint_every: write a full-state checkpoint every N epochs (and at the end).
     workers: Ray Train workers (DDP when > 1).
     device: `auto` uses the GPU when there is one.
+    ema_decay: validate (and checkpoint) an exponential moving average of the
+        generator's weights with this decay per generator step (0 = validate the
+        trained weights, as the seeds did). Early steps average over fewer
+        updates, min(ema_decay, (1 + n) / (10 + n)) after n updates, so a short
+        run is not dominated by the initial weights.
     """
 
     epochs: int = 10
@@ -158,6 +175,7 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False
     preview_images: int = 8
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, f"epochs: must be >= 1, got {self.epochs}")
@@ -169,6 +187,7 @@ class TrainConfig:
         _require(self.checkpoint_every >= 1, f"checkpoint_every: must be >= 1, got {self.checkpoint_every}")
         _require(1 <= self.workers <= 64, f"workers: must be 1 to 64, got {self.workers}")
         _require(0 <= self.preview_images <= 64, f"preview_images: must be 0 to 64, got {self.preview_images}")
+        _require(0 <= self.ema_decay < 1, f"ema_decay: must be in [0, 1) (0 = no average), got {self.ema_decay}")
 
 
 @dataclass(frozen=True)

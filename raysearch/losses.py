@@ -23,9 +23,28 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def reconstruction(fake: Tensor, real: Tensor) -> Tensor:
-    """Mean squared error over the generated square (32x32, or 36x36 with a margin)."""
-    return F.mse_loss(fake, real)
+def reconstruction(fake: Tensor, real: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Mean squared error over the generated square (32x32, or 36x36 with a margin).
+
+    `weights` ([S, S], averaging 1, from `border_weights`) reweights the pixels.
+    """
+    if weights is None:
+        return F.mse_loss(fake, real)
+    return ((fake - real) ** 2 * weights).mean()
+
+
+def border_weights(size: int, margin: int, width: int, extra: float) -> Tensor:
+    """[S, S] per-pixel weights of the generated square, rescaled to average 1.
+
+    The pixels of the context margin and the first `width` rings inside the hole
+    weigh 1 + extra, the rest 1: the seam with the real context is what a viewer
+    sees first, and the pixels nearest the border are the best determined ones.
+    """
+    index = torch.arange(size)
+    to_edge = torch.minimum(index, size - 1 - index)
+    depth = torch.minimum(to_edge[:, None], to_edge[None, :]) - margin  # < 0 in the margin
+    weights = 1.0 + extra * (depth < width).float()
+    return weights / weights.mean()
 
 
 def critic_loss(objective: str, real_scores: Tensor, fake_scores: Tensor, label_smoothing: float = 0.0) -> Tensor:

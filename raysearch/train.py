@@ -6,8 +6,9 @@ optional checkpoint directory to resume from. `raysearch.ray_adapter` runs it
 as a Ray Train worker; tests and benchmarks call it directly.
 
 Every epoch: train on shuffled batches (phases `critic`, `critic_gp`,
-`generator`, whose names prefix the log keys), measure the fixed validation
-subset, write TensorBoard, and report; every `checkpoint_every` epochs the
+`generator`, whose names prefix the log keys; each image under a random
+symmetry with `data.augment`), measure the fixed validation subset (with the
+generator's weight average when `train.ema_decay` > 0), write TensorBoard, and report; every `checkpoint_every` epochs the
 report carries a full-state checkpoint. A non-finite loss or weight stops the
 trial cleanly with `diverged: 1` and the epoch and phase where it happened; the
 last good checkpoint stays the trial's latest.
@@ -19,6 +20,7 @@ config through Ray Train on a local Ray (see `main`).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import sys
@@ -82,6 +84,36 @@ class ConditionedGenerator(nn.Module):
         return self.generator(context, code, noise)
 
 
+class WeightAverage:
+    """An exponential moving average of a network's weights (Polyak averaging), for evaluation.
+
+    Parameters are averaged; buffers (batch-norm statistics, themselves running
+    averages) are copied from the trained network. Before `decay` is reached the
+    average runs over the updates seen so far, min(decay, (1 + n) / (10 + n)).
+    """
+
+    def __init__(self, network: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.updates = 0
+        self.network = copy.deepcopy(network).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, network: nn.Module) -> None:
+        weight = 1.0 - min(self.decay, (1 + self.updates) / (10 + self.updates))
+        averaged = list(self.network.parameters())
+        torch._foreach_lerp_(averaged, [p.detach() for p in network.parameters()], weight)
+        for mine, theirs in zip(self.network.buffers(), network.buffers()):
+            mine.copy_(theirs)
+        self.updates += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"network": self.network.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["network"])
+        self.updates = state["updates"]
+
+
 class DivergenceWatch:
     """Remembers, on the device and without synchronising, the first step each phase's loss was non-finite."""
 
@@ -117,6 +149,17 @@ class Trial:
         self._load_data()
         self._build_networks()
         self._build_optimizers()
+        # The generator validation measures: a weight average of the trained one, or it.
+        self.generator_average = (
+            WeightAverage(_unwrap(self.generator), cfg.train.ema_decay) if cfg.train.ema_decay else None
+        )
+        self.reconstruction_weights = (
+            losses.border_weights(
+                output_size(self.margin), self.margin, cfg.objective.border_width, cfg.objective.border_weight
+            ).to(self.device)
+            if cfg.objective.border_weight
+            else None
+        )
         self.epoch = 0  # completed epochs
         self.step = 0  # batches seen
         self.val_noise = validation_noise(cfg, len(self.val_images), self.device)
@@ -171,6 +214,7 @@ class Trial:
             "epoch": self.epoch,
             "step": self.step,
             "generator": _unwrap(self.generator).state_dict(),
+            "generator_average": self.generator_average.state_dict() if self.generator_average else None,
             "critic": _unwrap(self.critic).state_dict() if self.critic else None,
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict() if self.opt_d else None,
@@ -188,6 +232,8 @@ class Trial:
         if differences:
             raise CheckpointError(f"{path}: checkpoint was made with another config: {'; '.join(differences)}")
         load_part(_unwrap(self.generator), state["generator"], "generator", path)
+        if self.generator_average:
+            load_part(self.generator_average, state["generator_average"], "generator average", path)
         if self.critic:
             for key in ("critic", "opt_d", "sched_d"):
                 if state[key] is None:
@@ -222,6 +268,18 @@ class Trial:
         batches = order[: len(order) // size * size].split(size)  # full batches only: batch norm
         return [batch.to(self.device) for batch in batches]
 
+    def augment(self, images: Tensor) -> Tensor:
+        """Each training image under a random symmetry of the square (`data.augment`), no host sync."""
+        kind = self.cfg.data.augment
+        if kind == "none":
+            return images
+        flips = torch.rand(3, len(images), 1, 1, 1, generator=self.sample_rng, device=self.device) < 0.5
+        images = torch.where(flips[0], images.flip(-1), images)
+        if kind == "dihedral":
+            images = torch.where(flips[1], images.flip(-2), images)
+            images = torch.where(flips[2], images.transpose(-1, -2), images)
+        return images
+
     def autocast(self):
         if not self.cfg.train.bf16:
             return nullcontext()
@@ -235,12 +293,16 @@ class Trial:
             return paste_center(context, center)
         return center
 
-    def generate(self, context: Tensor, tokens: Tensor, noise: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        raw = self.generator(context, tokens, noise)
+    def generate(
+        self, context: Tensor, tokens: Tensor, noise: Tensor | None, generator: nn.Module | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """The center `generator` (default: the one being trained) fills in, in image space, and the clip penalty."""
+        raw = (generator or self.generator)(context, tokens, noise)
         return activate_output(raw.float(), self.cfg.generator.output_activation)
 
     def critic_phase(self, images: Tensor, tokens: Tensor) -> dict[str, Tensor]:
         cfg = self.cfg.objective
+        images = self.augment(images)
         context = mask_context(images)
         real_center = crop_center(images, self.margin)
         with torch.no_grad(), self.autocast():
@@ -269,11 +331,12 @@ class Trial:
 
     def generator_phase(self, images: Tensor, tokens: Tensor, adversarial: bool) -> dict[str, Tensor]:
         cfg = self.cfg.objective
+        images = self.augment(images)
         context = mask_context(images)
         real_center = crop_center(images, self.margin)
         with self.autocast():
             fake_center, clip_penalty = self.generate(context, tokens, self._noise(len(images), self.sample_rng))
-            l2 = losses.reconstruction(fake_center, real_center)
+            l2 = losses.reconstruction(fake_center, real_center, self.reconstruction_weights)
             # During L2 pretraining the reconstruction trains alone, unscaled.
             loss = cfg.l2_weight * l2 if adversarial else l2
             logs = {"generator/l2": l2.detach()}
@@ -292,6 +355,8 @@ class Trial:
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
+        if self.generator_average:
+            self.generator_average.update(_unwrap(self.generator))
         return logs
 
     def train_epoch(self) -> tuple[dict[str, float], str | None]:
@@ -357,15 +422,19 @@ class Trial:
 
     @torch.no_grad()
     def validate(self) -> tuple[dict[str, float], Tensor]:
-        """Metrics on the fixed validation subset, and the generated centers (in [-1, 1])."""
+        """Metrics on the fixed validation subset, and the generated centers (in [-1, 1]).
+
+        With `train.ema_decay` the weight average generates them, not the trained weights.
+        """
         self.generator.eval()
+        generator = self.generator_average.network if self.generator_average else self.generator
         centers = []
         size = self.cfg.train.batch_size
         for start in range(0, len(self.val_images), size):
             images = self.val_images[start : start + size]
             noise = self.val_noise[start : start + size] if self.val_noise is not None else None
             with self.autocast():
-                center, _ = self.generate(mask_context(images), self.val_tokens[start : start + size], noise)
+                center, _ = self.generate(mask_context(images), self.val_tokens[start : start + size], noise, generator)
             centers.append(center.float())
         generated = torch.cat(centers)
         as_unit = lambda x: (x + 1) / 2  # noqa: E731 - metrics take images in [0, 1]

@@ -41,6 +41,38 @@ def test_non_saturating_generator_loss_pushes_fake_scores_up():
     assert (fake.grad < 0).all()
 
 
+OBJECTIVES = ["gan", "nsgan", "wgan", "wgan-gp", "hinge"]
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_the_generator_pushes_fake_scores_the_way_the_critic_pulls_them_down(objective):
+    # The critic's loss rises with the fake scores (it calls fakes fake by scoring them low);
+    # the generator's adversarial term must fall with them, or it trains towards "more fake".
+    fake = torch.linspace(-0.5, 0.5, 8).requires_grad_(True)  # inside every hinge margin
+    losses.critic_loss(objective, torch.zeros(8), fake).backward()
+    critic_pull = fake.grad.clone()
+    fake.grad = None
+    losses.generator_adversarial(objective, fake).backward()
+    assert (critic_pull > 0).all() and (fake.grad < 0).all()
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_a_generator_step_makes_the_critic_score_its_fakes_as_more_real(objective):
+    torch.manual_seed(0)
+    critic = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.Tanh(), nn.Linear(8, 1))
+    critic.requires_grad_(False)
+    generator = nn.Linear(4, 12)
+    noise = torch.randn(16, 4)
+    fakes = lambda: generator(noise).view(16, 3, 2, 2)  # noqa: E731
+    before = critic(fakes()).mean().item()
+    optimizer = torch.optim.SGD(generator.parameters(), lr=0.05)
+    for _ in range(5):
+        optimizer.zero_grad()
+        losses.generator_adversarial(objective, critic(fakes()).squeeze(1)).backward()
+        optimizer.step()
+    assert critic(fakes()).mean().item() > before + 1e-3
+
+
 def test_gradient_penalty_of_a_linear_critic_is_known():
     critic = nn.Sequential(nn.Flatten(), nn.Linear(12, 1, bias=False))
     with torch.no_grad():
@@ -64,3 +96,44 @@ def test_instance_noise_is_seeded_and_absent_at_zero():
     a = losses.instance_noise(images, 0.1, torch.Generator().manual_seed(1))
     b = losses.instance_noise(images, 0.1, torch.Generator().manual_seed(1))
     assert torch.equal(a, b) and a.std() > 0.05
+
+
+class HalfSquaredNorm(nn.Module):
+    """D(x) = s/2 ||x||^2: its input gradient is s x, so the penalty is known at every interpolate."""
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(scale))
+
+    def forward(self, x):
+        return self.scale * 0.5 * x.flatten(1).square().sum(dim=1)
+
+
+def test_gradient_penalty_is_taken_at_the_interpolates_and_trains_the_critic():
+    real, fake = torch.randn(5, 3, 4, 4), torch.randn(5, 3, 4, 4)
+    critic = HalfSquaredNorm(0.3)
+    penalty = losses.gradient_penalty(critic, real, fake, torch.Generator().manual_seed(7))
+    alpha = torch.rand(5, 1, 1, 1, generator=torch.Generator().manual_seed(7))
+    norms = (alpha * real + (1 - alpha) * fake).flatten(1).norm(dim=1)
+    assert penalty.item() == pytest.approx(((0.3 * norms - 1) ** 2).mean().item(), rel=1e-5)
+    # create_graph: the penalty's gradient reaches the critic's weights (d/ds of mean (s n - 1)^2).
+    penalty.backward()
+    assert critic.scale.grad.item() == pytest.approx((2 * (0.3 * norms - 1) * norms).mean().item(), rel=1e-4)
+
+
+def test_border_weights_favour_the_rings_next_to_the_context():
+    weights = losses.border_weights(32, margin=0, width=4, extra=3.0)
+    assert weights.shape == (32, 32) and weights.mean().item() == pytest.approx(1.0)
+    assert weights[0, 10] == weights[3, 3] == weights[31, 31] == pytest.approx(4 * weights[16, 16].item())
+    assert weights[4, 10] == weights[16, 16]
+    widened = losses.border_weights(36, margin=2, width=1, extra=1.0)
+    assert widened[0, 0] == widened[2, 10] == pytest.approx(2 * widened[3, 10].item())
+    assert torch.equal(losses.border_weights(32, 0, 4, 0.0), torch.ones(32, 32))
+
+
+def test_weighted_reconstruction_is_the_weighted_mean_of_squares():
+    fake, real = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
+    weights = losses.border_weights(32, 0, 4, 2.0)
+    expected = ((fake - real) ** 2 * weights).mean()
+    assert losses.reconstruction(fake, real, weights).item() == pytest.approx(expected.item())
+    assert losses.reconstruction(fake, real).item() == pytest.approx(((fake - real) ** 2).mean().item())

@@ -10,8 +10,11 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from models import CAPTION_ENCODERS, CRITICS, GENERATORS, build_caption_encoder, build_critic, build_generator
+from models.fills import fill_hole
 from models.generators import activate_output
+from models.geometry import crop_center, mask_context
 from models.options import CaptionOptions, CriticOptions, GeneratorOptions
+from raysearch import losses
 
 BATCH = 4
 VOCAB = 40
@@ -198,6 +201,8 @@ GENERATOR_CASES = [
     ({"noise_dim": 5}, None),
     ({"stages": 2}, None),
     ({"stages": 5, "norm": "instance"}, None),
+    ({"input_fill": "harmonic", "mask_channel": True, "residual": True}, None),
+    ({"input_fill": "mean", "residual": True, "context_margin": 2}, None),
     *[
         ({"caption_injection": injection, "noise_dim": 3}, encoder)
         for injection in ["concat", "bias"]
@@ -262,6 +267,70 @@ def test_activate_output_values() -> None:
     assert penalty.item() == pytest.approx((2.0**2 + 1.0**2) / 4)
     with pytest.raises(ValueError, match="output_activation: unknown 'relu'.*clip, none, sigmoid, tanh"):
         activate_output(raw, "relu")
+
+
+@pytest.mark.parametrize("name", GENERATOR_NAMES)
+@pytest.mark.parametrize("fill", ["zeros", "mean", "harmonic"])
+@pytest.mark.parametrize("mask_channel", [False, True])
+def test_generator_sees_the_filled_hole_and_the_mask(name, fill, mask_channel) -> None:
+    generator = build_generator(GeneratorOptions(name=name, input_fill=fill, mask_channel=mask_channel, **SMALL))
+    images = torch.rand(BATCH, 3, 64, 64) * 2 - 1
+    (seen, _), = record_layers(generator, ["encoder.conv1"], mask_context(images)).values()
+    assert torch.equal(seen[:, :3], fill_hole(images, fill))
+    if mask_channel:
+        expected = torch.zeros(64, 64)
+        expected[16:48, 16:48] = 1
+        assert seen.shape[1] == 4 and torch.equal(seen[:, 3], expected.expand(BATCH, 64, 64))
+    else:
+        assert seen.shape[1] == 3
+    # Whatever the hole held on the way in is replaced by the fill.
+    with torch.no_grad():
+        generator.eval()
+        assert torch.equal(generator(mask_context(images)), generator(images))
+
+
+@pytest.mark.parametrize("name,aligned", [(name, False) for name in GENERATOR_NAMES] + [("unet", True)])
+@pytest.mark.parametrize("kind", ["none", "tanh", "sigmoid", "clip"])
+@pytest.mark.parametrize("margin", [0, 2])
+def test_residual_generator_starts_at_its_input_fill(name, aligned, kind, margin) -> None:
+    opts = GeneratorOptions(name=name, output_activation=kind, input_fill="harmonic", residual=True,
+                            context_margin=margin, aligned_output=aligned, **SMALL)
+    generator = build_generator(opts)
+    images = torch.rand(BATCH, 3, 64, 64) * 1.8 - 0.9  # inside tanh's range, away from its ends
+    image, _ = activate_output(generator(mask_context(images)), kind)
+    fill = crop_center(fill_hole(images, "harmonic"), margin)
+    assert torch.allclose(image, fill, atol=1e-5)
+    # ... and learns a correction: the zeroed last convolution still gets a gradient.
+    image.square().mean().backward()
+    output = [m for m in generator.modules() if isinstance(m, nn.Conv2d)][-1]
+    assert output.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("margin", [0, 2])
+def test_aligned_unet_crops_its_center_from_a_whole_frame(margin) -> None:
+    generator = build_generator(GeneratorOptions(aligned_output=True, context_margin=margin, **SMALL))
+    last = f"decoder.deconv{generator.stages}"
+    joined = record_layers(generator, [f"decoder.deconv{generator.stages - 1}", last], torch.randn(BATCH, 3, 64, 64))
+    (_, skip_join), (_, frame) = joined.values()
+    assert skip_join.shape[-2:] == (32, 32) and frame.shape[-2:] == (64, 64)
+    with torch.no_grad():
+        generator.eval()
+        context = torch.randn(BATCH, 3, 64, 64)
+        (_, frame), = record_layers(generator, [last], context).values()
+        assert torch.equal(generator(context), crop_center(frame, margin))
+
+
+@pytest.mark.parametrize("name", ["autoencoder", "cnn"])
+def test_aligned_output_only_on_unet(name) -> None:
+    with pytest.raises(ValueError, match="aligned_output: only the unet"):
+        build_generator(GeneratorOptions(name=name, aligned_output=True, **SMALL))
+
+
+def test_without_residual_the_output_is_not_the_fill() -> None:
+    generator = build_generator(GeneratorOptions(input_fill="harmonic", **SMALL))
+    images = torch.rand(BATCH, 3, 64, 64) * 2 - 1
+    image, _ = activate_output(generator(mask_context(images)), "tanh")
+    assert not torch.allclose(image, crop_center(fill_hole(images, "harmonic"), 0), atol=1e-2)
 
 
 @pytest.mark.parametrize("name", GENERATOR_NAMES)
@@ -566,10 +635,9 @@ def test_unknown_names_list_the_valid_ones() -> None:
 def test_critic_supports_a_gradient_penalty(norm, pooling) -> None:
     """WGAN-GP differentiates the critic's input gradient: every layer needs a double backward."""
     critic = build_critic(CriticOptions(norm=norm, pooling=pooling, base_width=4, max_width=8), 64)
-    images = torch.randn(BATCH, 3, 64, 64, requires_grad=True)
-    scores = critic(images)
-    (grad,) = torch.autograd.grad(scores.sum(), images, create_graph=True)
-    penalty = (grad.flatten(1).norm(dim=1) - 1).square().mean()
+    real, fake = torch.randn(BATCH, 3, 64, 64), torch.randn(BATCH, 3, 64, 64)
+    penalty = losses.gradient_penalty(critic, real, fake, torch.Generator().manual_seed(0))
+    scores = critic(torch.cat([real, fake]))
     (scores.mean() + 10 * penalty).backward()  # a WGAN-GP critic loss (its real term left out)
     assert penalty.item() > 0
     assert_finite_grads(critic)

@@ -10,7 +10,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from raysearch.checkpoint import load_checkpoint, save_checkpoint
 from raysearch.config import build_config, load_config
 from raysearch.errors import CheckpointError
-from raysearch.train import DIVERGED_METRICS, run_trial
+from models.geometry import crop_center, mask_context
+from raysearch import losses
+from raysearch.data import to_float_images
+from raysearch.train import DIVERGED_METRICS, Runtime, Trial, WeightAverage, run_trial
 from tests.conftest import SMALL_DATA
 
 # A narrow network keeps each step cheap on CPU; the architecture is still the space's.
@@ -82,7 +85,7 @@ def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
     recorder = Recorder(tmp_path)
     run_trial(small("l2", "train.epochs=1", "train.steps_per_epoch=2"), recorder)
     with pytest.raises(CheckpointError, match="generator.kernel_size"):
-        run_trial(small("l2", "train.epochs=2", "generator.kernel_size=3"), Recorder(tmp_path / "b"),
+        run_trial(small("l2", "train.epochs=2", "generator.kernel_size=5"), Recorder(tmp_path / "b"),
                   checkpoint=recorder.checkpoints[0])
 
 
@@ -95,20 +98,24 @@ def test_a_foreign_file_is_not_a_checkpoint(tmp_path):
 def test_seed_000_nan_is_reported_as_divergence_not_a_crash(tmp_path):
     # Seed 000's minimax GAN with a critic learning rate far too large: the
     # critic becomes certain, log(0) appears, and the losses turn non-finite.
+    # One epoch of L2 pretraining first, so there is a good checkpoint before the critic starts.
     cfg = small(
         "dcgan", "objective.name=gan", "objective.label_smoothing=0", "optim.critic_lr=5.0",
-        "optim.name=rmsprop", "train.epochs=3", "train.checkpoint_every=1",
+        "optim.name=rmsprop", "train.epochs=4", "train.checkpoint_every=1", "train.pretrain_epochs=1",
     )
     recorder = Recorder(tmp_path)
     last = run_trial(cfg, recorder)
     assert last["diverged"] == 1
     assert last["diverged_phase"] in ("critic", "generator")
-    assert 1 <= last["diverged_epoch"] <= 3
+    assert 2 <= last["diverged_epoch"] <= 4
     assert last["val/psnr"] == DIVERGED_METRICS["val/psnr"]
-    # The last good checkpoint is still the latest one: every checkpoint reported is finite.
+    # The last good checkpoint is still the latest one: one per epoch before the divergence, all finite.
+    assert [r["epoch"] for r in recorder.reports[:-1]] == list(range(1, last["diverged_epoch"]))
+    assert len(recorder.checkpoints) == last["diverged_epoch"] - 1 >= 1
     for path in recorder.checkpoints:
         state = load_checkpoint(path)
-        assert all(torch.isfinite(t).all() for t in state["critic"].values() if t.is_floating_point())
+        for network in ("generator", "critic"):
+            assert all(torch.isfinite(t).all() for t in state[network].values() if t.is_floating_point()), network
 
 
 def test_tensorboard_files_read_back(tmp_path):
@@ -170,3 +177,102 @@ def test_each_epoch_is_on_disk_before_it_is_reported(tmp_path):
 
     run_trial(small("l2", "train.epochs=2", "train.steps_per_epoch=2"), report, logdir=logdir)
     assert seen == [(1, [1], [1]), (2, [1, 2], [1, 2])]
+
+
+# --- generator levers: weight average, border-weighted reconstruction, input fill ----------
+
+LEVERS = ["generator.input_fill=harmonic", "generator.mask_channel=true", "generator.residual=true",
+          "train.ema_decay=0.9", "objective.border_weight=2.0"]
+
+
+def test_weight_average_follows_the_trained_weights_with_a_warm_up():
+    network = torch.nn.Linear(2, 1)
+    torch.nn.init.zeros_(network.weight)
+    average = WeightAverage(network, decay=0.5)
+    with torch.no_grad():
+        network.weight.fill_(1.0)
+    average.update(network)  # first update: decay min(0.5, 1/10), so 90% of the way
+    assert average.network.weight.flatten().tolist() == pytest.approx([0.9, 0.9])
+    with torch.no_grad():
+        network.weight.fill_(2.0)
+    average.update(network)  # then min(0.5, 2/11) = 2/11
+    assert average.network.weight[0, 0].item() == pytest.approx(0.9 + (2.0 - 0.9) * 9 / 11)  # 1.8
+    average.updates = 100
+    average.update(network)  # the full decay from here on: halfway
+    assert average.network.weight[0, 0].item() == pytest.approx(1.9)
+    assert not any(p.requires_grad for p in average.network.parameters())
+
+
+def test_validation_measures_the_weight_average_not_the_trained_weights():
+    trial = Trial(small("l2", "train.epochs=1", "train.steps_per_epoch=2", "train.ema_decay=0.9"), Runtime())
+    trial.train_epoch()
+    before, _ = trial.validate()
+    with torch.no_grad():
+        for parameter in trial.generator.parameters():
+            parameter.add_(torch.randn_like(parameter))
+    assert trial.validate()[0] == before  # the trained weights changed, the average did not
+    with torch.no_grad():
+        for parameter in trial.generator_average.network.parameters():
+            parameter.add_(torch.randn_like(parameter))
+    assert trial.validate()[0]["val/mse"] != before["val/mse"]
+
+
+def test_the_generator_step_minimises_the_border_weighted_reconstruction():
+    trial = Trial(small("l2", "objective.border_weight=3.0", "generator.context_margin=2", "data.augment=none"), Runtime())
+    images = to_float_images(trial.train_images[:16])
+    tokens = trial.train_tokens[:16]
+    with torch.no_grad():
+        center, _ = trial.generate(mask_context(images), tokens, None)  # train mode, as the step sees it
+    weights = losses.border_weights(36, 2, 4, 3.0)
+    expected = losses.reconstruction(center, crop_center(images, 2), weights)
+    assert not torch.isclose(expected, losses.reconstruction(center, crop_center(images, 2)))
+    logs = trial.generator_phase(images, tokens, adversarial=False)
+    assert logs["generator/l2"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_resume_with_every_lever_gives_the_same_metrics(tmp_path):
+    overrides = ["train.steps_per_epoch=3", *LEVERS]
+    straight = Recorder(tmp_path / "straight")
+    run_trial(small("l2", "train.epochs=3", *overrides), straight)
+    first = Recorder(tmp_path / "first")
+    run_trial(small("l2", "train.epochs=1", *overrides), first)
+    state = load_checkpoint(first.checkpoints[-1])
+    assert state["generator_average"]["updates"] == 3
+    second = Recorder(tmp_path / "second")
+    run_trial(small("l2", "train.epochs=3", *overrides), second, checkpoint=first.checkpoints[-1])
+    for key in ("val/mse", "val/psnr", "val/swd", "generator/loss"):
+        assert second.reports[-1][key] == pytest.approx(straight.reports[-1][key], rel=1e-5, abs=1e-7), key
+
+
+def _symmetries(image):
+    """The 8 symmetries of a square image [C, H, W]."""
+    turns = [image.rot90(k, dims=(-2, -1)) for k in range(4)]
+    return turns + [t.flip(-1) for t in turns]
+
+
+@pytest.mark.parametrize("kind,count", [("none", 1), ("flip", 2), ("dihedral", 8)])
+def test_augment_applies_a_random_symmetry_of_the_square_to_each_image(kind, count):
+    trial = Trial(small("l2", f"data.augment={kind}"), Runtime())
+    trial.sample_rng.manual_seed(0)
+    images = torch.randn(256, 3, 8, 8)
+    augmented = trial.augment(images)
+    used = set()
+    for original, seen in zip(images, augmented):
+        allowed = _symmetries(original) if kind == "dihedral" else [original, original.flip(-1)][:count]
+        matches = [i for i, candidate in enumerate(allowed) if torch.equal(seen, candidate)]
+        assert matches, "not a symmetry of its input"
+        used.add(matches[0])
+    assert len(used) == count  # every allowed symmetry is drawn over 256 images
+    trial.sample_rng.manual_seed(0)
+    assert torch.equal(trial.augment(images), augmented)  # from the trial's seeded sampling RNG
+
+
+def test_both_phases_train_on_augmented_images():
+    trial = Trial(small("wgan", "data.augment=flip"), Runtime())
+    images, tokens = to_float_images(trial.train_images[:16]), trial.train_tokens[:16]
+    calls = []
+    original = trial.augment
+    trial.augment = lambda batch: calls.append(len(batch)) or original(batch)
+    trial.critic_phase(images, tokens)
+    trial.generator_phase(images, tokens, adversarial=True)
+    assert calls == [16, 16]
