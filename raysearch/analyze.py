@@ -194,43 +194,28 @@ def best_checkpoints(trial: TrialRecord, metric: str, mode: str) -> list[int]:
     return sorted(trial.checkpoints, key=key)
 
 
-def _validation(cfg, cache: dict):
-    """The first `count` images of the validation subset and their tokens, resolved as the training loop does."""
-    from raysearch.data import InpaintingDataset, to_float_images
-    from raysearch.train import open_dataset
+def _generate(state: dict[str, Any], count: int):
+    """(images, generated centers) of a checkpoint's generator on the first `count` validation images.
 
-    data = cfg.data
-    key = (data.path, data.synthetic_train, data.synthetic_val, data.synthetic_seed, data.vocab_min_count,
-           data.caption_length, data.val_images)
-    if key not in cache:
-        prepared, vocab = open_dataset(data)
-        # The whole subset the trial measured (its noise is drawn for all of it), of which we show the first `count`.
-        val = InpaintingDataset(prepared, "val", vocab, data.caption_length, limit=data.val_images)
-        cache[key] = (to_float_images(val.images_uint8), val.tokens, len(vocab))
-    images, tokens, vocab_size = cache[key]
-    return images, tokens, vocab_size
+    The loop's own validation (`Trial.validate`): the same subset, noise,
+    batches and output activation as the trial measured every epoch, so the
+    grid matches the trial's TensorBoard preview pixel for pixel.
+    """
+    trial = validation_trial(state)
+    _, centers = trial.validate()
+    return trial.val_images[:count], centers[:count].to(trial.val_images.dtype)
 
 
-def _generate(state: dict[str, Any], count: int, cache: dict):
-    """(images, generated centers) of a checkpoint's generator on the first `count` validation images."""
-    import torch
-
-    from models.generators import activate_output
-    from models.geometry import mask_context
+def validation_trial(state: dict[str, Any]):
+    """A `raysearch.train.Trial` on the CPU holding a checkpoint's generator (not compiled), ready to `validate()`."""
     from raysearch.config import build_config
-    from raysearch.train import ConditionedGenerator, validation_noise
+    from raysearch.train import Runtime, Trial
 
     cfg = build_config(state["config"], source="checkpoint config")
-    images, tokens, vocab_size = _validation(cfg, cache)
-    generator = ConditionedGenerator(cfg, vocab_size)
-    generator.load_state_dict(state["generator"])
-    generator.eval()
-    noise = validation_noise(cfg, len(images), torch.device("cpu"))  # drawn for the whole subset, as in training
-    noise = noise[:count] if noise is not None else None
-    with torch.no_grad():
-        raw = generator(mask_context(images[:count]), tokens[:count], noise)
-        center, _ = activate_output(raw.float(), cfg.generator.output_activation)
-    return images[:count], center
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, compile=False))
+    trial = Trial(cfg, Runtime())
+    trial.generator.load_state_dict(state["generator"])
+    return trial
 
 
 def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int, log=print):
@@ -243,7 +228,6 @@ def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int
     from raysearch.summaries import image_grid
 
     chosen: list[tuple[GridTrial, torch.Tensor]] = []
-    cache: dict = {}
     images = None
     for rank, row in enumerate(rows, 1):
         if len(chosen) == top:
@@ -260,7 +244,7 @@ def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int
             except CheckpointError as err:  # e.g. Train is still copying it, or has just dropped it
                 log(f"note: grid: {trial.name}: skipping its epoch {epoch} checkpoint ({err})")
                 continue
-            these, center = _generate(state, count, cache)
+            these, center = _generate(state, count)
             if images is None:
                 images = these
             elif images.shape != these.shape or not torch.equal(images, these):

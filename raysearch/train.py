@@ -377,11 +377,16 @@ def open_dataset(data: DataConfig) -> tuple[PreparedDataset, Vocabulary]:
 
 
 def validation_noise(cfg: ExperimentConfig, count: int, device: torch.device) -> Tensor | None:
-    """The generator noise of the validation subset: the same every epoch, and in analysis."""
+    """The generator noise of the validation subset: the same every epoch, and in analysis.
+
+    Drawn on the CPU, then moved: a CUDA generator draws other numbers than the
+    CPU one for the same seed, and analysis (on the CPU) must show exactly the
+    validation images a GPU-trained trial measured.
+    """
     if not cfg.generator.noise_dim:
         return None
-    rng = torch.Generator(device=device).manual_seed(cfg.train.seed + 12345)
-    return torch.randn(count, cfg.generator.noise_dim, generator=rng, device=device)
+    rng = torch.Generator(device="cpu").manual_seed(cfg.train.seed + 12345)
+    return torch.randn(count, cfg.generator.noise_dim, generator=rng).to(device)
 
 
 def _optimizer(cfg: ExperimentConfig, parameters, lr: float) -> torch.optim.Optimizer:

@@ -460,3 +460,36 @@ def test_smoke_search_then_analyze(tmp_path):
     assert "rank" in done.stdout and "l2_" in done.stdout
     assert "Parameter importances for val/psnr" in done.stdout
     assert png.is_file() and Image.open(png).size[1] > 2 * TILE
+
+
+# ---------------------------------------------------------------- rank stability (issue 8)
+
+
+def test_spearman_matches_scipy():
+    from scipy.stats import spearmanr
+
+    from raysearch.stability import spearman
+
+    first, second = [3.0, 1.0, 2.0, 5.0, 5.0, 0.5], [2.5, 1.5, 1.0, 4.0, 6.0, 0.1]
+    assert spearman(first, second) == pytest.approx(spearmanr(first, second).statistic)
+    assert spearman([1.0, 2.0, 3.0], [3.0, 2.0, 1.0]) == pytest.approx(-1.0)
+
+
+def test_half_scores_are_the_loops_metrics_on_each_half(experiment):
+    from raysearch.analyze import validation_trial
+    from raysearch.stability import experiment_rank_stability, half_scores
+
+    state = load_checkpoint(experiment["root"] / "train_aaaa0001" / "epoch_0002")
+    scores = half_scores(state)
+    assert scores.images == 16  # data.val_images=32
+    # The first half is what the loop measures on a 16-image subset (l2: no noise; eval-mode batch norm).
+    config = dict(state["config"], data={**state["config"]["data"], "val_images": 16})
+    loop, _ = validation_trial({**state, "config": config}).validate()
+    assert scores.first == pytest.approx(loop)
+    assert scores.first != pytest.approx(scores.second)
+
+    found = experiment_rank_stability(str(experiment["root"]))
+    # Trained, not diverged, with a checkpoint: the finished and the stopped trial.
+    assert found["metric"] == "val/psnr" and set(found["trials"]) == {"l2_aaaa0001", "l2_bbbb0002"}
+    assert found["trials"]["l2_aaaa0001"]["first"] == pytest.approx(scores.first["val/psnr"])
+    assert found["rho"] in (pytest.approx(1.0), pytest.approx(-1.0))
