@@ -7,7 +7,10 @@ CPU, so drivers never starve the Train workers on small machines (Tune
 rejects `{"CPU": 0}`, and `{"CPU": 0.01}` deadlocks two trials on 2 cores).
 
 Optuna's seeded multivariate TPE proposes configs (the base config first);
-ASHA stops bad trials on the trial's own `epoch`. Diverged trials report the
+ASHA stops bad trials on the trial's own `epoch`. Both read the trial's score
+`score/<metric>` (the mean of its last epochs, see constants.py), never one
+epoch's value. The console shows `progress.SearchProgress`'s table; Ctrl-C
+ends with the table and the raysearch command that resumes (report.py). Diverged trials report the
 worst value of every metric and finish normally, so the searcher learns from
 them and the experiment goes on. `--resume` restores an interrupted experiment;
 Train's own restore brings each unfinished trial back to its last checkpoint.
@@ -263,7 +266,7 @@ def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str],
                address: str | None, resume: bool, verbose: bool = False):
     """Run (or resume) the experiment `storage/name`; return Tune's ResultGrid."""
     # Tune's classic table, which takes a progress reporter (its newer output ignores one).
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from ray import tune
 
     from raysearch.progress import SearchProgress, quiet_ray_logs
