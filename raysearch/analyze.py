@@ -196,52 +196,40 @@ def best_checkpoints(trial: TrialRecord, metric: str, mode: str) -> list[int]:
     return sorted(trial.checkpoints, key=key)
 
 
-def _validation(cfg, cache: dict):
-    """The first `count` images of the validation subset and their tokens, resolved as the training loop does."""
-    from raysearch.data import InpaintingDataset, to_float_images
-    from raysearch.train import open_dataset
-
-    data = cfg.data
-    key = (data.path, data.synthetic_train, data.synthetic_val, data.synthetic_seed, data.vocab_min_count,
-           data.caption_length, data.val_images)
-    if key not in cache:
-        prepared, vocab = open_dataset(data)
-        # The whole subset the trial measured (its noise is drawn for all of it), of which we show the first `count`.
-        val = InpaintingDataset(prepared, "val", vocab, data.caption_length, limit=data.val_images)
-        cache[key] = (to_float_images(val.images_uint8), val.tokens, len(vocab))
-    images, tokens, vocab_size = cache[key]
-    return images, tokens, vocab_size
-
-
-def _generate(state: dict[str, Any], count: int, cache: dict, where: str):
+def _generate(state: dict[str, Any], count: int, where: str = "checkpoint"):
     """(images, generated centers) of a checkpoint's generator on the first `count` validation images.
 
-    `where` names the checkpoint file in errors: a checkpoint that reads but does not fit its own config
-    (missing entries, tensor shapes) is an error, not a note."""
-    import torch
+    The loop's own validation (`Trial.validate`): the same subset, noise,
+    batches and output activation as the trial measured every epoch, so the
+    grid matches the trial's TensorBoard preview pixel for pixel.
+    """
+    trial = validation_trial(state, where)
+    _, centers = trial.validate()
+    return trial.val_images[:count], centers[:count].to(trial.val_images.dtype)
 
-    from models.generators import activate_output
-    from models.geometry import mask_context
+
+def validation_trial(state: dict[str, Any], where: str = "checkpoint"):
+    """A `raysearch.train.Trial` on the CPU holding a checkpoint's generator (and its weight average, which is
+    what validation runs when the config keeps one), not compiled, ready to `validate()`.
+
+    `where` names the checkpoint in errors: a checkpoint that reads but does not fit its own config
+    (missing entries, tensor shapes) is one CheckpointError line."""
     from raysearch.checkpoint import check_state, load_part
     from raysearch.config import build_config
     from raysearch.errors import CheckpointError, ConfigError
-    from raysearch.train import ConditionedGenerator, validation_noise
+    from raysearch.train import Runtime, Trial, _unwrap
 
-    check_state(state, where)  # a string: `where` may be a URI
+    check_state(state, where)
     try:
         cfg = build_config(state["config"], source=f"{where}: its config")
     except ConfigError as err:
         raise CheckpointError(str(err)) from None
-    images, tokens, vocab_size = _validation(cfg, cache)
-    generator = ConditionedGenerator(cfg, vocab_size)
-    load_part(generator, state["generator"], "generator", where)
-    generator.eval()
-    noise = validation_noise(cfg, len(images), torch.device("cpu"))  # drawn for the whole subset, as in training
-    noise = noise[:count] if noise is not None else None
-    with torch.no_grad():
-        raw = generator(mask_context(images[:count]), tokens[:count], noise)
-        center, _ = activate_output(raw.float(), cfg.generator.output_activation)
-    return images[:count], center
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, compile=False))
+    trial = Trial(cfg, Runtime())
+    load_part(_unwrap(trial.generator), state["generator"], "generator", where)
+    if trial.generator_average is not None:
+        load_part(trial.generator_average, state["generator_average"], "generator average", where)
+    return trial
 
 
 def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int, log=print):
@@ -254,7 +242,6 @@ def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int
     from raysearch.summaries import image_grid
 
     chosen: list[tuple[GridTrial, torch.Tensor]] = []
-    cache: dict = {}
     images = None
     for rank, row in enumerate(rows, 1):
         if len(chosen) == top:
@@ -272,7 +259,7 @@ def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int
                 log(f"note: grid: {trial.name}: skipping its epoch {epoch} checkpoint ({err})")
                 continue
             where = f"{experiment.location}/{trial.checkpoint_dir(epoch)}/{CHECKPOINT_FILE}"
-            these, center = _generate(state, count, cache, where)
+            these, center = _generate(state, count, where)
             if images is None:
                 images = these
             elif images.shape != these.shape or not torch.equal(images, these):

@@ -49,9 +49,9 @@ from typing import Any, Iterator
 
 from raysearch import cli
 from raysearch.config import read_yaml
+from raysearch.constants import DRIVER_RESOURCE
 from raysearch.errors import ConfigError
 
-DRIVER_RESOURCE = "raysearch_trial_driver"  # == raysearch.tune.DRIVER_RESOURCE (a test checks)
 STORAGE_VAR = "RAYSEARCH_STORAGE"
 SHARED_FS_VAR = "RAYSEARCH_SHARED_FS"
 # Storage services Ray's storage layer (pyarrow.fs) reaches from every node.

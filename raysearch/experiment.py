@@ -5,32 +5,34 @@ on a local disk or at a storage URI (`file://`, `s3://`, ... anything
 `pyarrow.fs` opens):
 
     raysearch_experiment.yaml       what tune.py started it with: space, overrides, tune, metric, mode, base
-    experiment_state-<time>.json    Tune's trial list and statuses (plain JSON; its pickled parts are never read)
+    experiment_state-<time>.json    Tune's trial list and statuses (read with ray.tune.ExperimentAnalysis)
     <space>_<trial id>/             Tune's trial dir: params.json (dotted keys), result.json (one JSON per report),
                                     error.txt when the trial failed
     train_<trial id>/epoch_NNNN/    Ray Train's kept full-state checkpoints (state.pt)
     tensorboard/<trial name>/       the trials' event files
 
-`ray.tune.ExperimentAnalysis` also reads this without `ray.init`, but it
-unpickles parts of the experiment state, imports all of Ray, and says
-PENDING for a trial that was running; reading the files directly keeps to
-plain JSON/YAML, tolerates a half-written last line of a running trial's
-result.json, and finds trials that have no result yet.
+Tune's trial list and statuses are read with Ray's public `ray.tune.ExperimentAnalysis`
+(no `ray.init` needed); the trials' results are read from their result.json
+directly, which tolerates a half-written last line of a running trial and
+finds the results of trials Tune's last saved state does not know yet.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from raysearch.config import build_dataclass, parse_yaml
+from raysearch.constants import EXPERIMENT_FILE
 from raysearch.errors import RaysearchError
 from raysearch.storage import Storage
 from raysearch.report import TrialRow, make_row, rank_rows, trial_status
 from raysearch.spaces import TuneSettings
-from raysearch.tune import EXPERIMENT_FILE
 
 CHECKPOINT_DIR = re.compile(r"^epoch_(\d+)$")
 CHECKPOINT_FILE = "state.pt"
@@ -151,21 +153,42 @@ def _parse_record(text: str, where: str) -> dict[str, Any]:
 
 
 def _tune_states(storage: Storage) -> dict[str, dict[str, Any]]:
-    """trial id -> {status, dir, config} from Tune's newest experiment_state-*.json (plain JSON only)."""
+    """trial id -> {status, dir, config}, from Tune's experiment state read by Ray's public ExperimentAnalysis.
+
+    No state yet (a search that has just started): {} and the trials come from
+    their directories. A state Ray cannot read (another Ray version, a damaged
+    file) is an ExperimentError, never a silent empty answer: statuses from the
+    directories alone would call every pending trial missing.
+    """
     names = sorted(name for name, is_dir in storage.list_dir() if not is_dir and TUNE_STATE.match(name))
-    for name in reversed(names):  # a resumed experiment writes a newer file; fall back if one is half-written
-        text = storage.read_text(name)
-        try:
-            data = json.loads(text or "")
-            states = {}
-            for entry in data["trial_data"]:
-                trial = json.loads(entry[0])
-                states[trial["trial_id"]] = {"status": trial.get("status"), "dir": trial.get("relative_logdir"),
-                                             "config": trial.get("config") or {}}
-            return states
-        except (ValueError, KeyError, TypeError, IndexError):
-            continue
-    return {}
+    if not names:
+        return {}
+    import ray
+    from ray.tune import ExperimentAnalysis
+
+    try:
+        with warnings.catch_warnings(), _quiet("ray.tune.analysis.experiment_analysis"):
+            warnings.simplefilter("ignore")
+            analysis = ExperimentAnalysis(storage.location)
+        return {trial.trial_id: {"status": trial.status, "dir": trial.storage.trial_dir_name,
+                                 "config": dict(trial.config or {})} for trial in analysis.trials}
+    except Exception as err:  # Ray raises KeyError, ValueError, TypeError, pickle errors... for a state it cannot read
+        raise ExperimentError(
+            f"{storage.location}/{names[-1]}: Ray Tune {ray.__version__} cannot read this experiment state "
+            f"({type(err).__name__}: {err}); was it written by another Ray version? (this project pins 2.60)"
+        ) from None
+
+
+@contextmanager
+def _quiet(logger_name: str):
+    """Ray's ExperimentAnalysis logs a warning per trial without results (pending ones): expected here."""
+    logger = logging.getLogger(logger_name)
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def _read_results(text: str | None) -> tuple[list[dict[str, Any]], int]:

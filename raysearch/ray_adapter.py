@@ -20,6 +20,7 @@ import ray.train.torch
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
+from raysearch.constants import DRIVER_RESOURCE, DRIVER_SLOTS
 from raysearch.config import ExperimentConfig, build_config, config_to_dict
 from raysearch.train import Runtime, run_trial
 
@@ -93,8 +94,6 @@ def start_ray(address: str | None, log_to_driver: bool = True) -> None:
     Only a Ray this process starts can declare the driver resource; a cluster
     declares it on its head node (cluster.yaml).
     """
-    from raysearch.tune import DRIVER_RESOURCE, DRIVER_SLOTS
-
     if ray.is_initialized():
         return
     if address and address != "local":

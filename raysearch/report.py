@@ -12,9 +12,14 @@ import yaml
 
 from raysearch import storage
 from raysearch.config import config_to_dict
+from raysearch.constants import EXPERIMENT_FILE, SCORE_WINDOW, SMOKE_OVERRIDES, score_key
 from raysearch.spaces import SearchSpace, TuneSettings
 
 BEST_CONFIG_FILE = "best_config.yaml"
+
+
+FIDELITY_METRIC = "val/psnr"
+FIDELITY_MARGIN_DB = 1.0  # a GAN trial may lose up to 1 dB of PSNR against the best classical fill
 
 
 @dataclass(frozen=True)
@@ -23,25 +28,38 @@ class TrialRow:
 
     trial: str
     params: dict[str, Any]
-    final: float | None
-    best: float | None
+    score: float | None  # the ranking value: the mean of the metric over the trial's last epochs
+    final: float | None  # the metric at the trial's last epoch
+    best: float | None  # the metric at the trial's best epoch (shown, never ranked on: one lucky epoch)
+    psnr: float | None  # the trial's PSNR score, for the fidelity floor
     epochs: int
-    status: str  # finished | stopped (by the scheduler) | diverged | error | running | pending (no result yet)
+    status: str  # see STATUSES
 
 
-def trial_rows(results, space: SearchSpace, settings: TuneSettings) -> list[TrialRow]:
-    """Rows for every trial of a Tune ResultGrid, best first (errors last)."""
+# finished: trained every epoch · stopped: by the scheduler (ASHA) · interrupted: the search ended (Ctrl-C)
+# before the trial did · diverged · error · running / pending: the search is still going (analyze).
+STATUSES = ("finished", "stopped", "interrupted", "running", "pending", "diverged", "error")
+
+
+def trial_rows(results, space: SearchSpace, settings: TuneSettings, psnr_floor: float | None = None) -> list[TrialRow]:
+    """Rows for every trial of a Tune ResultGrid, best first.
+
+    Tune returns a ResultGrid also after Ctrl-C: a trial without an error whose
+    last result is not `done` did not end, so it was interrupted.
+    """
     rows = []
     for result in results:
         metrics = result.metrics or {}
         history = result.metrics_dataframe
         values = history[space.metric].dropna().tolist() if history is not None and space.metric in history else []
+        done = bool(metrics.get("done"))
         rows.append(make_row(
             Path(result.path).name if result.path else "?", result.config or {}, metrics, values,
             space.metric, space.mode,
-            trial_status(metrics, error=result.error is not None, max_epochs=settings.max_epochs),
+            trial_status(metrics, error=result.error is not None, max_epochs=settings.max_epochs, done=done,
+                         search_running=False),
         ))
-    return rank_rows(rows, space.mode)
+    return rank_rows(rows, space.mode, psnr_floor)
 
 
 def make_row(trial: str, params: dict[str, Any], last: dict[str, Any], values: list[Any], metric: str, mode: str,
@@ -49,39 +67,91 @@ def make_row(trial: str, params: dict[str, Any], last: dict[str, Any], values: l
     """A row from plain data: the trial's last reported metrics and every value it reported for `metric`."""
     finite = [v for v in map(_number, values) if v is not None]
     best = (min(finite) if mode == "min" else max(finite)) if finite else None
-    return TrialRow(trial=trial, params=dict(params), final=_number(last.get(metric)), best=best,
-                    epochs=int(last.get("epoch", 0) or 0), status=status)
+    return TrialRow(trial=trial, params=dict(params), score=trial_score(last, metric), final=_number(last.get(metric)),
+                    best=best, psnr=trial_score(last, FIDELITY_METRIC), epochs=int(last.get("epoch", 0) or 0),
+                    status=status)
 
 
-def rank_rows(rows: list[TrialRow], mode: str) -> list[TrialRow]:
-    """Best final value first; trials without a value, then errors, last."""
+def trial_score(last: dict[str, Any], metric: str) -> float | None:
+    """The score a trial last reported for `metric` (experiments from before scores: the metric itself)."""
+    key = score_key(metric)
+    return _number(last[key]) if key in last else _number(last.get(metric))
+
+
+def rank_rows(rows: list[TrialRow], mode: str, psnr_floor: float | None = None) -> list[TrialRow]:
+    """Best first, in tiers; by score within a tier.
+
+    1. Trials whose PSNR score is at least `psnr_floor` (None: no fidelity
+       constraint) come before all that fall below it: realism subject to fidelity.
+    2. Within those, finished trials come before trials that ended early
+       (stopped by ASHA, interrupted, still running): a finished trial held its
+       score to the last epoch and won every ASHA rung it met, while an early
+       trial's score is from fewer epochs, where a noisy metric has had less
+       chance to regress; under ASHA it lost the rung it stopped at against
+       trials at the same epoch.
+    3. Diverged trials, then trials without a score, then errors, last.
+    """
     sign = 1 if mode == "min" else -1
-    return sorted(rows, key=lambda r: (r.status == "error", r.final is None, sign * (r.final or 0)))
+
+    def key(row: TrialRow) -> tuple:
+        below_floor = psnr_floor is not None and (row.psnr is None or row.psnr < psnr_floor)
+        tier = {"diverged": 4, "error": 6}.get(row.status, 5 if row.score is None else (0 if row.status == "finished" else 1))
+        if tier < 2 and below_floor:
+            tier += 2
+        return (tier, sign * (row.score or 0.0))
+
+    return sorted(rows, key=key)
 
 
-def trial_status(last: dict[str, Any], *, error: bool, max_epochs: int, done: bool = True) -> str:
-    """The table's status of a trial from its last reported metrics (`done`: Tune finished with it)."""
+def trial_status(last: dict[str, Any], *, error: bool, max_epochs: int, done: bool = True,
+                 search_running: bool = True) -> str:
+    """The table's status of a trial from its last reported metrics.
+
+    `done`: Tune finished with the trial. A trial that is not done is running
+    (or pending) while the search runs, and was interrupted once it has ended.
+    """
     if error:
         return "error"
     if last.get("diverged"):
         return "diverged"
     if not done:
+        if not search_running:
+            return "interrupted"
         return "running" if last else "pending"
     return "finished" if int(last.get("epoch", 0) or 0) >= max_epochs else "stopped"
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+
+
+# ---------------------------------------------------------------- the fidelity floor
+
+
+def fidelity_floor(best_classical_psnr: float | None) -> float | None:
+    """The lowest PSNR score a GAN trial may have to rank among the faithful ones."""
+    return None if best_classical_psnr is None else best_classical_psnr - FIDELITY_MARGIN_DB
+
+
+def search_psnr_floor(space: SearchSpace) -> float | None:
+    """The PSNR floor of a search's ranking: GAN spaces only; None = no constraint.
+
+    ### BASELINES CALL SITE (the lead wires raysearch.data.baselines here, the only place) ###
+    from raysearch.data.baselines import baselines_for, best_baseline
+    _, best = best_baseline(baselines_for(space.config.data, space.config.train.seed), FIDELITY_METRIC, "max")
+    return fidelity_floor(best) if space.config.objective.adversarial else None
+    """
+    return None
 
 
 def format_table(rows: list[TrialRow], metric: str) -> str:
     keys = sorted({k for row in rows for k in row.params})
-    header = ["rank", "trial", *keys, f"{metric} (final)", "best", "epochs", "status"]
+    header = ["rank", "trial", *keys, f"{metric} score", "final", "best", "psnr score", "epochs", "status"]
     lines = [header]
     for rank, row in enumerate(rows, 1):
         lines.append([
             str(rank), row.trial, *(_short(row.params.get(k, "-")) for k in keys),
-            _short(row.final), _short(row.best), str(row.epochs), row.status,
+            _short(row.score), _short(row.final), _short(row.best), _short(row.psnr), str(row.epochs), row.status,
         ])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)
@@ -95,28 +165,71 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def write_best_config(rows: list[TrialRow], space: SearchSpace, experiment_path: str) -> str | None:
+# ---------------------------------------------------------------- best_config.yaml
+
+
+def best_trial_config(best: TrialRow, space: SearchSpace, overrides: list[str]) -> dict[str, Any]:
+    """The best trial's config as `raysearch.train --config` should run it.
+
+    It trains as many epochs as the trial did, and without --smoke-test's
+    tiny-data settings (a smoke test's winner is meant to be trained for real).
+    """
+    from raysearch.spaces import load_space
+
+    kept = [o for o in overrides if o not in SMOKE_OVERRIDES]
+    full = load_space(str(space.path), kept) if kept != list(overrides) else space
+    return config_to_dict(full.trial_config({**best.params, "train.epochs": best.epochs}))
+
+
+def write_best_config(rows: list[TrialRow], space: SearchSpace, experiment_path: str,
+                      overrides: list[str] = ()) -> str | None:
     """best_config.yaml: the best non-diverged trial's full config, runnable with `raysearch.train --config`."""
-    candidates = [r for r in rows if r.status in ("finished", "stopped") and r.final is not None]
+    candidates = [r for r in rows if r.status in ("finished", "stopped", "interrupted") and r.score is not None
+                  and r.epochs > 0]
     if not candidates:
         return None
     best = candidates[0]
-    cfg = space.trial_config(best.params)
+    smoke = any(o in overrides for o in SMOKE_OVERRIDES)
     return storage.Storage(experiment_path).write_text(BEST_CONFIG_FILE, yaml.safe_dump({
-        "description": f"Best trial {best.trial} of {experiment_path.rstrip('/').rsplit('/', 1)[-1]}: "
-                       f"{space.metric} = {best.final:.6g} after {best.epochs} epochs (search space {space.path.name})",
-        "base": config_to_dict(cfg),
+        "description": f"Best trial {best.trial} ({best.status}) of {experiment_path.rstrip('/').rsplit('/', 1)[-1]}: "
+                       f"{space.metric} score {best.score:.6g} (mean of its last {SCORE_WINDOW} epochs) after "
+                       f"{best.epochs} epochs, the train.epochs below (search space {space.path.name})"
+                       + ("; the search's --smoke-test data settings are left out" if smoke else ""),
+        "base": best_trial_config(best, space, list(overrides)),
     }, sort_keys=False))
 
 
+# ---------------------------------------------------------------- the end of a search
+
+
+def resume_command(space: SearchSpace, experiment_path: str) -> str:
+    """The command that continues this experiment (--storage only when it is not the default)."""
+    import os
+
+    from raysearch.config import list_spaces
+
+    storage_root, name = experiment_path.rstrip("/").rsplit("/", 1)
+    default = os.environ.get("RAYSEARCH_STORAGE", "runs/tune")
+    default = default if storage.is_uri(default) else str(Path(default).resolve())
+    shipped = space.path.stem in list_spaces() and space.path.resolve().parent.name == "search_spaces"
+    command = f"python -m raysearch.tune {space.path.stem if shipped else space.path} --resume --name {name}"
+    return command if storage_root == default.rstrip("/") else f"{command} --storage {storage_root}"
+
+
 def write_report(results, space: SearchSpace, settings: TuneSettings, experiment_path: str, out=sys.stdout) -> list[TrialRow]:
-    rows = trial_rows(results, space, settings)
-    print(f"\nTrials of {experiment_path}, ranked by {space.metric} ({space.mode}):", file=out)
+    record = yaml.safe_load(storage.Storage(experiment_path).read_text(EXPERIMENT_FILE) or "{}") or {}
+    rows = trial_rows(results, space, settings, search_psnr_floor(space))
+    print(f"\nTrials of {experiment_path}, ranked by {space.metric} ({space.mode}; score = mean of the last "
+          f"{SCORE_WINDOW} epochs; finished trials before those that ended early):", file=out)
     print(format_table(rows, space.metric), file=out)
-    best = write_best_config(rows, space, experiment_path)
+    best = write_best_config(rows, space, experiment_path, list(record.get("overrides", [])))
     if best:
         print(f"\nBest config: {best}\n  run it:  python -m raysearch.train --config {best}", file=out)
     else:
-        print("\nNo trial finished without diverging: no best_config.yaml written.", file=out)
+        print("\nNo trial trained an epoch without diverging: no best_config.yaml written.", file=out)
     print(f"Compare the trials:  tensorboard --logdir {experiment_path}/tensorboard", file=out)
+    unfinished = [r for r in rows if r.status == "interrupted"]
+    if unfinished:
+        print(f"\nThe search was interrupted ({len(unfinished)} trial(s) unfinished). Continue it with:\n"
+              f"  {resume_command(space, experiment_path)}", file=out)
     return rows

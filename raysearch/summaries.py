@@ -4,22 +4,29 @@ Written with tensorboardX from rank 0 straight to the trial's directory. Images
 never travel through Ray's metric dict (in Ray 2.60 a numpy array in a report
 that also carries a checkpoint crashes the Train controller).
 
-The hparams summary goes into the same run as the per-epoch scalars, with the
-same metric tags, so TensorBoard's HParams dashboard shows each trial's final
-`val/*` values next to its hyperparameters (tensorboardX's `add_hparams` would
-open a second writer in a sub-directory instead).
+HParams: TensorBoard's dashboard takes its columns from ONE experiment-level
+summary, which the search writes once at the root of its `tensorboard/`
+directory (`write_experiment_hparams`): the searched parameters with their
+domains, marked as differing, and the validation metrics and their scores.
+Each trial writes only its session start (its full config, flattened) before
+its first epoch, so a trial the scheduler stops and kills is listed too, and
+its session end when it ends normally. The metric columns are read from the
+trials' own scalars, so a stopped trial shows its last values.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from tensorboard.compat.proto.summary_pb2 import Summary as TensorBoardSummary
+from tensorboard.plugins.hparams import api_pb2, metadata as hparams_metadata, plugin_data_pb2
 from tensorboardX import SummaryWriter
-from tensorboardX.summary import hparams
+from tensorboardX.proto.summary_pb2 import Summary
 
 from models.geometry import mask_context, paste_center
 from raysearch.config import flatten
@@ -85,15 +92,94 @@ class TrialSummary:
         grid = image_grid(rows)
         self.writer.add_image("preview/context_truth_generated", grid, epoch)
 
-    def hyperparameters(self, values: dict[str, Any], final_metrics: dict[str, float]) -> None:
-        experiment, start, end = hparams(_hparam_values(values), final_metrics)
-        for summary in (experiment, start, end):
-            self.writer.file_writer.add_summary(summary)
+    def session_start(self, values: dict[str, Any]) -> None:
+        """This trial's hyperparameters (a nested config), for the HParams dashboard; written before training."""
+        info = plugin_data_pb2.SessionStartInfo()
+        for key, value in _hparam_values(values).items():
+            _set_value(info.hparams[key], value)
+        self._add_hparams(hparams_metadata.SESSION_START_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_start_info=info))
+
+    def session_end(self, success: bool) -> None:
+        status = api_pb2.Status.STATUS_SUCCESS if success else api_pb2.Status.STATUS_FAILURE
+        end = plugin_data_pb2.SessionEndInfo(status=status)
+        self._add_hparams(hparams_metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=end))
+
+    def _add_hparams(self, tag: str, data: plugin_data_pb2.HParamsPluginData) -> None:
+        self.writer.file_writer.add_summary(_hparams_summary(tag, data))
 
     def close(self) -> None:
         self.commit()
         if self.remote:
             shutil.rmtree(self.logdir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class HParamColumn:
+    """A searched parameter as the HParams dashboard shows it: its dotted key and its domain."""
+
+    key: str
+    kind: str  # choice | uniform | loguniform | int
+    choices: tuple[Any, ...] = ()
+    low: float | None = None
+    high: float | None = None
+
+
+def write_experiment_hparams(tensorboard_root: str, columns: list[HParamColumn], metric_tags: list[str]) -> str:
+    """The experiment-level HParams summary at the root of an experiment's TensorBoard tree (a path or URI).
+
+    Only the searched parameters are columns, each marked as differing: the
+    dashboard otherwise shows every config value (68) with `differs: false`.
+    """
+    infos = []
+    for column in columns:
+        info = api_pb2.HParamInfo(name=column.key, differs=True)
+        if column.kind == "choice":
+            values = [_hparam_value(choice) for choice in column.choices]
+            info.type = _data_type(values[0]) if len({type(v) for v in values}) == 1 else api_pb2.DATA_TYPE_STRING
+            for value in values:
+                _set_value(info.domain_discrete.values.add(), value if info.type != api_pb2.DATA_TYPE_STRING else str(value))
+        else:
+            info.type = api_pb2.DATA_TYPE_FLOAT64
+            info.domain_interval.min_value = float(column.low)
+            info.domain_interval.max_value = float(column.high)
+        infos.append(info)
+    metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in metric_tags]
+    experiment = api_pb2.Experiment(hparam_infos=infos, metric_infos=metrics)
+    summary = _hparams_summary(hparams_metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment))
+    with tempfile.TemporaryDirectory(prefix="raysearch-hparams-") as tmp:
+        writer = SummaryWriter(logdir=tmp, filename_suffix=".hparams")
+        writer.file_writer.add_summary(summary)
+        writer.close()
+        (event,) = Path(tmp).glob("events.out.tfevents.*")
+        return Storage(tensorboard_root).upload(event, event.name)
+
+
+def _hparams_summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summary:
+    """A tensorboardX Summary carrying HParams plugin data (built with TensorBoard's own protos)."""
+    data.version = hparams_metadata.PLUGIN_DATA_VERSION
+    summary = TensorBoardSummary()
+    value = summary.value.add(tag=tag)
+    value.metadata.plugin_data.plugin_name = hparams_metadata.PLUGIN_NAME
+    value.metadata.plugin_data.content = data.SerializeToString()
+    return Summary.FromString(summary.SerializeToString())
+
+
+def _set_value(target, value: bool | str | float | int) -> None:
+    """Fill a protobuf Value."""
+    if isinstance(value, bool):
+        target.bool_value = value
+    elif isinstance(value, str):
+        target.string_value = value
+    else:
+        target.number_value = float(value)
+
+
+def _data_type(value: bool | str | float | int) -> int:
+    if isinstance(value, bool):
+        return api_pb2.DATA_TYPE_BOOL
+    if isinstance(value, str):
+        return api_pb2.DATA_TYPE_STRING
+    return api_pb2.DATA_TYPE_FLOAT64
 
 
 def image_grid(rows: list[torch.Tensor], padding: int = 2) -> torch.Tensor:
@@ -109,12 +195,12 @@ def image_grid(rows: list[torch.Tensor], padding: int = 2) -> torch.Tensor:
 
 def _hparam_values(values: dict[str, Any]) -> dict[str, bool | str | float | int]:
     """HParams takes bool/str/number only: lists become strings, None becomes 'none'."""
-    plain: dict[str, bool | str | float | int] = {}
-    for key, value in flatten(values).items():
-        if value is None:
-            plain[key] = "none"
-        elif isinstance(value, (bool, str, int, float)):
-            plain[key] = value
-        else:
-            plain[key] = str(value)
-    return plain
+    return {key: _hparam_value(value) for key, value in flatten(values).items()}
+
+
+def _hparam_value(value: Any) -> bool | str | float | int:
+    if value is None:
+        return "none"
+    if isinstance(value, (bool, str, int, float)):
+        return value
+    return str(value)

@@ -42,6 +42,7 @@ from models.generators import activate_output
 from models.geometry import IMAGE_SIZE, crop_center, mask_context, output_size, paste_center
 from raysearch import cli, losses, metrics
 from raysearch.checkpoint import STATE_FILE, check_state, config_differences, load_checkpoint, load_part, save_checkpoint
+from raysearch.constants import SCORE_WINDOW, score_key
 from raysearch.config import DataConfig, ExperimentConfig, config_to_dict, list_spaces, load_config
 from raysearch.data import InpaintingDataset, PreparedDataset, Vocabulary, resolve_dataset, to_float_images
 from raysearch.data.check import check_source
@@ -53,6 +54,9 @@ Report = Callable[[dict[str, Any], Path | None], None]
 # What a diverged trial reports for each validation metric: the worst value the
 # metric can take on images in [0, 1], so a searcher ranks it last.
 DIVERGED_METRICS = {"val/mse": 1.0, "val/psnr": 0.0, "val/ssim": -1.0, "val/seam": 1.0, "val/swd": 1e4}
+
+# The checkpoint's list of per-epoch validation metrics, from which the scores are computed.
+VAL_HISTORY_KEY = "val_history"
 
 # How often (in batches) the loop synchronises with the device to look for a
 # non-finite loss; checking every step would stall a GPU.
@@ -454,11 +458,16 @@ def open_dataset(data: DataConfig) -> tuple[PreparedDataset, Vocabulary]:
 
 
 def validation_noise(cfg: ExperimentConfig, count: int, device: torch.device) -> Tensor | None:
-    """The generator noise of the validation subset: the same every epoch, and in analysis."""
+    """The generator noise of the validation subset: the same every epoch, and in analysis.
+
+    Drawn on the CPU, then moved: a CUDA generator draws other numbers than the
+    CPU one for the same seed, and analysis (on the CPU) must show exactly the
+    validation images a GPU-trained trial measured.
+    """
     if not cfg.generator.noise_dim:
         return None
-    rng = torch.Generator(device=device).manual_seed(cfg.train.seed + 12345)
-    return torch.randn(count, cfg.generator.noise_dim, generator=rng, device=device)
+    rng = torch.Generator(device="cpu").manual_seed(cfg.train.seed + 12345)
+    return torch.randn(count, cfg.generator.noise_dim, generator=rng).to(device)
 
 
 def _optimizer(cfg: ExperimentConfig, parameters, lr: float) -> torch.optim.Optimizer:
@@ -486,24 +495,38 @@ def run_trial(
     logdir: str | Path | None = None,
     runtime: Runtime | None = None,
 ) -> dict[str, Any]:
-    """Train `cfg` to `cfg.train.epochs`, calling `report` every epoch; return the last metrics."""
+    """Train `cfg` to `cfg.train.epochs`, calling `report` every epoch; return the last metrics.
+
+    Every report carries, next to each `val/<name>`, its score `score/val/<name>`:
+    the mean over the last SCORE_WINDOW epochs (constants.py), which the search
+    ranks and stops trials by. The validation history it is computed from is
+    part of the checkpoint, so a resumed trial scores as if it had never stopped.
+    """
     runtime = runtime or Runtime()
     trial = Trial(cfg, runtime)
+    val_history: list[dict[str, float]] = []
     if checkpoint is not None:
-        trial.restore(load_checkpoint(checkpoint), checkpoint)
+        state = load_checkpoint(checkpoint)
+        trial.restore(state, checkpoint)
+        # Checkpoints written before scores existed hold no history: the score then starts at the resume.
+        val_history = [dict(entry) for entry in state.get(VAL_HISTORY_KEY, [])]
     summary = TrialSummary(logdir, purge_step=trial.epoch + 1) if logdir and runtime.rank == 0 else None
+    if summary:
+        summary.session_start(config_to_dict(cfg))  # before training: a trial stopped early is listed too
     last: dict[str, Any] = {}
     try:
         while trial.epoch < cfg.train.epochs:
             train_logs, diverged_phase = trial.train_epoch()
             if diverged_phase:
-                last = {**DIVERGED_METRICS, "epoch": trial.epoch + 1, "diverged": 1,
+                worst_scores = {score_key(k): v for k, v in DIVERGED_METRICS.items()}
+                last = {**DIVERGED_METRICS, **worst_scores, "epoch": trial.epoch + 1, "diverged": 1,
                         "diverged_epoch": trial.epoch + 1, "diverged_phase": diverged_phase}
                 report(last, None)  # no checkpoint: the last good one stays the latest
                 break
             trial.end_epoch()
             val_logs, generated = trial.validate()
-            last = {**train_logs, **val_logs, "epoch": trial.epoch, "diverged": 0}
+            val_history.append(val_logs)
+            last = {**train_logs, **val_logs, **recent_scores(val_history), "epoch": trial.epoch, "diverged": 0}
             if summary:
                 summary.scalars(last, trial.epoch)
                 if cfg.train.preview_images:
@@ -513,17 +536,23 @@ def run_trial(
             save_now = trial.epoch % cfg.train.checkpoint_every == 0 or trial.epoch == cfg.train.epochs
             if save_now:
                 with tempfile.TemporaryDirectory(prefix="raysearch-ckpt-") as tmp:
-                    directory = save_checkpoint(trial.state(), Path(tmp)) if runtime.rank == 0 else None
+                    state = {**trial.state(), VAL_HISTORY_KEY: val_history}
+                    directory = save_checkpoint(state, Path(tmp)) if runtime.rank == 0 else None
                     report(last, directory)
             else:
                 report(last, None)
     finally:
         if summary:
             if last:
-                final = {k: v for k, v in last.items() if k.startswith("val/")}
-                summary.hyperparameters(config_to_dict(cfg), final)
+                summary.session_end(success=not last["diverged"])
             summary.close()
     return last
+
+
+def recent_scores(val_history: list[dict[str, float]], window: int = SCORE_WINDOW) -> dict[str, float]:
+    """`score/<metric>` for every validation metric: its mean over the last `window` epochs (fewer at the start)."""
+    recent = val_history[-window:]
+    return {score_key(name): sum(entry[name] for entry in recent) / len(recent) for name in recent[-1]}
 
 
 # ---------------------------------------------------------------- command line

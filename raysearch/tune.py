@@ -7,7 +7,10 @@ CPU, so drivers never starve the Train workers on small machines (Tune
 rejects `{"CPU": 0}`, and `{"CPU": 0.01}` deadlocks two trials on 2 cores).
 
 Optuna's seeded multivariate TPE proposes configs (the base config first);
-ASHA stops bad trials on the trial's own `epoch`. Diverged trials report the
+ASHA stops bad trials on the trial's own `epoch`. Both read the trial's score
+`score/<metric>` (the mean of its last epochs, see constants.py), never one
+epoch's value. The console shows `progress.SearchProgress`'s table; Ctrl-C
+ends with the table and the raysearch command that resumes (report.py). Diverged trials report the
 worst value of every metric and finish normally, so the searcher learns from
 them and the experiment goes on. `--resume` restores an interrupted experiment;
 Train's own restore brings each unfinished trial back to its last checkpoint.
@@ -30,26 +33,12 @@ from raysearch.config import config_to_dict, list_spaces
 from raysearch import cli
 from raysearch import storage as storage_io
 from raysearch.data.check import captions_possible, check_source
+from raysearch.constants import DRIVER_RESOURCE, DRIVER_SLOTS, EXPERIMENT_FILE, SMOKE_OVERRIDES, score_key
 from raysearch.errors import ConfigError, RaysearchError
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
 
-# The custom resource each trial driver holds (declared when we start Ray; on a
-# cluster, the head node declares it in cluster.yaml).
-DRIVER_RESOURCE = "raysearch_trial_driver"
-DRIVER_SLOTS = 1000
-
-# --smoke-test (Ray's convention): a tiny dataset and a tiny budget.
-SMOKE_OVERRIDES = [
-    "data.synthetic_train=192",
-    "data.synthetic_val=32",
-    "data.val_images=32",
-    "train.batch_size=16",
-    "train.steps_per_epoch=6",
-    "train.preview_images=4",
-]
+# --smoke-test (Ray's convention): a tiny budget on constants.SMOKE_OVERRIDES' tiny dataset.
 SMOKE_TUNE = {"num_samples": 3, "max_epochs": 2, "grace_period": 1, "max_concurrent": 2}
-
-EXPERIMENT_FILE = "raysearch_experiment.yaml"  # what --resume needs to rebuild the trainable
 
 
 # ---------------------------------------------------------------- the trial driver
@@ -99,7 +88,7 @@ def make_searcher(space: SearchSpace, settings: TuneSettings, max_concurrent: in
     point = space.base_point()
     searcher = OptunaSearch(
         space=space.define_by_run,
-        metric=space.metric,
+        metric=score_key(space.metric),  # the mean of the last epochs: one lucky epoch does not win
         mode=space.mode,
         sampler=sampler,
         points_to_evaluate=[point] if point and settings.searcher == "optuna" else None,
@@ -113,7 +102,8 @@ def make_scheduler(space: SearchSpace, settings: TuneSettings):
     if settings.scheduler == "none":
         return FIFOScheduler()
     # The trial's own epoch: Tune's training_iteration restarts at 1 after a trial restart.
-    return ASHAScheduler(time_attr="epoch", metric=space.metric, mode=space.mode, max_t=settings.max_epochs,
+    # Rungs compare each trial's score (the mean of its last epochs), not one lucky epoch.
+    return ASHAScheduler(time_attr="epoch", metric=score_key(space.metric), mode=space.mode, max_t=settings.max_epochs,
                          grace_period=min(settings.grace_period, settings.max_epochs),
                          reduction_factor=settings.reduction_factor)
 
@@ -184,6 +174,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--address", help="Ray cluster address; `local` starts a private local Ray "
                         "(default: the cluster running on this machine, else a local Ray)")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved base config, search space and settings, then exit")
+    parser.add_argument("--verbose", action="store_true", help="also print Ray's per-trial results, checkpoint lines and warnings")
     args = parser.parse_args(argv)
     for flag in ("num_samples", "max_epochs"):
         value = getattr(args, flag)
@@ -261,13 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     from raysearch import ray_adapter
     from raysearch.report import write_report
 
-    ray_adapter.start_ray(args.address)
+    ray_adapter.start_ray(args.address, log_to_driver=args.verbose)
     try:
         cli.check_gpu_on_cluster(space.config.train.device)
     except RaysearchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    results = run_search(space, settings, overrides, storage, name, args.address, args.resume)
+    results = run_search(space, settings, overrides, storage, name, args.address, args.resume, args.verbose)
     write_report(results, space, settings, f"{storage}/{name}")
     return 0
 
@@ -302,13 +293,21 @@ def recorded_experiment(experiment_path: str) -> tuple[SearchSpace, list[str], T
 
 
 def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str], storage: str, name: str,
-               address: str | None, resume: bool):
+               address: str | None, resume: bool, verbose: bool = False):
     """Run (or resume) the experiment `storage/name`; return Tune's ResultGrid."""
+    # Tune's classic table, which takes a progress reporter (its newer output ignores one).
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from ray import tune
 
+    from raysearch.progress import SearchProgress, quiet_ray_logs
     from raysearch.ray_adapter import start_ray, wants_gpu
 
-    start_ray(address)
+    if not verbose:
+        quiet_ray_logs()
+    # The workers' own lines (Train's per-epoch "Reporting training result" and "Checkpoint successfully
+    # created", Ray's actor notices) stay in the trials' logs unless --verbose; a failed trial's error
+    # still reaches this console through Tune.
+    start_ray(address, log_to_driver=verbose)
     use_gpu = wants_gpu(space.config)
     experiment_path = storage_io.join(storage, name)
     trainable = build_trainable(str(space.path), overrides, settings, experiment_path, use_gpu)
@@ -330,17 +329,31 @@ def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str],
                 name=name,
                 storage_path=storage,
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+                progress_reporter=SearchProgress(space.metric, settings.num_samples, settings.max_epochs,
+                                                 [p.key for p in space.params]),
+                verbose=3 if verbose else 1,  # 1: the table and the experiment's own lines, no per-trial results
             ),
         )
     return tuner.fit()
 
 
 def _remember_experiment(experiment_path: str, space: SearchSpace, overrides: list[str], settings: TuneSettings) -> None:
-    """Record what the experiment was started with, so --resume and analyze can rebuild it."""
+    """Record what the experiment was started with, so --resume and analyze can rebuild it.
+
+    Also the experiment's HParams columns: the searched parameters and the metrics.
+    """
+    from raysearch.metrics import list_metrics
+    from raysearch.summaries import HParamColumn, write_experiment_hparams
+
     storage_io.Storage(experiment_path).write_text(EXPERIMENT_FILE, yaml.safe_dump({
         "space": str(space.path), "overrides": overrides, "tune": dataclasses.asdict(settings),
         "metric": space.metric, "mode": space.mode, "base": config_to_dict(space.config),
     }, sort_keys=False))
+    columns = [HParamColumn(p.key, p.kind, tuple(p.choices) if p.kind == "choice" else (), p.low, p.high)
+               for p in space.params]
+    metrics = [f"val/{name}" for name in list_metrics()]
+    write_experiment_hparams(storage_io.join(experiment_path, "tensorboard"), columns,
+                             [score_key(space.metric)] + metrics + [score_key(m) for m in metrics if m != space.metric])
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """`python -m raysearch.analyze`: table, JSON, CSV, importances, grid, running experiments, URIs, errors.
 
-The experiments here are written without Ray: the files Tune and Train would
-write (params.json, result.json lines, experiment_state, error.txt), the
-record tune.py writes, and real checkpoints and TensorBoard runs from
-`run_trial` called directly.
+The experiments here are written without running Ray: the files Tune and
+Train would write (params.json, result.json lines, error.txt), Tune's
+experiment state made of Tune's own `Trial` objects (read back with Ray's
+`ExperimentAnalysis`), the record tune.py writes, and real checkpoints and
+TensorBoard runs from `run_trial` called directly. A real search's experiment
+is read in tests/test_tune.py.
 """
 
 import csv
@@ -86,12 +88,23 @@ class FakeTune:
         self.states.append((trial_id, status, trial_params))
 
     def write_state(self):
-        """Tune's experiment_state-<time>.json: trial_data = [[trial JSON text, runtime JSON text], ...]."""
-        data = [[json.dumps({"trial_id": tid, "status": status, "relative_logdir": f"{SPACE}_{tid}", "config": p,
-                             "storage": {"_type": "CLOUDPICKLE_FALLBACK", "value": "80049500"}}),
-                 json.dumps({"last_result": {}})] for tid, status, p in self.states]
-        (self.root / "experiment_state-2026-01-01_00-00-00.json").write_text(
-            json.dumps({"trial_data": data, "runner_data": {}, "stats": {}}))
+        """Tune's experiment_state-<time>.json, as TuneController.save_to_dir writes it, from Tune's Trial objects."""
+        from ray.train._internal.storage import StorageContext
+        from ray.tune import PlacementGroupFactory
+        from ray.tune.experiment import Trial
+        from ray.tune.utils.serialization import TuneFunctionEncoder
+
+        data = []
+        for tid, status, p in self.states:
+            storage = StorageContext(storage_path=str(self.root.parent), experiment_dir_name=self.root.name,
+                                     trial_dir_name=f"{SPACE}_{tid}")
+            trial = Trial("trial_driver", config=p, trial_id=tid, stub=True, storage=storage,
+                          placement_group_factory=PlacementGroupFactory([{"CPU": 1}]))
+            trial.create_placement_group_factory()  # what Tune does before it saves a trial
+            trial.set_status(status)
+            data.append(list(trial.get_json_state()))
+        with open(self.root / "experiment_state-2026-01-01_00-00-00.json", "w") as handle:
+            json.dump({"trial_data": data, "runner_data": {}, "stats": {}}, handle, cls=TuneFunctionEncoder)
 
 
 @pytest.fixture(scope="module")
@@ -158,15 +171,13 @@ def test_table_ranks_trials_with_every_status(experiment, capsys):
     assert status == {"l2_aaaa0001": "finished", "l2_bbbb0002": "stopped", "l2_cccc0003": "diverged",
                       "l2_dddd0004": "running", "l2_eeee0005": "error", "l2_ffff0006": "pending"}
     order = [row["trial"] for row in rows]
-    # psnr is maximised: the running trial's 99.0 leads; the diverged trial's worst value (0) comes after
-    # every real value; no value (pending) next; errors last.
-    finals = {t: experiment["reports"][t][-1]["val/psnr"] for t in ("aaaa0001", "bbbb0002")}
-    by_value = sorted(finals, key=lambda t: -finals[t])
-    assert order == ["l2_dddd0004", *(f"l2_{t}" for t in by_value), "l2_cccc0003", "l2_ffff0006", "l2_eeee0005"]
+    # The finished trial first; then the trials that ended early or are still going, by score (psnr is
+    # maximised: the running trial's 99.0 before the stopped one); diverged; no value (pending); errors last.
+    assert order == ["l2_aaaa0001", "l2_dddd0004", "l2_bbbb0002", "l2_cccc0003", "l2_ffff0006", "l2_eeee0005"]
     assert {row["trial"]: row["epochs"] for row in rows}["l2_aaaa0001"] == 2
     # The key params and both metric columns are in the header; the half-written line is skipped, with a note.
     header = next(line for line in out.splitlines() if line.startswith("rank"))
-    for column in ("optim.generator_lr", "generator.kernel_size", "val/psnr (final)", "best", "epochs", "status"):
+    for column in ("optim.generator_lr", "generator.kernel_size", "val/psnr score", "final", "best", "epochs", "status"):
         assert column in header
     assert "skipped 1 unreadable result.json line" in err
 
@@ -190,6 +201,19 @@ def test_without_tunes_state_file_statuses_come_from_the_trial_files(experiment,
     assert status == {"l2_aaaa0001": "finished", "l2_bbbb0002": "stopped", "l2_cccc0003": "diverged",
                       "l2_dddd0004": "running", "l2_eeee0005": "error"}
     assert all(not t.checkpoints for t in exp.trials)
+
+
+def test_a_tune_state_ray_cannot_read_is_one_clear_error(experiment, tmp_path, capsys):
+    # A Tune of another version, or a damaged file: never a silent empty list of trials.
+    copy = tmp_path / "copy"
+    shutil.copytree(experiment["root"], copy, ignore=shutil.ignore_patterns("experiment_state-*", "train_*", "tensorboard"))
+    (copy / "experiment_state-2026-01-02_00-00-00.json").write_text(
+        json.dumps({"trial_data": [[json.dumps({"trial_id": "aaaa0001", "status": "TERMINATED"}), "{}"]]}))
+    code, out, err = run([copy], capsys)
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert line.startswith("error: ") and "experiment_state-2026-01-02_00-00-00.json" in line
+    assert "cannot read this experiment state" in line and "Ray Tune" in line
 
 
 def test_json_document(experiment, capsys):
@@ -304,9 +328,9 @@ def test_grid_png_and_tensorboard(experiment, tmp_path, capsys):
     png = tmp_path / "out" / "grid.png"
     code, out, err = run([experiment["root"], "--grid", png, "--images", 4, "--top", 3], capsys)
     assert code == 0, err
-    # Top 3 by rank: the running trial (no checkpoint yet) is left out, then the two trained ones;
+    # Top 3 by rank: the two trained ones; the running trial (no checkpoint yet) between them is left out,
     # the diverged trial is never drawn. Rows: context, ground truth, 2 trials; 4 images.
-    assert "#1 l2_dddd0004 left out (no checkpoint yet)" in err
+    assert "#2 l2_dddd0004 left out (no checkpoint yet)" in err
     image = Image.open(png)
     rows, cols = 4, 4
     assert image.size == (analyze.LABEL_WIDTH + analyze.PADDING + cols * TILE, analyze.PADDING + rows * TILE)
@@ -436,3 +460,36 @@ def test_smoke_search_then_analyze(tmp_path):
     assert "rank" in done.stdout and "l2_" in done.stdout
     assert "Parameter importances for val/psnr" in done.stdout
     assert png.is_file() and Image.open(png).size[1] > 2 * TILE
+
+
+# ---------------------------------------------------------------- rank stability (issue 8)
+
+
+def test_spearman_matches_scipy():
+    from scipy.stats import spearmanr
+
+    from raysearch.stability import spearman
+
+    first, second = [3.0, 1.0, 2.0, 5.0, 5.0, 0.5], [2.5, 1.5, 1.0, 4.0, 6.0, 0.1]
+    assert spearman(first, second) == pytest.approx(spearmanr(first, second).statistic)
+    assert spearman([1.0, 2.0, 3.0], [3.0, 2.0, 1.0]) == pytest.approx(-1.0)
+
+
+def test_half_scores_are_the_loops_metrics_on_each_half(experiment):
+    from raysearch.analyze import validation_trial
+    from raysearch.stability import experiment_rank_stability, half_scores
+
+    state = load_checkpoint(experiment["root"] / "train_aaaa0001" / "epoch_0002")
+    scores = half_scores(state)
+    assert scores.images == 16  # data.val_images=32
+    # The first half is what the loop measures on a 16-image subset (l2: no noise; eval-mode batch norm).
+    config = dict(state["config"], data={**state["config"]["data"], "val_images": 16})
+    loop, _ = validation_trial({**state, "config": config}).validate()
+    assert scores.first == pytest.approx(loop)
+    assert scores.first != pytest.approx(scores.second)
+
+    found = experiment_rank_stability(str(experiment["root"]))
+    # Trained, not diverged, with a checkpoint: the finished and the stopped trial.
+    assert found["metric"] == "val/psnr" and set(found["trials"]) == {"l2_aaaa0001", "l2_bbbb0002"}
+    assert found["trials"]["l2_aaaa0001"]["first"] == pytest.approx(scores.first["val/psnr"])
+    assert found["rho"] in (pytest.approx(1.0), pytest.approx(-1.0))

@@ -373,7 +373,7 @@ def test_analyze_grid_on_a_checkpoint_that_does_not_fit_is_one_line(good_checkpo
     spoil(state)
     where = "s3://bucket/exp/train_abc/epoch_0001/state.pt"
     with pytest.raises(CheckpointError) as caught:
-        analyze._generate(state, 4, {}, where)
+        analyze._generate(state, 4, where)
     message = str(caught.value)
     assert "\n" not in message and message.startswith(where), message
 
@@ -382,7 +382,7 @@ def test_analyze_grid_names_the_checkpoint_whose_config_is_invalid(good_checkpoi
     state = dict(good_checkpoint)
     state["config"] = {**state["config"], "objective": {**state["config"]["objective"], "name": "wgan3"}}
     with pytest.raises(CheckpointError, match=r"^runs/x/state.pt: its config: objective.name: 'wgan3'"):
-        analyze._generate(state, 4, {}, "runs/x/state.pt")
+        analyze._generate(state, 4, "runs/x/state.pt")
 
 
 class Payload:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from raysearch.tune import DRIVER_RESOURCE
+from raysearch.constants import DRIVER_RESOURCE
 from tests.conftest import SMALL_DATA
 
 pytestmark = pytest.mark.slow

@@ -133,7 +133,9 @@ def test_tensorboard_files_read_back(tmp_path):
     # Three rows (context, truth, generated) of 4 previews, 64 px each with 2 px padding.
     assert (images[-1].height, images[-1].width) == (2 + 3 * 66, 2 + 4 * 66)
     plugins = events.PluginTagToContent("hparams")
-    assert "_hparams_/experiment" in plugins and "_hparams_/session_start_info" in plugins
+    # The trial's session; the experiment-level columns are the search's (summaries.write_experiment_hparams).
+    assert "_hparams_/session_start_info" in plugins and "_hparams_/session_end_info" in plugins
+    assert "_hparams_/experiment" not in plugins
 
 
 def test_caption_conditioning_beats_no_captions_on_synthetic_data(tmp_path):

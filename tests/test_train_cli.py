@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from raysearch.train import main
@@ -13,6 +14,7 @@ from tests.conftest import SMALL_DATA
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_one_trial_with_two_ddp_workers_prints_json_and_writes_tensorboard(tmp_path):
     overrides = [arg for item in SMALL_DATA for arg in ("--set", item)]
     command = [sys.executable, "-m", "raysearch.train", "wgan", "--epochs", "2", "--workers", "2",

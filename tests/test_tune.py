@@ -166,16 +166,32 @@ def _trial_dirs(experiment: Path):
     return sorted(p for p in experiment.iterdir() if p.is_dir() and (p / "params.json").exists())
 
 
+@pytest.mark.slow
 def test_two_trial_search_on_local_ray(tmp_path):
     process = _tune(["l2", "--smoke-test", "--num-samples", "2", "--name", "two"], tmp_path)
     out, err = process.communicate(timeout=400)
     assert process.returncode == 0, err[-3000:]
     experiment = tmp_path / "two"
     assert "ranked by val/psnr" in out and "tensorboard --logdir" in out
+    # The progress table: the space's metric, its score and the search's budget and ETA; Ray's per-epoch
+    # lines and its Tuner.restore hint are not printed without --verbose.
+    # (Tune shows a metric column once some trial has reported it: the last table has them.)
+    table = [line for line in out.splitlines() if line.startswith("| Trial name")][-1]
+    assert "psnr" in table and "score" in table and "epoch" in table
+    assert "trial-epochs (2 trials x 2 epochs" in out
+    for noise in ("Reporting training result", "Checkpoint successfully created", "Tuner.restore"):
+        assert noise not in out + err, noise
 
-    # best_config.yaml runs with raysearch.train --config.
+    # best_config.yaml runs with raysearch.train --config: its trial's epochs, without the smoke-test data.
     best = load_config(str(experiment / "best_config.yaml"))
     assert best.objective.name == "l2"
+    assert best.train.epochs == 2 and best.data.synthetic_train == load_config("l2").data.synthetic_train
+
+    # analyze reads the real experiment (Tune's state through ExperimentAnalysis): the search's own statuses.
+    from raysearch.experiment import open_experiment
+
+    statuses = sorted(t.status for t in open_experiment(str(experiment)).trials)
+    assert len(statuses) == 2 and set(statuses) <= {"finished", "stopped"}, statuses
 
     # Every trial's sampled parameters reached its training run.
     trials = _trial_dirs(experiment)
@@ -194,11 +210,20 @@ def test_two_trial_search_on_local_ray(tmp_path):
     board.AddRunsFromDirectory(str(experiment / "tensorboard"))
     board.Reload()
     runs = board.Runs()
-    assert len(runs) == 2
     hparams = board.PluginRunToTagToContent("hparams")
-    for run, tags in runs.items():
-        assert "val/psnr" in tags["scalars"] and tags["images"], run
+    trial_runs = [run for run in runs if run != "."]
+    assert len(trial_runs) == 2
+    for run in trial_runs:
+        assert "val/psnr" in runs[run]["scalars"] and "score/val/psnr" in runs[run]["scalars"], run
+        assert runs[run]["images"], run
         assert "_hparams_/session_start_info" in hparams[run], run
+    # One experiment-level HParams summary at the root: the searched parameters, each marked as differing.
+    from tensorboard.plugins.hparams import metadata as hparams_metadata
+
+    experiment_info = hparams_metadata.parse_experiment_plugin_data(hparams["."]["_hparams_/experiment"])
+    searched = {p.key for p in load_space("l2").params}
+    assert {info.name for info in experiment_info.hparam_infos} == searched
+    assert all(info.differs for info in experiment_info.hparam_infos)
 
 
 def _finished_trials(experiment: Path, epochs: int) -> set[str]:
@@ -211,6 +236,7 @@ def _finished_trials(experiment: Path, epochs: int) -> set[str]:
     return done
 
 
+@pytest.mark.slow
 def test_resume_after_the_driver_is_killed_keeps_finished_trials(tmp_path):
     args = ["l2", "--smoke-test", "--num-samples", "4", "--name", "killed", "--set", "train.steps_per_epoch=3"]
     experiment = tmp_path / "killed"
@@ -234,3 +260,31 @@ def test_resume_after_the_driver_is_killed_keeps_finished_trials(tmp_path):
         assert (experiment / name / "result.json").read_text() == before
     statuses = [line.split()[-1] for line in out.splitlines() if line.startswith(("1 ", "2 ", "3 ", "4 "))]
     assert len(statuses) == 4 and "error" not in statuses, out
+
+
+@pytest.mark.slow
+def test_ctrl_c_prints_the_raysearch_resume_command_and_resume_finishes(tmp_path):
+    args = ["l2", "--smoke-test", "--num-samples", "3", "--name", "stopped", "--max-epochs", "3",
+            "--set", "train.steps_per_epoch=3"]
+    experiment = tmp_path / "stopped"
+    process = _tune(args, tmp_path)
+    deadline = time.monotonic() + 300
+    while not _finished_trials(experiment, 3) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        time.sleep(1)
+    assert _finished_trials(experiment, 3), "no trial finished in time"
+    process.send_signal(signal.SIGINT)  # Ctrl-C in the terminal: the driver only
+    out, err = process.communicate(timeout=200)
+    assert process.returncode == 0, err[-3000:]
+    command = f"python -m raysearch.tune l2 --resume --name stopped --storage {tmp_path}"
+    assert command in out, out[-3000:]
+    assert "Tuner.restore" not in out + err
+    statuses = [line.split()[-1] for line in out.splitlines() if line[:2] in ("1 ", "2 ", "3 ")]
+    assert "interrupted" in statuses and "finished" in statuses, out[-3000:]
+
+    resumed = _tune(command.split()[3:-2], tmp_path)  # the printed command (its --storage is added by _tune)
+    out, err = resumed.communicate(timeout=400)
+    assert resumed.returncode == 0, err[-3000:]
+    statuses = [line.split()[-1] for line in out.splitlines() if line[:2] in ("1 ", "2 ", "3 ")]
+    assert len(statuses) == 3 and set(statuses) <= {"finished", "stopped"}, out[-3000:]
+    assert "--resume" not in out

@@ -1,0 +1,100 @@
+"""Can the search's metric be trusted to rank trials? Score each trial on two disjoint halves of its validation set.
+
+If the ranking of a search's trials by a metric on one half of the validation
+subset agrees with the ranking on the other half (Spearman rho near 1), the
+metric ranks generators, not the noise of which images were drawn. Issue 8
+asks for rho >= 0.9; `data.val_images` and the SWD settings in metrics.py are
+chosen by this measurement (see the README).
+
+- `half_scores(state)`: a checkpoint's generator, run by the loop's own
+  validation (`Trial.validate`: same subset, noise, batches), scored with
+  every metric on the first and on the second half of the subset.
+- `experiment_rank_stability(location)`: that for the latest kept checkpoint
+  of every trial of a finished experiment that trained without diverging, and
+  Spearman's rho between the halves for a metric. Used by bench/quality.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from models.geometry import crop_center
+from raysearch import metrics
+
+
+@dataclass(frozen=True)
+class HalfScores:
+    first: dict[str, float]  # val/<metric> on the first half of the validation subset
+    second: dict[str, float]  # ... on the second half
+    images: int  # images in each half
+
+
+def half_scores(state: dict[str, Any]) -> HalfScores:
+    """Every validation metric of a checkpoint's generator on each half of its validation subset."""
+    from raysearch.analyze import validation_trial
+
+    trial = validation_trial(state)
+    _, generated = trial.validate()
+    half = len(trial.val_images) // 2
+    if half < 1:
+        raise ValueError(f"the validation subset has {len(trial.val_images)} image(s): cannot split it in two")
+    as_unit = lambda x: (x + 1) / 2  # noqa: E731 - metrics take images in [0, 1]
+    scores = []
+    for part in (slice(0, half), slice(half, 2 * half)):
+        images = trial.val_images[part]
+        values = metrics.compute_all(as_unit(generated[part]), as_unit(crop_center(images, 0)), as_unit(images),
+                                     seed=trial.cfg.train.seed)
+        scores.append({f"val/{name}": float(value) for name, value in values.items()})
+    return HalfScores(scores[0], scores[1], half)
+
+
+def spearman(first: list[float], second: list[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties); nan for fewer than 2 values or a constant side."""
+    if len(first) != len(second):
+        raise ValueError(f"spearman: {len(first)} values against {len(second)}")
+    if len(first) < 2:
+        return float("nan")
+    a, b = _ranks(first), _ranks(second)
+    a, b = a - a.mean(), b - b.mean()
+    denominator = (a.norm() * b.norm()).item()
+    return float((a @ b).item() / denominator) if denominator > 0 else float("nan")
+
+
+def _ranks(values: list[float]) -> torch.Tensor:
+    data = torch.tensor(values, dtype=torch.float64)
+    order = data.argsort()
+    ranks = torch.empty_like(data)
+    ranks[order] = torch.arange(len(values), dtype=torch.float64)
+    for value in data.unique():  # ties share their average rank
+        tied = data == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def experiment_rank_stability(location: str, metric: str | None = None) -> dict[str, Any]:
+    """Half scores of every trained, non-diverged trial of an experiment, and Spearman's rho of `metric`.
+
+    `metric` defaults to the experiment's own. The latest kept checkpoint of
+    each trial stands for it (what the trial ended with). Returns
+    {"metric", "trials": {name: {"first", "second", "epoch"}}, "images_per_half", "rho"}.
+    """
+    from raysearch.checkpoint import load_checkpoint
+    from raysearch.experiment import open_experiment
+
+    experiment = open_experiment(location)
+    metric = metric or experiment.metric
+    trials: dict[str, dict[str, Any]] = {}
+    images = 0
+    for trial in experiment.trials:
+        if trial.status == "diverged" or not trial.checkpoints:
+            continue
+        epoch = trial.checkpoints[-1]
+        with experiment.storage.local_dir(trial.checkpoint_dir(epoch)) as local:
+            scores = half_scores(load_checkpoint(local))
+        images = scores.images
+        trials[trial.name] = {"first": scores.first[metric], "second": scores.second[metric], "epoch": epoch}
+    rho = spearman([t["first"] for t in trials.values()], [t["second"] for t in trials.values()])
+    return {"metric": metric, "trials": trials, "images_per_half": images, "rho": rho}
