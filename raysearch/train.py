@@ -82,22 +82,38 @@ class ConditionedGenerator(nn.Module):
 
 
 class DivergenceWatch:
-    """Remembers, on the device and without synchronising, the first step each phase's loss was non-finite."""
+    """Remembers, on the device and without synchronising, the first step each phase's loss was non-finite.
+
+    Per phase it keeps one device tensor, `inf` until a bad step is seen; each
+    record is a couple of fused device ops on that tensor and the loss (no
+    Python scalar is copied to the device per step: the step number comes from
+    an on-device counter advanced with the loop).
+    """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.first_bad: dict[str, Tensor] = {}
+        self._step = torch.zeros((), device=device)  # advanced by `advance`, never copied from the host
 
-    def record(self, phase: str, loss: Tensor, step: int) -> None:
-        never = torch.tensor(math.inf, device=self.device)
-        first = self.first_bad.get(phase, never)
+    def advance(self) -> None:
+        """One more batch seen (call once per batch, before recording its losses)."""
+        self._step.add_(1)
+
+    def record(self, phase: str, loss: Tensor) -> None:
+        first = self.first_bad.get(phase)
+        if first is None:
+            first = self.first_bad[phase] = torch.full((), math.inf, device=self.device)
         bad = ~torch.isfinite(loss.detach())
-        self.first_bad[phase] = torch.where(bad & torch.isinf(first), torch.tensor(float(step), device=self.device), first)
+        # Keep the earliest bad step: min(first, step if bad else inf).
+        first.copy_(torch.minimum(first, torch.where(bad, self._step, first)))
 
     def diverged_phase(self) -> str | None:
-        """The phase whose loss went non-finite first (synchronises), or None."""
-        steps = {phase: first.item() for phase, first in self.first_bad.items()}
-        bad = {phase: step for phase, step in steps.items() if math.isfinite(step)}
+        """The phase whose loss went non-finite first (synchronises once), or None."""
+        if not self.first_bad:
+            return None
+        phases = list(self.first_bad)
+        steps = torch.stack([self.first_bad[phase] for phase in phases]).tolist()
+        bad = {phase: step for phase, step in zip(phases, steps) if math.isfinite(step)}
         return min(bad, key=bad.get) if bad else None
 
 
@@ -167,11 +183,11 @@ class Trial:
             "epoch": self.epoch,
             "step": self.step,
             "generator": _unwrap(self.generator).state_dict(),
-            "critic": _unwrap(self.critic).state_dict() if self.critic else None,
+            "critic": _unwrap(self.critic).state_dict() if self.critic is not None else None,
             "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict() if self.opt_d else None,
+            "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
             "sched_g": self.sched_g.state_dict(),
-            "sched_d": self.sched_d.state_dict() if self.sched_d else None,
+            "sched_d": self.sched_d.state_dict() if self.sched_d is not None else None,
             "rng": {"torch": torch.get_rng_state()},
         }
 
@@ -182,7 +198,7 @@ class Trial:
         if differences:
             raise CheckpointError(f"{source}: checkpoint was made with another config: {'; '.join(differences)}")
         _unwrap(self.generator).load_state_dict(state["generator"])
-        if self.critic:
+        if self.critic is not None:
             _unwrap(self.critic).load_state_dict(state["critic"])
             self.opt_d.load_state_dict(state["opt_d"])
             self.sched_d.load_state_dict(state["sched_d"])
@@ -205,10 +221,10 @@ class Trial:
             shuffle=True, seed=self.cfg.train.seed, drop_last=True,
         )
         sampler.set_epoch(self.epoch)
-        order = torch.tensor(list(sampler))
+        # One host-to-device copy per epoch; the batches are views of it.
+        order = torch.tensor(list(sampler)).to(self.device)
         size = self.cfg.train.batch_size
-        batches = order[: len(order) // size * size].split(size)  # full batches only: batch norm
-        return [batch.to(self.device) for batch in batches]
+        return list(order[: len(order) // size * size].split(size))  # full batches only: batch norm
 
     def autocast(self):
         if not self.cfg.train.bf16:
@@ -285,7 +301,7 @@ class Trial:
     def train_epoch(self) -> tuple[dict[str, float], str | None]:
         """One epoch; returns mean phase logs and the phase that diverged, if any."""
         self.generator.train()
-        if self.critic:
+        if self.critic is not None:
             self.critic.train()
         self.sample_rng.manual_seed(self.cfg.train.seed * 1_000_003 + self.runtime.rank * 10_007 + self.epoch)
         adversarial = self.critic is not None and self.epoch >= self.cfg.train.pretrain_epochs
@@ -306,11 +322,12 @@ class Trial:
             phase = cycle[index % len(cycle)]
             logs = self.critic_phase(images, tokens) if phase == "critic" else self.generator_phase(images, tokens, adversarial)
             self.step += 1
+            watch.advance()
             for key, value in logs.items():
                 sums[key] = sums[key] + value if key in sums else value
                 counts[key] = counts.get(key, 0) + 1
                 if key.endswith("/loss") or key == "critic_gp/penalty":
-                    watch.record(key.split("/")[0], value, self.step)
+                    watch.record(key.split("/")[0], value)
             if (index + 1) % DIVERGENCE_CHECK_EVERY == 0 and watch.diverged_phase():
                 break
         phase = watch.diverged_phase() or self._non_finite_weights()
@@ -319,7 +336,7 @@ class Trial:
         means["train/images_per_s"] = len(batches) * self.cfg.train.batch_size * self.runtime.world_size / max(elapsed, 1e-9)
         means["train/epoch_s"] = elapsed
         means["train/generator_lr"] = self.opt_g.param_groups[0]["lr"]
-        if self.opt_d:
+        if self.opt_d is not None:
             means["train/critic_lr"] = self.opt_d.param_groups[0]["lr"]
         return means, phase
 
@@ -330,15 +347,18 @@ class Trial:
         return ["critic"] * self.cfg.train.critic_steps + ["generator"] * self.cfg.train.generator_steps
 
     def _non_finite_weights(self) -> str | None:
-        for name, module in (("generator", self.generator), ("critic", self.critic)):
-            if module is not None and not all(torch.isfinite(p).all() for p in module.parameters()):
-                return name
-        return None
+        """The first network holding a NaN or inf weight, or None: one fused check, one synchronisation."""
+        modules = [(name, list(module.parameters())) for name, module in
+                   (("generator", self.generator), ("critic", self.critic)) if module is not None]
+        # The max-abs norm is NaN or inf exactly when the tensor holds one, and cannot overflow.
+        norms = [torch.stack(torch._foreach_norm(params, math.inf)) for _, params in modules]
+        finite = [bool(ok) for ok in torch.stack([n.isfinite().all() for n in norms]).tolist()]
+        return next((name for (name, _), ok in zip(modules, finite) if not ok), None)
 
     def end_epoch(self) -> None:
         self.epoch += 1
         self.sched_g.step()
-        if self.sched_d:
+        if self.sched_d is not None:
             self.sched_d.step()
 
     # ------------------------------------------------------------ validation
