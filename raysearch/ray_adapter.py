@@ -27,6 +27,9 @@ from raysearch.train import Runtime, run_trial
 # one is not the only copy.
 CHECKPOINTS_TO_KEEP = 2
 
+# Whether a private local Ray starts its dashboard (see start_ray).
+LOCAL_RAY_DASHBOARD = False
+
 
 def train_worker(loop_config: dict[str, Any]) -> None:
     """Entry point of every Ray Train worker: rebuild the config, resume, run the loop."""
@@ -87,11 +90,30 @@ def wants_gpu(cfg: ExperimentConfig) -> bool:
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
-def start_ray(address: str | None, log_to_driver: bool = True) -> None:
+# What `start_ray` sets for the private local Ray it starts (the processes of that
+# Ray inherit the environment; Train propagates these to its controller and
+# workers). On a cluster, set the same variables in the environment of
+# `ray start` on every node (cluster.yaml). Measured by bench/overhead.py.
+LOCAL_RAY_ENV = {
+    # Train's controller notices a finished worker group at its next health check,
+    # every 2 s by default: idle time at the end of every trial. The poll is cheap.
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
+    # The preemption watcher is one more actor process per trial (a Python start
+    # and Ray import, seconds on a small machine) that watches for node drains,
+    # which a single local node never has.
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+}
+# Ray's own defaults for the same settings (bench/overhead.py --ray-defaults).
+RAY_DEFAULTS = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "2.0", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "1"}
+
+
+def start_ray(address: str | None, log_to_driver: bool = True, include_dashboard: bool | None = None) -> None:
     """Attach to `address` or a running cluster; otherwise (or with `local`) start a private local Ray.
 
     Only a Ray this process starts can declare the driver resource; a cluster
-    declares it on its head node (cluster.yaml).
+    declares it on its head node (cluster.yaml). A local Ray starts without its
+    dashboard unless `include_dashboard` (or RAYSEARCH_RAY_DASHBOARD=1) asks for
+    it: see LOCAL_RAY_DASHBOARD.
     """
     from raysearch.tune import DRIVER_RESOURCE, DRIVER_SLOTS
 
@@ -105,10 +127,10 @@ def start_ray(address: str | None, log_to_driver: bool = True) -> None:
         except ConnectionError:
             pass  # no cluster running here
     if not ray.is_initialized():
-        # Train's controller notices a finished worker group at its next health
-        # check, every 2 s by default: about 5 s of idle time per trial, which
-        # dominates short trials. The poll is cheap; the processes of the local
-        # Ray started here inherit this setting.
-        os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
-        ray.init(address="local", resources={DRIVER_RESOURCE: DRIVER_SLOTS}, log_to_driver=log_to_driver)
+        for key, value in LOCAL_RAY_ENV.items():
+            os.environ.setdefault(key, value)
+        if include_dashboard is None:
+            include_dashboard = os.environ.get("RAYSEARCH_RAY_DASHBOARD", "") == "1" or LOCAL_RAY_DASHBOARD
+        ray.init(address="local", resources={DRIVER_RESOURCE: DRIVER_SLOTS}, log_to_driver=log_to_driver,
+                 include_dashboard=include_dashboard)
     print(f"Ray: {ray.get_runtime_context().gcs_address} with {ray.cluster_resources()}", file=sys.stderr)

@@ -55,6 +55,12 @@ DIVERGED_METRICS = {"val/mse": 1.0, "val/psnr": 0.0, "val/ssim": -1.0, "val/seam
 # non-finite loss; checking every step would stall a GPU.
 DIVERGENCE_CHECK_EVERY = 25
 
+# torch.compile's mode per device type (train.compile=true). On CUDA, CUDA graphs
+# ("reduce-overhead"): the step is launch-bound at search batch sizes (issue 9).
+# On CPU, the default (inductor's C++ kernels). wgan-gp is rejected with compile
+# (config.check_combinations): its double backward cannot run compiled.
+COMPILE_MODE = {"cuda": "reduce-overhead", "cpu": "default"}
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -163,8 +169,9 @@ class Trial:
         self.generator = self.runtime.prepare_model(generator)
         self.critic = self.runtime.prepare_model(critic) if critic is not None else None
         if cfg.train.compile:
-            self.generator = torch.compile(self.generator)
-            self.critic = torch.compile(self.critic) if self.critic is not None else None
+            mode = COMPILE_MODE[self.device.type]
+            self.generator = torch.compile(self.generator, mode=mode)
+            self.critic = torch.compile(self.critic, mode=mode) if self.critic is not None else None
 
     def _build_optimizers(self) -> None:
         optim = self.cfg.optim
@@ -314,7 +321,10 @@ class Trial:
         if self.cfg.train.steps_per_epoch:
             # A step is one cycle: critic_steps critic batches, then generator_steps generator batches.
             batches = batches[: self.cfg.train.steps_per_epoch * len(cycle)]
+        graphed = self.cfg.train.compile and COMPILE_MODE[self.device.type] == "reduce-overhead"
         for index, batch in enumerate(batches):
+            if graphed:
+                torch.compiler.cudagraph_mark_step_begin()  # no output of the last step is reused
             images = to_float_images(self.train_images[batch])
             if self.cfg.train.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)

@@ -1,0 +1,103 @@
+"""The fast step (issue 9): compiled training for every objective, fused divergence checks, honest counting."""
+
+import math
+
+import pytest
+import torch
+
+from bench.throughput import images_trained, raysearch_epoch
+from raysearch import losses
+from raysearch.config import load_config
+from raysearch.errors import ConfigError
+from raysearch.train import DivergenceWatch, Runtime, Trial, run_trial
+from tests.conftest import SMALL_DATA
+
+SMALL_NETS = ["generator.base_width=8", "generator.max_width=16", "critic.base_width=8", "critic.max_width=16"]
+
+
+def small(space, *extra):
+    return load_config(space, SMALL_DATA + SMALL_NETS + list(extra))
+
+
+@pytest.mark.parametrize("objective", ["l2", "gan", "nsgan", "wgan", "hinge"])
+def test_compiled_training_runs_one_epoch_for_every_objective(objective):
+    space = "l2" if objective == "l2" else "wgan"
+    extra = [] if objective in ("l2", "wgan") else [f"objective.name={objective}"]
+    cfg = small(space, "train.compile=true", "train.epochs=1", "train.steps_per_epoch=2", "train.critic_steps=1",
+                "train.preview_images=0", *extra)
+    last = run_trial(cfg, lambda metrics, checkpoint: None)
+    assert last["diverged"] == 0 and last["epoch"] == 1
+    assert math.isfinite(last["generator/loss"]) and math.isfinite(last["val/mse"])
+    if objective != "l2":
+        assert math.isfinite(last["critic/loss"])
+
+
+def test_compile_with_wgan_gp_is_rejected_in_one_line():
+    with pytest.raises(ConfigError, match="train.compile=true cannot be used with objective.name=wgan-gp") as err:
+        small("wgan_gp", "train.compile=true")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("batches_held, steps_per_epoch, cycle, expected", [
+    (31, 0, 1, 31),     # the whole data: 2,000 images at batch 64 hold 31 batches
+    (31, 120, 1, 31),   # the issue's case: 120 asked for, 31 held, 31 trained
+    (31, 24, 1, 24),    # fewer asked than held
+    (31, 4, 6, 24),     # n_critic 5: a step is a cycle of 6 batches
+    (31, 20, 6, 31),    # 120 batches asked in cycles, 31 held
+])
+def test_throughput_bench_counts_the_batches_the_data_holds(batches_held, steps_per_epoch, cycle, expected):
+    assert images_trained(batches_held, steps_per_epoch, cycle, batch_size=64) == expected * 64
+
+
+def test_throughput_bench_counts_what_train_epoch_trained():
+    # 96 training images at batch 16 hold 6 batches: 20 steps asked, 6 batches trained.
+    cfg = small("l2", "data.synthetic_train=96", "train.batch_size=16", "train.preview_images=0",
+                "train.steps_per_epoch=20")
+    trial = Trial(cfg, Runtime())
+    images, _ = raysearch_epoch(trial, 0)
+    assert images == 6 * 16 == images_trained(6, 20, 1, 16)
+    logs, _ = trial.train_epoch()
+    assert logs["train/images_per_s"] * logs["train/epoch_s"] == pytest.approx(images)
+
+
+def test_epoch_batches_are_on_the_device_and_cover_the_data_once():
+    cfg = small("l2", "data.synthetic_train=100", "train.batch_size=16", "train.preview_images=0")
+    trial = Trial(cfg, Runtime())
+    batches = trial.epoch_batches()
+    assert [len(b) for b in batches] == [16] * 6  # full batches only
+    seen = torch.cat(batches)
+    assert len(set(seen.tolist())) == 96 and all(b.device == trial.device for b in batches)
+
+
+def test_divergence_watch_names_the_phase_that_went_non_finite_first():
+    watch = DivergenceWatch(torch.device("cpu"))
+    finite = torch.tensor(1.0)
+    for step in range(1, 7):
+        watch.advance()
+        watch.record("critic", finite if step < 5 else torch.tensor(math.inf))
+        watch.record("generator", finite if step < 3 else torch.tensor(math.nan))
+    assert watch.diverged_phase() == "generator"
+    clean = DivergenceWatch(torch.device("cpu"))
+    clean.advance()
+    clean.record("critic", finite)
+    assert clean.diverged_phase() is None
+
+
+@pytest.mark.parametrize("network", ["generator", "critic"])
+def test_non_finite_weight_check_names_the_network(network):
+    trial = Trial(small("wgan", "train.preview_images=0"), Runtime())
+    assert trial._non_finite_weights() is None
+    with torch.no_grad():
+        parameters = list(getattr(trial, network).parameters())
+        parameters[len(parameters) // 2].view(-1)[3] = math.nan
+    assert trial._non_finite_weights() == network
+
+
+def test_clip_weights_clamps_every_critic_parameter():
+    critic = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 1))
+    with torch.no_grad():
+        for parameter in critic.parameters():
+            parameter.uniform_(-3, 3)
+    losses.clip_weights(critic, 0.01)
+    assert all(p.abs().max() <= 0.01 for p in critic.parameters())
+    assert any(p.abs().max() == 0.01 for p in critic.parameters())
