@@ -78,13 +78,13 @@ class Resources:
     """
 
     cpus: float = 1.0
-    gpu_fraction: float = 0.25
+    gpu_fraction: float | None = None  # None: trials packed per GPU (raysearch.tune.gpu_fraction)
     workers: int = 1
 
     def __post_init__(self) -> None:
         if not 0 < self.cpus <= 64:
             raise ValueError(f"cpus: must be in (0, 64], got {self.cpus}")
-        if not 0 < self.gpu_fraction <= 8:
+        if self.gpu_fraction is not None and not 0 < self.gpu_fraction <= 8:
             raise ValueError(f"gpu_fraction: must be in (0, 8], got {self.gpu_fraction}")
         if not 1 <= self.workers <= 64:
             raise ValueError(f"workers: must be 1 to 64, got {self.workers}")

@@ -101,3 +101,42 @@ def test_clip_weights_clamps_every_critic_parameter():
     losses.clip_weights(critic, 0.01)
     assert all(p.abs().max() <= 0.01 for p in critic.parameters())
     assert any(p.abs().max() == 0.01 for p in critic.parameters())
+
+
+# ---------------------------------------------------------------- packing trials onto a GPU
+
+
+def _settings(**resources):
+    from raysearch.spaces import Resources, TuneSettings
+
+    return TuneSettings(resources=Resources(**resources))
+
+
+def test_trials_are_packed_per_gpu_unless_the_space_sets_gpu_fraction(monkeypatch):
+    from raysearch import tune
+
+    monkeypatch.setattr(tune, "free_gpu_memory", lambda: None)
+    assert tune.trial_resources(_settings(), use_gpu=True) == {"CPU": 1.0, "GPU": 1 / tune.PACKED_TRIALS_PER_GPU}
+    assert tune.trial_resources(_settings(gpu_fraction=0.5), use_gpu=True) == {"CPU": 1.0, "GPU": 0.5}
+    assert tune.trial_resources(_settings(), use_gpu=False) == {"CPU": 1.0}
+
+
+def test_packing_fits_the_free_gpu_memory(monkeypatch):
+    from raysearch import tune
+
+    monkeypatch.setattr(tune, "free_gpu_memory", lambda: 3 * tune.TRIAL_GPU_MEMORY_BYTES + 1)
+    assert tune.gpu_fraction(_settings()) == pytest.approx(1 / 3)
+    monkeypatch.setattr(tune, "free_gpu_memory", lambda: tune.TRIAL_GPU_MEMORY_BYTES // 2)
+    assert tune.gpu_fraction(_settings()) == 1.0  # one trial per GPU at least
+
+
+def test_concurrency_fills_the_gpu_with_packed_trials(monkeypatch):
+    import ray
+
+    from raysearch import tune
+
+    monkeypatch.setattr(tune, "free_gpu_memory", lambda: None)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 16.0, "GPU": 1.0})
+    assert tune.concurrency(_settings(), use_gpu=True) == tune.PACKED_TRIALS_PER_GPU
+    assert tune.concurrency(_settings(gpu_fraction=0.25), use_gpu=True) == 4
+    assert tune.concurrency(_settings(cpus=4), use_gpu=True) == 4  # CPUs bound it first
