@@ -141,7 +141,7 @@ def main() -> None:
         for key, value in ray_adapter.RAY_DEFAULTS.items():
             os.environ[key] = value
     start = time.perf_counter()
-    ray_adapter.start_ray("local", include_dashboard=True if args.ray_defaults else None)
+    ray_adapter.start_ray("local")
     startup = time.perf_counter() - start
     session_dir = Path(ray._private.worker._global_node.get_session_dir_path())
     with tempfile.TemporaryDirectory() as storage:

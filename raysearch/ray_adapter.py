@@ -27,9 +27,6 @@ from raysearch.train import Runtime, run_trial
 # one is not the only copy.
 CHECKPOINTS_TO_KEEP = 2
 
-# Whether a private local Ray starts its dashboard (see start_ray).
-LOCAL_RAY_DASHBOARD = False
-
 
 def train_worker(loop_config: dict[str, Any]) -> None:
     """Entry point of every Ray Train worker: rebuild the config, resume, run the loop."""
@@ -107,13 +104,13 @@ LOCAL_RAY_ENV = {
 RAY_DEFAULTS = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "2.0", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "1"}
 
 
-def start_ray(address: str | None, log_to_driver: bool = True, include_dashboard: bool | None = None) -> None:
+def start_ray(address: str | None, log_to_driver: bool = True) -> None:
     """Attach to `address` or a running cluster; otherwise (or with `local`) start a private local Ray.
 
     Only a Ray this process starts can declare the driver resource; a cluster
-    declares it on its head node (cluster.yaml). A local Ray starts without its
-    dashboard unless `include_dashboard` (or RAYSEARCH_RAY_DASHBOARD=1) asks for
-    it: see LOCAL_RAY_DASHBOARD.
+    declares it on its head node (cluster.yaml). The local Ray keeps its
+    dashboard: Train's PlacementGroupCleaner finds dead controllers through the
+    dashboard's State API (without it, placement groups of stopped trials leak).
     """
     from raysearch.tune import DRIVER_RESOURCE, DRIVER_SLOTS
 
@@ -129,8 +126,5 @@ def start_ray(address: str | None, log_to_driver: bool = True, include_dashboard
     if not ray.is_initialized():
         for key, value in LOCAL_RAY_ENV.items():
             os.environ.setdefault(key, value)
-        if include_dashboard is None:
-            include_dashboard = os.environ.get("RAYSEARCH_RAY_DASHBOARD", "") == "1" or LOCAL_RAY_DASHBOARD
-        ray.init(address="local", resources={DRIVER_RESOURCE: DRIVER_SLOTS}, log_to_driver=log_to_driver,
-                 include_dashboard=include_dashboard)
+        ray.init(address="local", resources={DRIVER_RESOURCE: DRIVER_SLOTS}, log_to_driver=log_to_driver)
     print(f"Ray: {ray.get_runtime_context().gcs_address} with {ray.cluster_resources()}", file=sys.stderr)

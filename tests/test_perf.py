@@ -19,6 +19,9 @@ def small(space, *extra):
     return load_config(space, SMALL_DATA + SMALL_NETS + list(extra))
 
 
+# Inductor compiles C++ kernels on CPU: minutes on 2 cores (its on-disk cache
+# makes the objectives after the first cheaper).
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["l2", "gan", "nsgan", "wgan", "hinge"])
 def test_compiled_training_runs_one_epoch_for_every_objective(objective):
     space = "l2" if objective == "l2" else "wgan"
