@@ -143,3 +143,29 @@ def test_concurrency_fills_the_gpu_with_packed_trials(monkeypatch):
     assert tune.concurrency(_settings(), use_gpu=True) == tune.PACKED_TRIALS_PER_GPU
     assert tune.concurrency(_settings(gpu_fraction=0.25), use_gpu=True) == 4
     assert tune.concurrency(_settings(cpus=4), use_gpu=True) == 4  # CPUs bound it first
+
+
+def test_a_local_ray_starts_with_the_overhead_settings(monkeypatch):
+    import os
+    import types
+
+    import ray
+
+    from raysearch import ray_adapter
+
+    for key in ray_adapter.LOCAL_RAY_ENV:
+        monkeypatch.delenv(key, raising=False)
+    seen = {}
+    started = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: bool(started))
+
+    def fake_init(address=None, **kwargs):
+        seen.update({key: os.environ.get(key) for key in ray_adapter.LOCAL_RAY_ENV})  # what Ray inherits
+        started.append(address)
+
+    monkeypatch.setattr(ray, "init", fake_init)
+    monkeypatch.setattr(ray, "get_runtime_context", lambda: types.SimpleNamespace(gcs_address="x"))
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {})
+    ray_adapter.start_ray("local")
+    assert started == ["local"]
+    assert seen == {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
