@@ -82,6 +82,8 @@ def search_phases(search_start: float, session_dir: Path) -> list[dict[str, floa
     runs = sorted(train_log_events(session_dir).values(), key=lambda marks: marks.get("group_requested", 0))
     phases, previous_end = [], search_start
     for (driver_alive, driver_dead), (controller_alive, _), marks in zip(drivers, controllers, runs):
+        if not {"group_requested", "group_started", "loop_launched", "last_checkpoint"} <= marks.keys():
+            continue  # a trial that did not finish (interrupted)
         phases.append({
             "tune_schedules_and_starts_driver": driver_alive - previous_end,
             "driver_builds_trainer_and_controller_starts": controller_alive - driver_alive,
