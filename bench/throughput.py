@@ -18,10 +18,12 @@ eager one too.
 
     python bench/throughput.py                               # l2, wgan (n_critic 5), wgan-gp on CPU
     python bench/throughput.py --device cuda --batch-size 64 --train-images 2000
-    python bench/throughput.py --bf16 --channels-last        # measure those options (both arms)
+    python bench/throughput.py --bf16 --channels-last        # both arms with those options
+    python bench/throughput.py --compare-options             # bf16 + channels_last against fp32
 
 The last line is one JSON object: `<objective>_raysearch_over_bare` and
-`<objective>_compiled_over_eager` (raysearch's loop compiled / eager).
+`<objective>_compiled_over_eager` (raysearch's loop compiled / eager) and, with
+--compare-options, `<objective>_bf16_channels_last_over_fp32`.
 """
 
 from __future__ import annotations
@@ -169,7 +171,8 @@ def interleaved_rates(arms: dict[str, callable], epochs: int, repeats: int, pret
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
-def measure(cfg: ExperimentConfig, device: torch.device, epochs: int, repeats: int, compiled: bool) -> dict[str, float]:
+def measure(cfg: ExperimentConfig, device: torch.device, epochs: int, repeats: int, compiled: bool,
+            options: bool = False) -> dict[str, float]:
     eager = Trial(cfg, Runtime(device=device))
     bare = BareLoop(eager)
     arms = {"raysearch": lambda e: raysearch_epoch(eager, e), "bare": bare.epoch}
@@ -177,6 +180,10 @@ def measure(cfg: ExperimentConfig, device: torch.device, epochs: int, repeats: i
         graphed = Trial(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, compile=True)),
                         Runtime(device=device))
         arms["compiled"] = lambda e: raysearch_epoch(graphed, e)
+    if options:  # the same loop with bf16 autocast and channels_last memory
+        lowered = Trial(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, bf16=True, channels_last=True)),
+                        Runtime(device=device))
+        arms["bf16_channels_last"] = lambda e: raysearch_epoch(lowered, e)
     return interleaved_rates(arms, epochs, repeats, cfg.train.pretrain_epochs)
 
 
@@ -191,6 +198,8 @@ def main() -> None:
     parser.add_argument("--pretrain-epochs", type=int, default=0, help="train.pretrain_epochs (generator-only epochs)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-compile", action="store_true", help="skip the compiled arm")
+    parser.add_argument("--compare-options", action="store_true",
+                        help="also time the loop with bf16 + channels_last against fp32 (same run, interleaved)")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -212,7 +221,7 @@ def main() -> None:
         space, extra = OBJECTIVES[label]
         cfg = load_config(space, common + extra)
         compiled = not args.no_compile and label not in COMPILE_UNSUPPORTED
-        rates = measure(cfg, device, args.epochs, args.repeats, compiled)
+        rates = measure(cfg, device, args.epochs, args.repeats, compiled, args.compare_options)
         ratio = rates["raysearch"] / rates["bare"]
         summary[f"{label}_raysearch_over_bare"] = round(ratio, 3)
         summary[f"{label}_raysearch_images_per_s"] = round(rates["raysearch"], 1)
@@ -220,6 +229,9 @@ def main() -> None:
         if compiled:
             summary[f"{label}_compiled_over_eager"] = round(rates["compiled"] / rates["raysearch"], 3)
             line += f"{rates['compiled']:>16.1f}{rates['compiled'] / rates['raysearch']:>9.3f}"
+        if args.compare_options:
+            summary[f"{label}_bf16_channels_last_over_fp32"] = round(rates["bf16_channels_last"] / rates["raysearch"], 3)
+            line += f"   bf16+channels_last/fp32 {rates['bf16_channels_last'] / rates['raysearch']:.3f}"
         print(line, flush=True)
     print(json.dumps(summary))
 
