@@ -103,7 +103,11 @@ def main() -> None:
         rates = {}
         for k in ks:
             start = time.perf_counter()
-            rates[k] = packed_rate(space_path, overrides, k, args.epochs, use_gpu, total_cpus, directory)
+            try:
+                rates[k] = packed_rate(space_path, overrides, k, args.epochs, use_gpu, total_cpus, directory)
+            except (KeyboardInterrupt, AssertionError, KeyError) as err:  # interrupted or a trial failed
+                print(f"K={k}: not measured ({type(err).__name__}: {err})", flush=True)
+                break
             print(f"K={k}: {rates[k]:.1f} images/s aggregate ({time.perf_counter() - start:.0f} s wall)", flush=True)
         ray.shutdown()
 
@@ -112,10 +116,10 @@ def main() -> None:
     print(f"{'K':>3}{'images/s':>12}{'x one trial':>13}")
     summary: dict[str, object] = {"device": device, "space": args.space, "batch_size": args.batch_size}
     for k, rate in rates.items():
-        ratio = rate / rates[ks[0]] if ks[0] == 1 else float("nan")
+        ratio = rate / rates[1] if 1 in rates else float("nan")
         print(f"{k:>3}{rate:>12.1f}{ratio:>13.2f}")
         summary[f"packed_{k}_images_per_s"] = round(rate, 1)
-        if k != 1 and ks[0] == 1:
+        if k != 1 and 1 in rates:
             summary[f"packed_{k}_over_1"] = round(ratio, 3)
     print(json.dumps(summary))
 
