@@ -1,71 +1,182 @@
-"""Seconds of overhead per trial: the Tune + Train path versus the loop run directly.
+"""Seconds of overhead per trial: the Tune + Train path versus the same loop run directly.
 
-A trivial model (the `l2` space with a tiny U-Net and a few steps per epoch)
-trains the same epochs twice: N trials of `raysearch.train.run_trial` called
-in this process, then an N-trial `raysearch.tune` search (one trial at a time,
-no scheduler) on a local Ray. Ray's own start-up is timed separately.
+One small search (the `l2` space on a tiny dataset, random sampling, one trial
+at a time, no scheduler) runs on a private local Ray; then every configuration
+it trained is trained again by `raysearch.train.run_trial` called in this
+process (one thread, as a Ray Train worker with 1 CPU has). Both arms train the
+same models for the same epochs.
 
-    python bench/overhead.py [--trials 4] [--epochs 2]
+Where a trial's time goes comes from timestamps Ray records itself: the actor
+table (when each trial driver, Train controller and worker became alive and
+died) and Ray Train's structured controller/worker logs (worker group start,
+training function launch, each checkpoint, shutdown). The direct arm times its
+own data load (building the Trial) and first epoch.
+
+    flock /tmp/raysearch-ray.lock python bench/overhead.py [--trials 3] [--epochs 2] [--ray-defaults]
+
+`--ray-defaults` starts Ray with Ray's own defaults instead of the settings
+`raysearch.ray_adapter.start_ray` applies, to show what those settings save.
+The last line is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 SMALL = [
     "data.synthetic_train=256", "data.synthetic_val=32", "data.val_images=32", "train.batch_size=16",
-    "train.steps_per_epoch=4", "train.preview_images=4", "generator.base_width=8", "generator.max_width=32",
+    "train.steps_per_epoch=4", "train.preview_images=4",
 ]
+
+# Controller/worker log messages of Ray Train 2.60 that mark a trial's phases.
+GROUP_REQUESTED = "Attempting to start training worker group"
+GROUP_STARTED = "Worker group startup completed"
+LOOP_LAUNCHED = "Launching training function"
+CHECKPOINT_SAVED = "Checkpoint successfully created"
+SHUTTING_DOWN = "Shutting down"
+
+
+def train_log_events(session_dir: Path) -> dict[str, dict[str, float]]:
+    """Per Train run name: the time (s since the epoch) of the first GROUP_*/LOOP_* and last checkpoint/shutdown."""
+    events: dict[str, dict[str, float]] = {}
+    for path in sorted((session_dir / "logs" / "train").glob("ray-train-sys-*.log")):
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # continuation lines of multi-line messages
+            run, message, when = record.get("run_name"), str(record.get("message", "")), record["timestamp_ns"] / 1e9
+            if not run:
+                continue
+            marks = events.setdefault(run, {})
+            for key, text in (("group_requested", GROUP_REQUESTED), ("group_started", GROUP_STARTED),
+                              ("loop_launched", LOOP_LAUNCHED), ("shutting_down", SHUTTING_DOWN)):
+                if text in message and key not in marks:
+                    marks[key] = when
+            if CHECKPOINT_SAVED in message:
+                marks["last_checkpoint"] = max(marks.get("last_checkpoint", 0.0), when)
+    return events
+
+
+def actor_lifetimes(class_name: str) -> list[tuple[float, float]]:
+    """(alive, dead) times in s of every actor of `class_name`, from Ray's GCS actor table, by start time."""
+    import ray
+
+    table = ray._private.state.actors()  # the GCS table: works without the dashboard
+    spans = [(a["StartTime"] / 1e3, a["EndTime"] / 1e3) for a in table.values()
+             if a["ActorClassName"] == class_name and a["StartTime"]]
+    return sorted(spans)
+
+
+def search_phases(search_start: float, session_dir: Path) -> list[dict[str, float]]:
+    """Seconds per phase of every trial, in the order the trials ran (one at a time)."""
+    drivers = actor_lifetimes("ImplicitFunc")  # Tune's function trainable: the trial driver
+    controllers = actor_lifetimes("TrainController")
+    runs = sorted(train_log_events(session_dir).values(), key=lambda marks: marks.get("group_requested", 0))
+    phases, previous_end = [], search_start
+    for (driver_alive, driver_dead), (controller_alive, _), marks in zip(drivers, controllers, runs):
+        if not {"group_requested", "group_started", "loop_launched", "last_checkpoint"} <= marks.keys():
+            continue  # a trial that did not finish (interrupted)
+        phases.append({
+            "tune_schedules_and_starts_driver": driver_alive - previous_end,
+            "driver_builds_trainer_and_controller_starts": controller_alive - driver_alive,
+            "train_controller_setup": marks["group_requested"] - controller_alive,
+            "worker_start": marks["group_started"] - marks["group_requested"],
+            "loop_in_worker": marks["last_checkpoint"] - marks["loop_launched"],
+            "teardown": driver_dead - marks["last_checkpoint"],
+        })
+        previous_end = driver_dead
+    return phases
+
+
+def direct_run(cfg) -> dict[str, float]:
+    """The same trial trained in this process: data load, first epoch, total (s)."""
+    from raysearch import train
+
+    marks: list[float] = []
+    start = time.perf_counter()
+    original = train.Trial.__init__
+
+    def timed_init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        marks.append(time.perf_counter())
+
+    train.Trial.__init__ = timed_init
+    try:
+        with tempfile.TemporaryDirectory() as logdir:
+            train.run_trial(cfg, lambda metrics, checkpoint: marks.append(time.perf_counter()), logdir=Path(logdir))
+    finally:
+        train.Trial.__init__ = original
+    return {"data_load": marks[0] - start, "first_epoch": marks[1] - marks[0], "total": time.perf_counter() - start}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--ray-defaults", action="store_true",
+                        help="start Ray with Ray's defaults, not raysearch's local-Ray settings")
     args = parser.parse_args()
 
     import ray
     import torch
 
+    from raysearch import ray_adapter
     from raysearch.spaces import load_space
     from raysearch.train import run_trial
-    from raysearch.ray_adapter import start_ray
     from raysearch.tune import run_search
 
     space = load_space("l2", SMALL)
     settings = dataclasses.replace(space.tune, num_samples=args.trials, max_epochs=args.epochs, scheduler="none",
                                    searcher="random", max_concurrent=1, max_failures=0)
-    cfg = space.trial_config({"train.epochs": args.epochs})
+    torch.set_num_threads(1)  # what a Ray Train worker holding 1 CPU gets (OMP_NUM_THREADS=1)
+    run_trial(space.trial_config({"train.epochs": 1}), lambda metrics, checkpoint: None)  # makes the dataset
 
-    # Ray Train workers get one thread (OMP_NUM_THREADS=1); so does the direct run.
-    torch.set_num_threads(1)
-    run_trial(cfg, lambda metrics, checkpoint: None)  # generates the dataset and warms up
+    if args.ray_defaults:
+        for key, value in ray_adapter.RAY_DEFAULTS.items():
+            os.environ[key] = value
     start = time.perf_counter()
-    for _ in range(args.trials):
-        with tempfile.TemporaryDirectory() as logdir:
-            run_trial(cfg, lambda metrics, checkpoint: None, logdir=Path(logdir))
-    direct = (time.perf_counter() - start) / args.trials
-
-    start = time.perf_counter()
-    start_ray("local")
+    ray_adapter.start_ray("local")
     startup = time.perf_counter() - start
+    session_dir = Path(ray._private.worker._global_node.get_session_dir_path())
     with tempfile.TemporaryDirectory() as storage:
+        search_start = time.time()
         start = time.perf_counter()
         results = run_search(space, settings, SMALL, storage, "overhead", "local", resume=False)
         searched = (time.perf_counter() - start) / args.trials
+        phases = search_phases(search_start, session_dir)
     errors = [r.error for r in results if r.error]
     ray.shutdown()
     assert not errors, errors
 
-    print(f"\n{args.trials} trials x {args.epochs} epochs of a tiny l2 U-Net, one trial at a time (CPU)")
-    print(f"direct loop          {direct:7.2f} s/trial")
-    print(f"Tune + Train         {searched:7.2f} s/trial")
-    print(f"overhead per trial   {searched - direct:7.2f} s  ({searched / direct:.1f}x the direct time)")
-    print(f"Ray start-up, once   {startup:7.2f} s")
+    # The direct arm: the same configurations, the same epochs, in this process.
+    configs = [space.trial_config({**r.config, "train.epochs": args.epochs}) for r in results]
+    direct_runs = [direct_run(cfg) for cfg in configs]
+    direct = statistics.mean(run["total"] for run in direct_runs)
+
+    median = {key: statistics.median(p[key] for p in phases) for key in phases[0]} if phases else {}
+    print(f"\n{args.trials} trials x {args.epochs} epochs of the l2 space's U-Nets (same configs in both arms), "
+          f"one trial at a time, {'Ray defaults' if args.ray_defaults else 'raysearch settings'}")
+    print(f"direct loop           {direct:7.2f} s/trial  (data load {statistics.median(r['data_load'] for r in direct_runs):.2f} s, "
+          f"first epoch {statistics.median(r['first_epoch'] for r in direct_runs):.2f} s)")
+    print(f"Tune + Train          {searched:7.2f} s/trial")
+    print(f"overhead per trial    {searched - direct:7.2f} s")
+    print(f"Ray start-up, once    {startup:7.2f} s")
+    print("where a trial's time goes through Tune + Train (median over trials, s):")
+    for key, value in median.items():
+        print(f"  {key:<46}{value:7.2f}")
+    summary = {"overhead_per_trial_s": round(searched - direct, 2), "tune_train_per_trial_s": round(searched, 2),
+               "direct_per_trial_s": round(direct, 3), "ray_startup_s": round(startup, 2),
+               "ray_defaults": args.ray_defaults, "trials": args.trials, "epochs": args.epochs,
+               **{f"phase_{key}_s": round(value, 2) for key, value in median.items()}}
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

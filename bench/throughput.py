@@ -1,86 +1,155 @@
-"""Images per second of raysearch's training step versus a bare PyTorch loop.
+"""Images per second of raysearch's training epoch versus a bare PyTorch loop of the same networks.
 
-Same networks, same optimisers, same batch size, same device, same process:
-the bare loop is what one would write by hand (a float tensor of images in
-memory, random batches, forward, loss, backward, step). The ratio shows what
-the loop's bookkeeping costs: phases, divergence watch, metric accumulation,
-uint8 -> float conversion per batch. Target: >= 0.95.
+Both arms train the same Trial's networks and optimisers, in the same process,
+on the same device, for whole epochs of the same length: the batches the data
+holds (or `--steps` cycles of them), in the same phase cycle (critic_steps
+critic batches, then generator_steps generator batches; generator only during
+`train.pretrain_epochs`), with the same losses, noise and instance noise. The
+bare loop is what one would write by hand: images converted to float once,
+one random permutation per epoch, forward, loss, backward, step. The raysearch
+arm is `Trial.train_epoch` whole: sampling, uint8 -> float per batch, phase
+dispatch, divergence watch, metric accumulation, the end-of-epoch checks.
 
-    python bench/throughput.py                       # l2 and wgan (n_critic 5), CPU
-    python bench/throughput.py --device cuda --bf16 --channels-last
+Images are counted as trained (`images_trained`): an epoch has only as many
+batches as the data holds. Arms are interleaved epoch by epoch and the median
+rate of each is kept, so machine noise hits both alike. Where torch.compile is
+supported (every objective but wgan-gp) the compiled loop is timed against the
+eager one too.
+
+    python bench/throughput.py                               # l2, wgan (n_critic 5), wgan-gp on CPU
+    python bench/throughput.py --device cuda --batch-size 64 --train-images 2000
+    python bench/throughput.py --bf16 --channels-last        # both arms with those options
+    python bench/throughput.py --compare-options             # bf16 + channels_last against fp32
+
+The last line is one JSON object: `<objective>_raysearch_over_bare` and
+`<objective>_compiled_over_eager` (raysearch's loop compiled / eager) and, with
+--compare-options, `<objective>_bf16_channels_last_over_fp32`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import statistics
 import time
 
 import torch
 
-from models.generators import activate_output
-from models.geometry import crop_center, mask_context, paste_center
+from models.geometry import crop_center, mask_context
 from raysearch import losses
-from raysearch.config import load_config
+from raysearch.config import ExperimentConfig, load_config
 from raysearch.data import to_float_images
 from raysearch.train import Runtime, Trial
 
+OBJECTIVES = {  # label: (space, extra overrides)
+    "l2": ("l2", []),
+    "wgan": ("wgan", ["train.critic_steps=5"]),
+    "wgan-gp": ("wgan_gp", ["train.critic_steps=5"]),
+}
+COMPILE_UNSUPPORTED = {"wgan-gp"}  # rejected by config.check_combinations
 
-def raysearch_rate(trial: Trial, batches: int) -> float:
-    """Images/s of Trial.train_epoch limited to `batches` batches."""
-    trial.cfg = _with_steps(trial.cfg, batches // len(trial._phase_cycle(trial.critic is not None)))
+
+def images_trained(batches_held: int, steps_per_epoch: int, cycle_length: int, batch_size: int) -> int:
+    """Images one `Trial.train_epoch` trains: the batches the data holds, cut to `steps_per_epoch` cycles if set."""
+    batches = batches_held
+    if steps_per_epoch:
+        batches = min(batches, steps_per_epoch * cycle_length)
+    return batches * batch_size
+
+
+def raysearch_epoch(trial: Trial, epoch: int) -> tuple[int, float]:
+    """(images trained, seconds) of one whole `Trial.train_epoch` at epoch index `epoch`."""
+    trial.epoch = epoch
+    cycle = trial._phase_cycle(trial.critic is not None and epoch >= trial.cfg.train.pretrain_epochs)
+    images = images_trained(len(trial.epoch_batches()), trial.cfg.train.steps_per_epoch, len(cycle),
+                            trial.cfg.train.batch_size)
     _sync(trial.device)
     start = time.perf_counter()
-    logs, diverged = trial.train_epoch()
+    _, diverged = trial.train_epoch()
     _sync(trial.device)
-    assert diverged is None, diverged
-    used = trial.cfg.train.steps_per_epoch * len(trial._phase_cycle(trial.critic is not None))
-    return used * trial.cfg.train.batch_size / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    assert diverged is None, f"diverged in {diverged}: the bench needs finite losses"
+    return images, elapsed
 
 
-def bare_rate(trial: Trial, batches: int) -> float:
-    """The same networks trained by a hand-written loop over a float tensor."""
-    cfg = trial.cfg
-    gen, critic, opt_g, opt_d = trial.generator, trial.critic, trial.opt_g, trial.opt_d
-    images_all = to_float_images(trial.train_images)  # converted once, up front
-    tokens_all = trial.train_tokens
-    size, n_critic = cfg.train.batch_size, cfg.train.critic_steps
-    autocast = trial.autocast
-    _sync(trial.device)
-    start = time.perf_counter()
-    for step in range(batches):
-        index = torch.randint(0, len(images_all), (size,), device=trial.device)
-        real, tokens = images_all[index], tokens_all[index]
-        if cfg.train.channels_last:
-            real = real.contiguous(memory_format=torch.channels_last)
-        context = mask_context(real)
-        target = crop_center(real)
-        critic_turn = critic is not None and step % (n_critic + 1) < n_critic
-        with autocast():
-            if critic_turn:
-                with torch.no_grad():
-                    fake, _ = activate_output(gen(context, tokens, None).float(), cfg.generator.output_activation)
-                loss = critic(paste_center(context, fake)).float().mean() - critic(real).float().mean()
-                opt_d.zero_grad(set_to_none=True)
-                loss.backward()
-                opt_d.step()
-                losses.clip_weights(critic, cfg.objective.clip)
-                continue
-            fake, _ = activate_output(gen(context, tokens, None).float(), cfg.generator.output_activation)
-            loss = torch.nn.functional.mse_loss(fake, target)
-            if critic is not None:
-                loss = loss - cfg.objective.adv_weight * critic(paste_center(context, fake)).float().mean()
-        opt_g.zero_grad(set_to_none=True)
+class BareLoop:
+    """A hand-written loop over the Trial's networks: the same work, none of the bookkeeping."""
+
+    def __init__(self, trial: Trial) -> None:
+        self.trial = trial
+        self.images = to_float_images(trial.train_images)  # converted once, up front
+        if trial.cfg.train.channels_last:
+            self.images = self.images.contiguous(memory_format=torch.channels_last)
+        self.tokens = trial.train_tokens
+        self.rng = torch.Generator(device=trial.device).manual_seed(1)
+
+    def epoch(self, epoch: int) -> tuple[int, float]:
+        trial, cfg = self.trial, self.trial.cfg
+        size = cfg.train.batch_size
+        adversarial = trial.critic is not None and epoch >= cfg.train.pretrain_epochs
+        cycle = trial._phase_cycle(adversarial)
+        batches = len(self.images) // size
+        if cfg.train.steps_per_epoch:
+            batches = min(batches, cfg.train.steps_per_epoch * len(cycle))
+        trial.generator.train()
+        if trial.critic is not None:
+            trial.critic.train()
+        _sync(trial.device)
+        start = time.perf_counter()
+        order = torch.randperm(len(self.images), device=trial.device, generator=self.rng)
+        for index in range(batches):
+            batch = order[index * size : (index + 1) * size]
+            if cycle[index % len(cycle)] == "critic":
+                self.critic_step(self.images[batch], self.tokens[batch])
+            else:
+                self.generator_step(self.images[batch], self.tokens[batch], adversarial)
+        _sync(trial.device)
+        return batches * size, time.perf_counter() - start
+
+    def critic_step(self, images: torch.Tensor, tokens: torch.Tensor) -> None:
+        trial, obj = self.trial, self.trial.cfg.objective
+        context = mask_context(images)
+        with torch.no_grad(), trial.autocast():
+            fake_center, _ = trial.generate(context, tokens, trial._noise(len(images), self.rng))
+        real = losses.instance_noise(trial.critic_inputs(images, context, crop_center(images, trial.margin)),
+                                     obj.instance_noise, self.rng)
+        fake = trial.critic_inputs(images, context, fake_center)
+        if obj.instance_noise_on == "both":
+            fake = losses.instance_noise(fake, obj.instance_noise, self.rng)
+        with trial.autocast():
+            loss = losses.critic_loss(obj.name, trial.critic(real).float(), trial.critic(fake).float(),
+                                      obj.label_smoothing)
+            if obj.name == "wgan-gp":
+                loss = loss + obj.gp_weight * losses.gradient_penalty(trial.critic, real, fake, self.rng)
+        trial.opt_d.zero_grad(set_to_none=True)
         loss.backward()
-        opt_g.step()
-    _sync(trial.device)
-    return batches * size / (time.perf_counter() - start)
+        trial.opt_d.step()
+        if obj.name == "wgan":
+            losses.clip_weights(trial.critic, obj.clip)
+
+    def generator_step(self, images: torch.Tensor, tokens: torch.Tensor, adversarial: bool) -> None:
+        trial, obj = self.trial, self.trial.cfg.objective
+        context = mask_context(images)
+        with trial.autocast():
+            fake_center, clip_penalty = trial.generate(context, tokens, trial._noise(len(images), self.rng))
+            l2 = losses.reconstruction(fake_center, crop_center(images, trial.margin))
+            loss = obj.l2_weight * l2 if adversarial else l2
+            if adversarial:
+                critic = _plain(trial.critic)
+                critic.requires_grad_(False)
+                scores = critic(trial.critic_inputs(images, context, fake_center)).float()
+                critic.requires_grad_(True)
+                loss = loss + obj.adv_weight * losses.generator_adversarial(obj.name, scores)
+            if clip_penalty is not None:
+                loss = loss + obj.clip_penalty_weight * clip_penalty
+        trial.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        trial.opt_g.step()
 
 
-def _with_steps(cfg, steps: int):
-    import dataclasses
-
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps_per_epoch=steps))
+def _plain(module: torch.nn.Module) -> torch.nn.Module:
+    return getattr(module, "_orig_mod", module)
 
 
 def _sync(device: torch.device) -> None:
@@ -88,39 +157,83 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def measure(space: str, overrides: list[str], device: str, batches: int, repeats: int) -> tuple[float, float]:
-    cfg = load_config(space, overrides)
-    trial = Trial(cfg, Runtime(device=torch.device(device)))
-    raysearch_rate(trial, batches)  # warm-up (allocator, kernels, autotuning)
-    bare_rate(trial, batches)
-    ours, bare = [], []
-    for _ in range(repeats):  # interleaved, so drift affects both sides alike
-        ours.append(raysearch_rate(trial, batches))
-        bare.append(bare_rate(trial, batches))
-    return statistics.median(ours), statistics.median(bare)
+def interleaved_rates(arms: dict[str, callable], epochs: int, repeats: int, pretrain: int) -> dict[str, float]:
+    """Median images/s of each arm; each repeat runs every arm over the same epoch indices, in turn."""
+    for arm in arms.values():  # warm-up: allocator, kernels, compilation (both phase cycles)
+        for epoch in sorted({0, pretrain}):
+            arm(epoch)
+    rates: dict[str, list[float]] = {name: [] for name in arms}
+    for _ in range(repeats):
+        for epoch in range(epochs):
+            for name, arm in arms.items():
+                images, seconds = arm(epoch)
+                rates[name].append(images / seconds)
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def measure(cfg: ExperimentConfig, device: torch.device, epochs: int, repeats: int, compiled: bool,
+            options: bool = False) -> dict[str, float]:
+    eager = Trial(cfg, Runtime(device=device))
+    bare = BareLoop(eager)
+    arms = {"raysearch": lambda e: raysearch_epoch(eager, e), "bare": bare.epoch}
+    if compiled:
+        graphed = Trial(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, compile=True)),
+                        Runtime(device=device))
+        arms["compiled"] = lambda e: raysearch_epoch(graphed, e)
+    if options:  # the same loop with bf16 autocast and channels_last memory
+        lowered = Trial(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, bf16=True, channels_last=True)),
+                        Runtime(device=device))
+        arms["bf16_channels_last"] = lambda e: raysearch_epoch(lowered, e)
+    return interleaved_rates(arms, epochs, repeats, cfg.train.pretrain_epochs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--objectives", default="l2,wgan,wgan-gp", help=f"comma-separated, of {', '.join(OBJECTIVES)}")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--batches", type=int, default=24, help="batches per measurement (a multiple of 6)")
+    parser.add_argument("--train-images", type=int, default=512, help="synthetic training images (the data an epoch holds)")
+    parser.add_argument("--steps", type=int, default=0, help="train.steps_per_epoch (cycles; 0 = the whole data)")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per arm per repeat")
+    parser.add_argument("--pretrain-epochs", type=int, default=0, help="train.pretrain_epochs (generator-only epochs)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-compile", action="store_true", help="skip the compiled arm")
+    parser.add_argument("--compare-options", action="store_true",
+                        help="also time the loop with bf16 + channels_last against fp32 (same run, interleaved)")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
+    device = torch.device(args.device)
     common = [
         f"train.batch_size={args.batch_size}", f"train.bf16={str(args.bf16).lower()}",
-        f"train.channels_last={str(args.channels_last).lower()}", "data.val_images=16", "train.preview_images=0",
-        f"train.device={args.device}", *args.overrides,
+        f"train.channels_last={str(args.channels_last).lower()}", f"data.synthetic_train={args.train_images}",
+        "data.synthetic_val=32", "data.val_images=16", "train.preview_images=0", f"train.device={args.device}",
+        f"train.steps_per_epoch={args.steps}", f"train.pretrain_epochs={args.pretrain_epochs}", *args.overrides,
     ]
-    print(f"device={args.device} batch={args.batch_size} batches={args.batches} repeats={args.repeats} "
-          f"bf16={args.bf16} channels_last={args.channels_last} threads={torch.get_num_threads()}")
-    print(f"{'objective':<22}{'raysearch img/s':>16}{'bare img/s':>12}{'ratio':>8}")
-    for label, space, extra in (("l2", "l2", []), ("wgan (n_critic 5)", "wgan", ["train.critic_steps=5"])):
-        ours, bare = measure(space, common + extra, args.device, args.batches, args.repeats)
-        print(f"{label:<22}{ours:>16.1f}{bare:>12.1f}{ours / bare:>8.3f}")
+    print(f"device={args.device} batch={args.batch_size} train_images={args.train_images} steps={args.steps} "
+          f"epochs={args.epochs} pretrain={args.pretrain_epochs} repeats={args.repeats} bf16={args.bf16} "
+          f"channels_last={args.channels_last} threads={torch.get_num_threads()}")
+    print(f"{'objective':<10}{'raysearch img/s':>16}{'bare img/s':>12}{'ratio':>8}{'compiled img/s':>16}{'c/eager':>9}")
+    summary: dict[str, object] = {"device": args.device, "batch_size": args.batch_size, "bf16": args.bf16,
+                                  "channels_last": args.channels_last}
+    for label in args.objectives.split(","):
+        space, extra = OBJECTIVES[label]
+        cfg = load_config(space, common + extra)
+        compiled = not args.no_compile and label not in COMPILE_UNSUPPORTED
+        rates = measure(cfg, device, args.epochs, args.repeats, compiled, args.compare_options)
+        ratio = rates["raysearch"] / rates["bare"]
+        summary[f"{label}_raysearch_over_bare"] = round(ratio, 3)
+        summary[f"{label}_raysearch_images_per_s"] = round(rates["raysearch"], 1)
+        line = f"{label:<10}{rates['raysearch']:>16.1f}{rates['bare']:>12.1f}{ratio:>8.3f}"
+        if compiled:
+            summary[f"{label}_compiled_over_eager"] = round(rates["compiled"] / rates["raysearch"], 3)
+            line += f"{rates['compiled']:>16.1f}{rates['compiled'] / rates['raysearch']:>9.3f}"
+        if args.compare_options:
+            summary[f"{label}_bf16_channels_last_over_fp32"] = round(rates["bf16_channels_last"] / rates["raysearch"], 3)
+            line += f"   bf16+channels_last/fp32 {rates['bf16_channels_last'] / rates['raysearch']:.3f}"
+        print(line, flush=True)
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

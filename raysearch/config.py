@@ -237,6 +237,11 @@ def check_combinations(cfg: ExperimentConfig) -> None:
             f"objective.label_smoothing applies to the BCE objectives ({', '.join(BCE_OBJECTIVES)}), "
             f"not {obj.name}; set it to 0"
         )
+    if train.compile and obj.name == "wgan-gp":
+        raise ConfigError(
+            "train.compile=true cannot be used with objective.name=wgan-gp: torch.compile does not support "
+            "the gradient penalty's double backward; set train.compile=false"
+        )
     if train.critic_steps > 1 and train.generator_steps > 1:
         raise ConfigError(
             f"train.critic_steps={train.critic_steps} and train.generator_steps={train.generator_steps}: "

@@ -88,11 +88,30 @@ def wants_gpu(cfg: ExperimentConfig) -> bool:
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
+# What `start_ray` sets for the private local Ray it starts (the processes of that
+# Ray inherit the environment; Train propagates these to its controller and
+# workers). On a cluster, set the same variables in the environment of
+# `ray start` on every node (cluster.yaml). Measured by bench/overhead.py.
+LOCAL_RAY_ENV = {
+    # Train's controller notices a finished worker group at its next health check,
+    # every 2 s by default: idle time at the end of every trial. The poll is cheap.
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
+    # The preemption watcher is one more actor process per trial (a Python start
+    # and Ray import, seconds on a small machine) that watches for node drains,
+    # which a single local node never has.
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+}
+# Ray's own defaults for the same settings (bench/overhead.py --ray-defaults).
+RAY_DEFAULTS = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "2.0", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "1"}
+
+
 def start_ray(address: str | None, log_to_driver: bool = True) -> None:
     """Attach to `address` or a running cluster; otherwise (or with `local`) start a private local Ray.
 
     Only a Ray this process starts can declare the driver resource; a cluster
-    declares it on its head node (cluster.yaml).
+    declares it on its head node (cluster.yaml). The local Ray keeps its
+    dashboard: Train's PlacementGroupCleaner finds dead controllers through the
+    dashboard's State API (without it, placement groups of stopped trials leak).
     """
     if ray.is_initialized():
         return
@@ -104,10 +123,7 @@ def start_ray(address: str | None, log_to_driver: bool = True) -> None:
         except ConnectionError:
             pass  # no cluster running here
     if not ray.is_initialized():
-        # Train's controller notices a finished worker group at its next health
-        # check, every 2 s by default: about 5 s of idle time per trial, which
-        # dominates short trials. The poll is cheap; the processes of the local
-        # Ray started here inherit this setting.
-        os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
+        for key, value in LOCAL_RAY_ENV.items():
+            os.environ.setdefault(key, value)
         ray.init(address="local", resources={DRIVER_RESOURCE: DRIVER_SLOTS}, log_to_driver=log_to_driver)
     print(f"Ray: {ray.get_runtime_context().gcs_address} with {ray.cluster_resources()}", file=sys.stderr)

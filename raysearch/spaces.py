@@ -79,13 +79,13 @@ class Resources:
     """
 
     cpus: float = 1.0
-    gpu_fraction: float = 0.25
+    gpu_fraction: float | None = None  # None: trials packed per GPU (raysearch.tune.gpu_fraction)
     workers: int = 1
 
     def __post_init__(self) -> None:
         if not 0 < self.cpus <= 64:
             raise ValueError(f"cpus: must be in (0, 64], got {self.cpus}")
-        if not 0 < self.gpu_fraction <= 1:
+        if self.gpu_fraction is not None and not 0 < self.gpu_fraction <= 1:
             # A Train worker drives one device; Ray also refuses fractions above 1 (1.5 GPUs).
             raise ValueError(f"gpu_fraction: must be in (0, 1] (one worker uses at most one GPU; "
                              f"set workers for more GPUs per trial), got {self.gpu_fraction}")

@@ -62,6 +62,12 @@ VAL_HISTORY_KEY = "val_history"
 # non-finite loss; checking every step would stall a GPU.
 DIVERGENCE_CHECK_EVERY = 25
 
+# torch.compile's mode per device type (train.compile=true). On CUDA, CUDA graphs
+# ("reduce-overhead"): the step is launch-bound at search batch sizes (issue 9).
+# On CPU, the default (inductor's C++ kernels). wgan-gp is rejected with compile
+# (config.check_combinations): its double backward cannot run compiled.
+COMPILE_MODE = {"cuda": "reduce-overhead", "cpu": "default"}
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -119,22 +125,38 @@ class WeightAverage:
 
 
 class DivergenceWatch:
-    """Remembers, on the device and without synchronising, the first step each phase's loss was non-finite."""
+    """Remembers, on the device and without synchronising, the first step each phase's loss was non-finite.
+
+    Per phase it keeps one device tensor, `inf` until a bad step is seen; each
+    record is a couple of fused device ops on that tensor and the loss (no
+    Python scalar is copied to the device per step: the step number comes from
+    an on-device counter advanced with the loop).
+    """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.first_bad: dict[str, Tensor] = {}
+        self._step = torch.zeros((), device=device)  # advanced by `advance`, never copied from the host
 
-    def record(self, phase: str, loss: Tensor, step: int) -> None:
-        never = torch.tensor(math.inf, device=self.device)
-        first = self.first_bad.get(phase, never)
+    def advance(self) -> None:
+        """One more batch seen (call once per batch, before recording its losses)."""
+        self._step.add_(1)
+
+    def record(self, phase: str, loss: Tensor) -> None:
+        first = self.first_bad.get(phase)
+        if first is None:
+            first = self.first_bad[phase] = torch.full((), math.inf, device=self.device)
         bad = ~torch.isfinite(loss.detach())
-        self.first_bad[phase] = torch.where(bad & torch.isinf(first), torch.tensor(float(step), device=self.device), first)
+        # Keep the earliest bad step: min(first, step if bad else inf).
+        first.copy_(torch.minimum(first, torch.where(bad, self._step, first)))
 
     def diverged_phase(self) -> str | None:
-        """The phase whose loss went non-finite first (synchronises), or None."""
-        steps = {phase: first.item() for phase, first in self.first_bad.items()}
-        bad = {phase: step for phase, step in steps.items() if math.isfinite(step)}
+        """The phase whose loss went non-finite first (synchronises once), or None."""
+        if not self.first_bad:
+            return None
+        phases = list(self.first_bad)
+        steps = torch.stack([self.first_bad[phase] for phase in phases]).tolist()
+        bad = {phase: step for phase, step in zip(phases, steps) if math.isfinite(step)}
         return min(bad, key=bad.get) if bad else None
 
 
@@ -198,8 +220,9 @@ class Trial:
         self.generator = self.runtime.prepare_model(generator)
         self.critic = self.runtime.prepare_model(critic) if critic is not None else None
         if cfg.train.compile:
-            self.generator = torch.compile(self.generator)
-            self.critic = torch.compile(self.critic) if self.critic is not None else None
+            mode = COMPILE_MODE[self.device.type]
+            self.generator = torch.compile(self.generator, mode=mode)
+            self.critic = torch.compile(self.critic, mode=mode) if self.critic is not None else None
 
     def _build_optimizers(self) -> None:
         optim = self.cfg.optim
@@ -218,12 +241,12 @@ class Trial:
             "epoch": self.epoch,
             "step": self.step,
             "generator": _unwrap(self.generator).state_dict(),
-            "generator_average": self.generator_average.state_dict() if self.generator_average else None,
-            "critic": _unwrap(self.critic).state_dict() if self.critic else None,
+            "generator_average": self.generator_average.state_dict() if self.generator_average is not None else None,
+            "critic": _unwrap(self.critic).state_dict() if self.critic is not None else None,
             "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict() if self.opt_d else None,
+            "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
             "sched_g": self.sched_g.state_dict(),
-            "sched_d": self.sched_d.state_dict() if self.sched_d else None,
+            "sched_d": self.sched_d.state_dict() if self.sched_d is not None else None,
             "rng": {"torch": torch.get_rng_state()},
         }
 
@@ -236,9 +259,9 @@ class Trial:
         if differences:
             raise CheckpointError(f"{path}: checkpoint was made with another config: {'; '.join(differences)}")
         load_part(_unwrap(self.generator), state["generator"], "generator", path)
-        if self.generator_average:
+        if self.generator_average is not None:
             load_part(self.generator_average, state["generator_average"], "generator average", path)
-        if self.critic:
+        if self.critic is not None:
             for key in ("critic", "opt_d", "sched_d"):
                 if state[key] is None:
                     raise CheckpointError(f"{path}: entry {key!r} is null, but this config trains a critic")
@@ -267,10 +290,10 @@ class Trial:
             shuffle=True, seed=self.cfg.train.seed, drop_last=True,
         )
         sampler.set_epoch(self.epoch)
-        order = torch.tensor(list(sampler))
+        # One host-to-device copy per epoch; the batches are views of it.
+        order = torch.tensor(list(sampler)).to(self.device)
         size = self.cfg.train.batch_size
-        batches = order[: len(order) // size * size].split(size)  # full batches only: batch norm
-        return [batch.to(self.device) for batch in batches]
+        return list(order[: len(order) // size * size].split(size))  # full batches only: batch norm
 
     def augment(self, images: Tensor) -> Tensor:
         """Each training image under a random symmetry of the square (`data.augment`), no host sync."""
@@ -359,14 +382,14 @@ class Trial:
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
-        if self.generator_average:
+        if self.generator_average is not None:
             self.generator_average.update(_unwrap(self.generator))
         return logs
 
     def train_epoch(self) -> tuple[dict[str, float], str | None]:
         """One epoch; returns mean phase logs and the phase that diverged, if any."""
         self.generator.train()
-        if self.critic:
+        if self.critic is not None:
             self.critic.train()
         self.sample_rng.manual_seed(self.cfg.train.seed * 1_000_003 + self.runtime.rank * 10_007 + self.epoch)
         adversarial = self.critic is not None and self.epoch >= self.cfg.train.pretrain_epochs
@@ -379,7 +402,10 @@ class Trial:
         if self.cfg.train.steps_per_epoch:
             # A step is one cycle: critic_steps critic batches, then generator_steps generator batches.
             batches = batches[: self.cfg.train.steps_per_epoch * len(cycle)]
+        graphed = self.cfg.train.compile and COMPILE_MODE[self.device.type] == "reduce-overhead"
         for index, batch in enumerate(batches):
+            if graphed:
+                torch.compiler.cudagraph_mark_step_begin()  # no output of the last step is reused
             images = to_float_images(self.train_images[batch])
             if self.cfg.train.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
@@ -387,11 +413,12 @@ class Trial:
             phase = cycle[index % len(cycle)]
             logs = self.critic_phase(images, tokens) if phase == "critic" else self.generator_phase(images, tokens, adversarial)
             self.step += 1
+            watch.advance()
             for key, value in logs.items():
                 sums[key] = sums[key] + value if key in sums else value
                 counts[key] = counts.get(key, 0) + 1
                 if key.endswith("/loss") or key == "critic_gp/penalty":
-                    watch.record(key.split("/")[0], value, self.step)
+                    watch.record(key.split("/")[0], value)
             if (index + 1) % DIVERGENCE_CHECK_EVERY == 0 and watch.diverged_phase():
                 break
         phase = watch.diverged_phase() or self._non_finite_weights()
@@ -400,7 +427,7 @@ class Trial:
         means["train/images_per_s"] = len(batches) * self.cfg.train.batch_size * self.runtime.world_size / max(elapsed, 1e-9)
         means["train/epoch_s"] = elapsed
         means["train/generator_lr"] = self.opt_g.param_groups[0]["lr"]
-        if self.opt_d:
+        if self.opt_d is not None:
             means["train/critic_lr"] = self.opt_d.param_groups[0]["lr"]
         return means, phase
 
@@ -411,15 +438,18 @@ class Trial:
         return ["critic"] * self.cfg.train.critic_steps + ["generator"] * self.cfg.train.generator_steps
 
     def _non_finite_weights(self) -> str | None:
-        for name, module in (("generator", self.generator), ("critic", self.critic)):
-            if module is not None and not all(torch.isfinite(p).all() for p in module.parameters()):
-                return name
-        return None
+        """The first network holding a NaN or inf weight, or None: one fused check, one synchronisation."""
+        modules = [(name, list(module.parameters())) for name, module in
+                   (("generator", self.generator), ("critic", self.critic)) if module is not None]
+        # The max-abs norm is NaN or inf exactly when the tensor holds one, and cannot overflow.
+        norms = [torch.stack(torch._foreach_norm(params, math.inf)) for _, params in modules]
+        finite = [bool(ok) for ok in torch.stack([n.isfinite().all() for n in norms]).tolist()]
+        return next((name for (name, _), ok in zip(modules, finite) if not ok), None)
 
     def end_epoch(self) -> None:
         self.epoch += 1
         self.sched_g.step()
-        if self.sched_d:
+        if self.sched_d is not None:
             self.sched_d.step()
 
     # ------------------------------------------------------------ validation
@@ -431,7 +461,7 @@ class Trial:
         With `train.ema_decay` the weight average generates them, not the trained weights.
         """
         self.generator.eval()
-        generator = self.generator_average.network if self.generator_average else self.generator
+        generator = self.generator_average.network if self.generator_average is not None else self.generator
         centers = []
         size = self.cfg.train.batch_size
         for start in range(0, len(self.val_images), size):

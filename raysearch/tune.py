@@ -108,10 +108,50 @@ def make_scheduler(space: SearchSpace, settings: TuneSettings):
                          reduction_factor=settings.reduction_factor)
 
 
+# Trials packed onto one GPU when the space leaves `tune.resources.gpu_fraction`
+# unset. Measured (issue 9, one H100, wgan with n_critic 5 at batch 64, whole
+# trial loops as separate processes): aggregate 7,936 images/s for 1 trial,
+# 18,154 for 4 (2.29x), 19,939 for 8 (2.51x), 20,534 for 16 (2.59x): past 8 a
+# trial adds under 3%. bench/packing.py measures the same through Tune + Train
+# (not yet on a GPU: see the README's Benchmarks).
+PACKED_TRIALS_PER_GPU = 8
+# GPU memory one trial of the shipped spaces is allowed for when packing: the
+# CUDA context (~0.5 GiB), the training set held on the device as uint8 (a
+# 2,000-image synthetic set is 25 MB; COCO's 83k training crops are 1 GiB),
+# networks, Adam state and batch-64 activations (a few hundred MB). An estimate,
+# not a measurement; a space that needs more sets gpu_fraction itself.
+TRIAL_GPU_MEMORY_BYTES = 3 * 2**30
+
+
+def gpu_fraction(settings: TuneSettings) -> float:
+    """The GPU share of one Train worker: the space's `gpu_fraction`, else packed (fewer if memory is short)."""
+    if settings.resources.gpu_fraction is not None:
+        return settings.resources.gpu_fraction
+    per_gpu = PACKED_TRIALS_PER_GPU
+    free = free_gpu_memory()
+    if free is not None:
+        per_gpu = max(1, min(per_gpu, free // TRIAL_GPU_MEMORY_BYTES))
+    return 1.0 / per_gpu
+
+
+def free_gpu_memory() -> int | None:
+    """Free bytes on the smallest GPU this process sees (a local Ray's GPUs), or None where it sees none.
+
+    On a cluster the driver usually has no GPU; then the packing default is not
+    memory-checked here and TRIAL_GPU_MEMORY_BYTES x PACKED_TRIALS_PER_GPU (24 GiB)
+    must fit the workers' GPUs (it does on 40 and 80 GB A100s and H100s).
+    """
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return min(torch.cuda.mem_get_info(device)[0] for device in range(torch.cuda.device_count()))
+
+
 def trial_resources(settings: TuneSettings, use_gpu: bool) -> dict[str, float]:
     per_worker = {"CPU": settings.resources.cpus}
     if use_gpu:
-        per_worker["GPU"] = settings.resources.gpu_fraction
+        per_worker["GPU"] = gpu_fraction(settings)
     return per_worker
 
 
@@ -124,7 +164,8 @@ def concurrency(settings: TuneSettings, use_gpu: bool) -> int:
     total = ray.cluster_resources()
     workers = settings.resources.workers
     by_cpu = total.get("CPU", 1) // (settings.resources.cpus * workers)
-    by_gpu = total.get("GPU", 0) // (settings.resources.gpu_fraction * workers) if use_gpu else math.inf
+    # A small epsilon: 1 // (1/8) must give 8, not 7.99 rounded down.
+    by_gpu = math.floor(total.get("GPU", 0) / (gpu_fraction(settings) * workers) + 1e-9) if use_gpu else math.inf
     return int(max(1, min(by_cpu, by_gpu)))
 
 
