@@ -41,3 +41,21 @@ def test_bad_flags_are_one_clear_error(capsys):
 def test_dry_run_prints_the_resolved_config(capsys):
     assert main(["wgan", "--epochs", "3", "--dry-run"]) == 0
     assert "epochs: 3" in capsys.readouterr().out
+
+
+def test_a_baselines_failure_is_one_line_before_ray(tmp_path, monkeypatch, capsys):
+    from raysearch import ray_adapter
+    from raysearch.data import baselines
+    from raysearch.errors import DataError
+
+    def broken(data, seed):
+        raise DataError("DATA: has no val split to score the classical fills on")
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray started before the classical fills were computed")
+
+    monkeypatch.setattr(baselines, "baselines_for", broken)
+    monkeypatch.setattr(ray_adapter, "start_ray", no_ray)
+    assert main(["l2", "--logdir", str(tmp_path / "run"), "--address", "local"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: DATA: has no val split to score the classical fills on"]
