@@ -420,8 +420,10 @@ def test_file_uri(experiment, tmp_path, capsys):
     assert code == 0, err
     doc = json.loads(out)
     assert doc["trials"] == local["trials"] and doc["importances"] == local["importances"]
+    assert doc["baselines"] == local["baselines"]
     assert doc["grid"]["tensorboard"].startswith("file://")
-    assert Image.open(png).size == (analyze.LABEL_WIDTH + analyze.PADDING + 2 * TILE, analyze.PADDING + 4 * TILE)
+    rows = 4 + len(BASELINE_NAMES)  # context, truth, 2 trials, the classical fills
+    assert Image.open(png).size == (analyze.LABEL_WIDTH + analyze.PADDING + 2 * TILE, analyze.PADDING + rows * TILE)
     after = set((experiment["root"] / "tensorboard" / "analysis").glob("events.out.tfevents.*"))
     assert len(after - before) == 1  # uploaded through pyarrow.fs next to any earlier analysis
 

@@ -102,3 +102,25 @@ def test_train_says_how_far_above_or_below_the_best_fill():
     # A diverged run has no finite PSNR: the best fill is still named, without a gap.
     nan = against_best_fill({"val/psnr": float("nan")}, FIXED)
     assert nan == {"best_fill": "harmonic", "best_fill/val/psnr": 20.0}
+
+
+def test_analyze_ranks_a_gan_experiment_with_the_searchs_floor(fixed_baselines, tmp_path):
+    from raysearch.analyze import experiment_baselines
+    from raysearch.experiment import open_experiment
+    from raysearch.tune import _remember_experiment
+
+    space = load_space("wgan", ["train.seed=5"])
+    _remember_experiment(str(tmp_path / "gan"), space, ["train.seed=5"], space.tune)
+    experiment = open_experiment(str(tmp_path / "gan"))
+    assert experiment_baselines(experiment) == (FIXED, 19.0)
+    assert fixed_baselines == [(space.config.data, 5)]  # the data and seed of the record's base:
+
+    # An experiment whose record has no base: (an older raysearch) is still analysed, without the fills.
+    record = tmp_path / "gan" / "raysearch_experiment.yaml"
+    written = yaml.safe_load(record.read_text())
+    del written["base"]
+    record.write_text(yaml.safe_dump(written))
+    notes = []
+    assert experiment_baselines(open_experiment(str(tmp_path / "gan")), notes.append) == (None, None)
+    assert notes == [f"note: no classical fills: {tmp_path / 'gan'}/raysearch_experiment.yaml: has no base: config "
+                     "(an experiment from an older raysearch)"]
