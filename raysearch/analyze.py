@@ -15,10 +15,13 @@ storage URI, finished or still running; Ray is never started.
   them, so those worst values are not outliers that swamp the rest (as they
   would in fANOVA's variance decomposition); it handles the conditional
   (`when:`) parameters, and it needs no scikit-learn (fANOVA does).
+- The classical fills (raysearch.data.baselines) of the experiment's data, from
+  its record's `base:`: rows below the table's trials (and in --json/--csv);
+  GAN spaces are ranked with the search's PSNR floor.
 - `--grid FILE.png`: context, ground truth, then the generated centers of the
   top K trials (ranked as in the table; diverged and failed trials left out)
   on the first N images of the validation subset, each from the kept
-  checkpoint with the best metric. The same grid goes to TensorBoard under
+  checkpoint with the best metric, then the classical fills of those images. The same grid goes to TensorBoard under
   `<experiment>/tensorboard/analysis/`.
 """
 

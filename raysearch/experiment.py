@@ -10,6 +10,7 @@ on a local disk or at a storage URI (`file://`, `s3://`, ... anything
                                     error.txt when the trial failed
     train_<trial id>/epoch_NNNN/    Ray Train's kept full-state checkpoints (state.pt)
     tensorboard/<trial name>/       the trials' event files
+    tensorboard/baseline_<fill>/    the classical fills as flat reference lines (summaries.write_baseline_runs)
 
 Tune's trial list and statuses are read with Ray's public `ray.tune.ExperimentAnalysis`
 (no `ray.init` needed); the trials' results are read from their result.json

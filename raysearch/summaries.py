@@ -1,4 +1,5 @@
-"""TensorBoard output of one trial: scalars, the preview grid, hparams.
+"""TensorBoard output of one trial: scalars, the preview grid, hparams; and the classical fills'
+reference runs (`write_baseline_runs`), written once beside the trials.
 
 Written with tensorboardX from rank 0 straight to the trial's directory. Images
 never travel through Ray's metric dict (in Ray 2.60 a numpy array in a report
