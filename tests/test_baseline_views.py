@@ -124,3 +124,10 @@ def test_analyze_ranks_a_gan_experiment_with_the_searchs_floor(fixed_baselines, 
     assert experiment_baselines(open_experiment(str(tmp_path / "gan")), notes.append) == (None, None)
     assert notes == [f"note: no classical fills: {tmp_path / 'gan'}/raysearch_experiment.yaml: has no base: config "
                      "(an experiment from an older raysearch)"]
+
+
+def test_reference_runs_reach_a_storage_uri(tmp_path):
+    write_baseline_runs(f"file://{tmp_path}/tensorboard", {"harmonic": FIXED["harmonic"]}, epochs=2)
+    events = EventAccumulator(str(tmp_path / "tensorboard" / f"{BASELINE_RUN_PREFIX}harmonic"))
+    events.Reload()
+    assert [s.value for s in events.Scalars("score/val/swd")] == [120.0, 120.0]
