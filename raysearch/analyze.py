@@ -15,10 +15,13 @@ storage URI, finished or still running; Ray is never started.
   them, so those worst values are not outliers that swamp the rest (as they
   would in fANOVA's variance decomposition); it handles the conditional
   (`when:`) parameters, and it needs no scikit-learn (fANOVA does).
+- The classical fills (raysearch.data.baselines) of the experiment's data, from
+  its record's `base:`: rows below the table's trials (and in --json/--csv);
+  GAN spaces are ranked with the search's PSNR floor.
 - `--grid FILE.png`: context, ground truth, then the generated centers of the
   top K trials (ranked as in the table; diverged and failed trials left out)
   on the first N images of the validation subset, each from the kept
-  checkpoint with the best metric. The same grid goes to TensorBoard under
+  checkpoint with the best metric, then the classical fills of those images. The same grid goes to TensorBoard under
   `<experiment>/tensorboard/analysis/`.
 """
 
@@ -41,7 +44,7 @@ from typing import Any
 from raysearch import cli
 from raysearch.errors import RaysearchError
 from raysearch.experiment import CHECKPOINT_FILE, Experiment, ExperimentError, TrialRecord, open_experiment
-from raysearch.report import TrialRow, format_table
+from raysearch.report import FIDELITY_METRIC, TrialRow, baseline_rows, fidelity_floor, format_table
 
 ANALYSIS_RUN = "tensorboard/analysis"  # a TensorBoard run of its own: never shares a directory with a trial's writer
 GRID_TAG = "analysis/top_trials"
@@ -232,8 +235,30 @@ def validation_trial(state: dict[str, Any], where: str = "checkpoint"):
     return trial
 
 
-def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int, log=print):
-    """The grid as a PIL image, which checkpoint each trial row shows, and how many images it has."""
+def fill_rows(experiment: Experiment, images, baselines: dict[str, dict[str, float]] | None, log=print):
+    """[(label, second line, images)] of the classical fills of the same validation images as the trials' rows."""
+    import torch
+
+    from raysearch.data.baselines import filled_images, validation_subset
+    from raysearch.data.dataset import to_float_images
+
+    if not baselines:
+        return []
+    subset = validation_subset(experiment.config().data)[: len(images)]
+    if not torch.equal(to_float_images(torch.from_numpy(subset)).to(images.dtype), images):
+        log("note: grid: the classical fills are left out (the experiment's data gives other validation images "
+            "than the trials')")
+        return []
+    metric = experiment.metric.split("/")[-1]
+    return [(f"classical: {name}", f"{metric} {figures[experiment.metric]:.4g}" if experiment.metric in figures else "",
+             filled_images(subset, name).to(images.dtype)) for name, figures in baselines.items()]
+
+
+def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int, log=print,
+              baselines: dict[str, dict[str, float]] | None = None):
+    """The grid as a PIL image, which checkpoint each trial row shows, and how many images it has.
+
+    Below the trials, one row per classical fill (`baselines`) of the same images."""
     import torch
 
     from models.geometry import mask_context, paste_center
@@ -274,12 +299,13 @@ def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int
     if len(images) < count:
         log(f"note: grid: the validation subset has only {len(images)} images")
     context = mask_context(images)
-    grid = image_grid([context, images] + [paste_center(context, center.to(images.dtype)) for _, center in chosen],
-                      padding=PADDING)
+    fills = fill_rows(experiment, images, baselines, log)
+    grid = image_grid([context, images] + [paste_center(context, center.to(images.dtype)) for _, center in chosen]
+                      + [filled for _, _, filled in fills], padding=PADDING)
     metric = experiment.metric.split("/")[-1]
     labels = [("context", ""), ("ground truth", "")] + [
         (f"#{g.rank} {g.trial}", f"epoch {g.epoch}" + (f"  {metric} {g.value:.4g}" if g.value is not None else ""))
-        for g, _ in chosen]
+        for g, _ in chosen] + [(first, second) for first, second, _ in fills]
     return _labelled(grid, labels), [g for g, _ in chosen], len(images)
 
 
@@ -329,6 +355,21 @@ def log_grid_to_tensorboard(experiment: Experiment, image, step: int) -> str:
 # ---------------------------------------------------------------- outputs
 
 
+def experiment_baselines(experiment: Experiment, log=print) -> tuple[dict[str, dict[str, float]] | None, float | None]:
+    """(the classical fills' figures, the search's PSNR floor) of an experiment; (None, None) with a note when
+    its data cannot be read here (e.g. analysed on another machine)."""
+    from raysearch.data.baselines import best_baseline
+
+    try:
+        baselines = experiment.baselines()
+        adversarial = experiment.config().objective.adversarial
+    except RaysearchError as err:
+        log(f"note: no classical fills: {err}")
+        return None, None
+    floor = fidelity_floor(best_baseline(baselines, FIDELITY_METRIC, "max")[1]) if adversarial else None
+    return baselines, floor
+
+
 def rows_json(experiment: Experiment, rows: list[TrialRow]) -> list[dict[str, Any]]:
     out = []
     for rank, row in enumerate(rows, 1):
@@ -341,7 +382,8 @@ def rows_json(experiment: Experiment, rows: list[TrialRow]) -> list[dict[str, An
     return out
 
 
-def write_csv(path: Path, experiment: Experiment, rows: list[TrialRow]) -> None:
+def write_csv(path: Path, experiment: Experiment, rows: list[TrialRow], fills: list[TrialRow] = ()) -> None:
+    """The ranked trials, then the classical fills (rank empty, status `baseline`)."""
     keys = sorted({k for row in rows for k in row.params})
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -350,6 +392,8 @@ def write_csv(path: Path, experiment: Experiment, rows: list[TrialRow]) -> None:
         for rank, row in enumerate(rows, 1):
             writer.writerow([rank, row.trial, row.status, row.epochs, _cell(row.final), _cell(row.best),
                              *(_cell(row.params.get(k)) for k in keys)])
+        for row in fills:
+            writer.writerow(["", row.trial, row.status, "", _cell(row.final), "", *("" for _ in keys)])
 
 
 def _cell(value: Any) -> Any:
@@ -408,21 +452,24 @@ def main(argv: list[str] | None = None) -> int:
     document: dict[str, Any] = {}
     try:
         experiment = open_experiment(args.experiment)
-        rows = experiment.rows()
+        baselines, floor = experiment_baselines(experiment, note)
+        rows = experiment.rows(floor)
         if not rows:
             raise ExperimentError(f"{experiment.location}: the experiment has no trials yet")
+        fills = baseline_rows(baselines, experiment.metric) if baselines else []
         document = {"experiment": experiment.location, "space": experiment.record["space"], "metric": experiment.metric,
                     "mode": experiment.mode, "max_epochs": experiment.settings.max_epochs,
-                    "trials": rows_json(experiment, rows), "importances": None, "grid": None}
-        print(f"Trials of {experiment.location}, ranked by {experiment.metric} ({experiment.mode}): {_counts(rows)}",
-              file=text)
-        print(format_table(rows, experiment.metric), file=text)
+                    "trials": rows_json(experiment, rows), "baselines": baselines, "psnr_floor": floor,
+                    "importances": None, "grid": None}
+        print(f"Trials of {experiment.location}, ranked by {experiment.metric} ({experiment.mode}): {_counts(rows)}"
+              + ("; below the rule, the classical fills of the same validation images" if fills else ""), file=text)
+        print(format_table(rows, experiment.metric, fills), file=text)
         skipped = sum(t.skipped_lines for t in experiment.trials)
         if skipped:
             note(f"note: skipped {skipped} unreadable result.json line(s) (a running trial's last line is written as we read)")
         if args.csv:
             Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
-            write_csv(Path(args.csv), experiment, rows)
+            write_csv(Path(args.csv), experiment, rows, fills)
             print(f"\nTable written to {args.csv}", file=text)
         if not experiment.finished():
             errors = [r.trial for r in rows if r.status == "error"]
@@ -432,7 +479,8 @@ def main(argv: list[str] | None = None) -> int:
         document["importances"] = found.to_json()
         print(f"\n{format_importances(found, experiment)}", file=text)
         if args.grid:
-            image, shown, count = draw_grid(experiment, rows, args.top, args.images, log=note)
+            image, shown, count = draw_grid(experiment, rows, args.top, args.images, log=note,
+                                              baselines=baselines)
             Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
             image.save(args.grid)
             step = max((t.last.get("epoch", 0) or 0 for t in experiment.trials), default=0)

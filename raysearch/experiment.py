@@ -10,6 +10,7 @@ on a local disk or at a storage URI (`file://`, `s3://`, ... anything
                                     error.txt when the trial failed
     train_<trial id>/epoch_NNNN/    Ray Train's kept full-state checkpoints (state.pt)
     tensorboard/<trial name>/       the trials' event files
+    tensorboard/baseline_<fill>/    the classical fills as flat reference lines (summaries.write_baseline_runs)
 
 Tune's trial list and statuses are read with Ray's public `ray.tune.ExperimentAnalysis`
 (no `ray.init` needed); the trials' results are read from their result.json
@@ -96,11 +97,29 @@ class Experiment:
     def mode(self) -> str:
         return self.record["mode"]
 
-    def rows(self) -> list[TrialRow]:
-        """The ranked table rows (report.py's), best first."""
+    def rows(self, psnr_floor: float | None = None) -> list[TrialRow]:
+        """The ranked table rows (report.py's), best first; `psnr_floor` as the search's (report.search_psnr_floor)."""
         rows = [make_row(t.name, t.params, t.last, [r.get(self.metric) for r in t.history], self.metric, self.mode,
                          t.status) for t in self.trials]
-        return rank_rows(rows, self.mode)
+        return rank_rows(rows, self.mode, psnr_floor)
+
+    def config(self):
+        """The search's base config (the record's `base:`): its data and metric seed are the trials'."""
+        from raysearch.config import build_config
+
+        where = f"{self.location}/{EXPERIMENT_FILE}"
+        if not isinstance(self.record.get("base"), dict):
+            raise ExperimentError(f"{where}: has no base: config (an experiment from an older raysearch)")
+        try:
+            return build_config(self.record["base"], source=f"{where}: base")
+        except RaysearchError as err:
+            raise ExperimentError(str(err)) from None
+
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """The classical fills of the experiment's validation images, as the search itself computed them."""
+        from raysearch.data.baselines import baselines_of
+
+        return baselines_of(self.config())
 
     def trial(self, name: str) -> TrialRecord:
         return next(t for t in self.trials if t.name == name)

@@ -39,6 +39,7 @@ class TrialRow:
 # finished: trained every epoch · stopped: by the scheduler (ASHA) · interrupted: the search ended (Ctrl-C)
 # before the trial did · diverged · error · running / pending: the search is still going (analyze).
 STATUSES = ("finished", "stopped", "interrupted", "running", "pending", "diverged", "error")
+BASELINE_STATUS = "baseline"  # a classical fill's row (raysearch.data.baselines): a reference, not a trial
 
 
 def trial_rows(results, space: SearchSpace, settings: TuneSettings, psnr_floor: float | None = None) -> list[TrialRow]:
@@ -134,17 +135,31 @@ def fidelity_floor(best_classical_psnr: float | None) -> float | None:
 
 
 def search_psnr_floor(space: SearchSpace) -> float | None:
-    """The PSNR floor of a search's ranking: GAN spaces only; None = no constraint.
+    """The PSNR floor of a search's ranking: GAN spaces only (realism subject to fidelity); None = no constraint."""
+    if not space.config.objective.adversarial:
+        return None
+    from raysearch.data.baselines import baselines_of, best_baseline
 
-    ### BASELINES CALL SITE (the lead wires raysearch.data.baselines here, the only place) ###
-    from raysearch.data.baselines import baselines_for, best_baseline
-    _, best = best_baseline(baselines_for(space.config.data, space.config.train.seed), FIDELITY_METRIC, "max")
-    return fidelity_floor(best) if space.config.objective.adversarial else None
-    """
-    return None
+    _, best = best_baseline(baselines_of(space.config), FIDELITY_METRIC, "max")
+    return fidelity_floor(best)
 
 
-def format_table(rows: list[TrialRow], metric: str) -> str:
+def search_baseline_rows(space: SearchSpace) -> list[TrialRow]:
+    """The classical fills of a search's data as table rows."""
+    from raysearch.data.baselines import baselines_of
+
+    return baseline_rows(baselines_of(space.config), space.metric)
+
+
+def baseline_rows(baselines: dict[str, dict[str, float]], metric: str) -> list[TrialRow]:
+    """The classical fills as table rows (status `baseline`): shown beside the trials, never ranked or chosen."""
+    return [TrialRow(trial=f"classical:{name}", params={}, score=_number(row.get(metric)), final=_number(row.get(metric)),
+                     best=None, psnr=_number(row.get(FIDELITY_METRIC)), epochs=0, status=BASELINE_STATUS)
+            for name, row in baselines.items()]
+
+
+def format_table(rows: list[TrialRow], metric: str, baselines: list[TrialRow] = ()) -> str:
+    """The ranked trials, then (below a rule, without ranks) the classical fills they must beat."""
     keys = sorted({k for row in rows for k in row.params})
     header = ["rank", "trial", *keys, f"{metric} score", "final", "best", "psnr score", "epochs", "status"]
     lines = [header]
@@ -153,8 +168,14 @@ def format_table(rows: list[TrialRow], metric: str) -> str:
             str(rank), row.trial, *(_short(row.params.get(k, "-")) for k in keys),
             _short(row.score), _short(row.final), _short(row.best), _short(row.psnr), str(row.epochs), row.status,
         ])
+    for row in baselines:
+        lines.append(["-", row.trial, *("-" for _ in keys), _short(row.score), _short(row.final), "-",
+                      _short(row.psnr), "-", row.status])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)
+    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
+    if baselines:
+        text.insert(1 + len(rows), "-" * max(len(line) for line in text))
+    return "\n".join(text)
 
 
 def _short(value: Any) -> str:
@@ -219,9 +240,11 @@ def resume_command(space: SearchSpace, experiment_path: str) -> str:
 def write_report(results, space: SearchSpace, settings: TuneSettings, experiment_path: str, out=sys.stdout) -> list[TrialRow]:
     record = yaml.safe_load(storage.Storage(experiment_path).read_text(EXPERIMENT_FILE) or "{}") or {}
     rows = trial_rows(results, space, settings, search_psnr_floor(space))
+    baselines = search_baseline_rows(space)
     print(f"\nTrials of {experiment_path}, ranked by {space.metric} ({space.mode}; score = mean of the last "
-          f"{SCORE_WINDOW} epochs; finished trials before those that ended early):", file=out)
-    print(format_table(rows, space.metric), file=out)
+          f"{SCORE_WINDOW} epochs; finished trials before those that ended early; below the rule, the classical "
+          "fills of the same validation images):", file=out)
+    print(format_table(rows, space.metric, baselines), file=out)
     best = write_best_config(rows, space, experiment_path, list(record.get("overrides", [])))
     if best:
         print(f"\nBest config: {best}\n  run it:  python -m raysearch.train --config {best}", file=out)

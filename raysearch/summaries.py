@@ -1,4 +1,5 @@
-"""TensorBoard output of one trial: scalars, the preview grid, hparams.
+"""TensorBoard output of one trial: scalars, the preview grid, hparams; and the classical fills'
+reference runs (`write_baseline_runs`), written once beside the trials.
 
 Written with tensorboardX from rank 0 straight to the trial's directory. Images
 never travel through Ray's metric dict (in Ray 2.60 a numpy array in a report
@@ -30,7 +31,10 @@ from tensorboardX.proto.summary_pb2 import Summary
 
 from models.geometry import mask_context, paste_center
 from raysearch.config import flatten
-from raysearch.storage import Storage, is_uri
+from raysearch.constants import score_key
+from raysearch.storage import Storage, is_uri, join
+
+BASELINE_RUN_PREFIX = "baseline_"  # <tensorboard root>/baseline_<fill>: a classical fill as a reference run
 
 
 class TrialSummary:
@@ -152,6 +156,22 @@ def write_experiment_hparams(tensorboard_root: str, columns: list[HParamColumn],
         writer.close()
         (event,) = Path(tmp).glob("events.out.tfevents.*")
         return Storage(tensorboard_root).upload(event, event.name)
+
+
+def write_baseline_runs(root: str, baselines: dict[str, dict[str, float]], epochs: int) -> list[str]:
+    """One TensorBoard run per classical fill under `root` (a path or URI): each `val/<metric>` and its
+    `score/val/<metric>` as a flat line at steps 1..epochs, so every scalar chart of the trials shows what
+    a non-learned fill scores there. Returns the runs' locations."""
+    runs = []
+    for name, figures in baselines.items():
+        run = join(str(root), f"{BASELINE_RUN_PREFIX}{name}")
+        summary = TrialSummary(run)
+        scalars = {**figures, **{score_key(metric): value for metric, value in figures.items()}}
+        for epoch in range(1, max(1, epochs) + 1):
+            summary.scalars(scalars, epoch)
+        summary.close()
+        runs.append(run)
+    return runs
 
 
 def _hparams_summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summary:

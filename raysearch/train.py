@@ -611,6 +611,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def against_best_fill(final: dict[str, Any], baselines: dict[str, dict[str, float]],
+                      metric: str = "val/psnr") -> dict[str, Any]:
+    """The JSON keys that place a result against the best classical fill on `metric` (higher is better):
+    {"best_fill", "best_fill/<metric>", "<metric>_over_best_fill"}; the last only when the result has `metric`."""
+    from raysearch.data.baselines import best_baseline
+
+    name, value = best_baseline(baselines, metric, "max")
+    keys: dict[str, Any] = {"best_fill": name, f"best_fill/{metric}": value}
+    result = final.get(metric)
+    if isinstance(result, (int, float)) and not isinstance(result, bool) and math.isfinite(result):
+        keys[f"{metric}_over_best_fill"] = result - value
+    return keys
+
+
+def describe_against_best_fill(final: dict[str, Any], metric: str = "val/psnr") -> str:
+    """e.g. `val/psnr 17.62 dB: +0.48 dB above the best classical fill (harmonic 17.14 dB)`."""
+    gap, name, value = final[f"{metric}_over_best_fill"], final["best_fill"], final[f"best_fill/{metric}"]
+    side = "above" if gap >= 0 else "below"
+    return (f"{metric} {final[metric]:.2f} dB: {gap:+.2f} dB {side} the best classical fill "
+            f"({name} {value:.2f} dB)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     overrides = list(args.overrides)
@@ -630,12 +652,18 @@ def main(argv: list[str] | None = None) -> int:
 
             open_root(str(logdir), "--logdir")
             cli.check_gpu_before_ray(cfg.train.device, args.address)
+            from raysearch.data.baselines import baselines_of
+
+            baselines = baselines_of(cfg)  # before Ray: a data problem here is one line too
     except RaysearchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.dry_run:
         print(yaml.safe_dump({"base": config_to_dict(cfg)}, sort_keys=False), end="")
         return 0
+    from raysearch.summaries import write_baseline_runs
+
+    write_baseline_runs(str(logdir), baselines, cfg.train.epochs)  # reference runs beside the trial's own
 
     from raysearch import ray_adapter  # Ray only for the command, never for the loop
 
@@ -651,6 +679,9 @@ def main(argv: list[str] | None = None) -> int:
     result = trainer.fit()
     print(f"TensorBoard: tensorboard --logdir {logdir}", file=sys.stderr)
     final = {k: v for k, v in (result.metrics or {}).items() if k.startswith("val/") or k in ("epoch", "diverged", "diverged_phase", "diverged_epoch")}
+    final.update(against_best_fill(final, baselines))
+    if "val/psnr_over_best_fill" in final:
+        print(describe_against_best_fill(final), file=sys.stderr)
     print(json.dumps(final, sort_keys=True))
     return 0
 

@@ -340,9 +340,12 @@ def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str],
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from ray import tune
 
+    from raysearch.data.baselines import baselines_of
     from raysearch.progress import SearchProgress, quiet_ray_logs
     from raysearch.ray_adapter import start_ray, wants_gpu
+    from raysearch.summaries import write_baseline_runs
 
+    baselines = None if resume else baselines_of(space.config)  # computed once per dataset, then a cache hit
     if not verbose:
         quiet_ray_logs()
     # The workers' own lines (Train's per-epoch "Reporting training result" and "Checkpoint successfully
@@ -357,6 +360,8 @@ def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str],
         tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=True)
     else:
         _remember_experiment(experiment_path, space, overrides, settings)
+        # The classical fills as reference runs beside the trials: every scalar chart shows what they score.
+        write_baseline_runs(storage_io.join(experiment_path, "tensorboard"), baselines, settings.max_epochs)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from raysearch import analyze
 from raysearch.checkpoint import load_checkpoint, save_checkpoint
+from raysearch.data.baselines import BASELINE_NAMES, baselines_for, filled_images, validation_subset
 from raysearch.experiment import TrialRecord, open_experiment
 from raysearch.spaces import load_space
 from raysearch.train import DIVERGED_METRICS, run_trial
@@ -153,7 +155,7 @@ def table_rows(out):
     start = next(i for i, line in enumerate(lines) if line.startswith("rank"))
     rows = []
     for line in lines[start + 1:]:
-        if not line.strip():
+        if not line.strip() or line.startswith("---"):  # the rule above the classical fills' rows
             break
         cells = line.split()
         rows.append({"rank": int(cells[0]), "trial": cells[1], "status": cells[-1], "epochs": int(cells[-2])})
@@ -233,6 +235,10 @@ def test_json_document(experiment, capsys):
     assert set(doc["importances"]) == {"method", "trials", "values", "constant", "note"}
     assert doc["importances"]["trials"] == 3  # finished, stopped and diverged
     assert doc["grid"] is None
+    # The classical fills of the experiment's own data (its record's base:), as the search computed them.
+    base = load_space(SPACE, OVERRIDES).config
+    assert doc["baselines"] == baselines_for(base.data, base.train.seed)
+    assert doc["psnr_floor"] is None  # l2 is no GAN space: no fidelity floor
 
 
 def test_csv_export(experiment, capsys, tmp_path):
@@ -241,7 +247,9 @@ def test_csv_export(experiment, capsys, tmp_path):
     assert code == 0, err
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [row["trial"] for row in rows] == [row["trial"] for row in table_rows(out)]
+    trials = [row for row in rows if row["status"] != "baseline"]
+    assert [row["trial"] for row in trials] == [row["trial"] for row in table_rows(out)]
+    assert [row["trial"] for row in rows[len(trials):]] == [f"classical:{name}" for name in BASELINE_NAMES]
     by_trial = {row["trial"]: row for row in rows}
     assert by_trial["l2_cccc0003"]["status"] == "diverged"
     assert float(by_trial["l2_aaaa0001"]["val/psnr final"]) == pytest.approx(experiment["reports"]["aaaa0001"][-1]["val/psnr"])
@@ -329,10 +337,10 @@ def test_grid_png_and_tensorboard(experiment, tmp_path, capsys):
     code, out, err = run([experiment["root"], "--grid", png, "--images", 4, "--top", 3], capsys)
     assert code == 0, err
     # Top 3 by rank: the two trained ones; the running trial (no checkpoint yet) between them is left out,
-    # the diverged trial is never drawn. Rows: context, ground truth, 2 trials; 4 images.
+    # the diverged trial is never drawn. Rows: context, ground truth, 2 trials, the 4 classical fills; 4 images.
     assert "#2 l2_dddd0004 left out (no checkpoint yet)" in err
     image = Image.open(png)
-    rows, cols = 4, 4
+    rows, cols = 4 + len(BASELINE_NAMES), 4
     assert image.size == (analyze.LABEL_WIDTH + analyze.PADDING + cols * TILE, analyze.PADDING + rows * TILE)
     pixels = np.asarray(image.convert("RGB")).astype(int)
     grid = pixels[:, analyze.LABEL_WIDTH:]
@@ -342,6 +350,14 @@ def test_grid_png_and_tensorboard(experiment, tmp_path, capsys):
     assert np.all(np.abs(tile(0, 0)[16:48, 16:48] - 127) <= 1)
     assert np.array_equal(tile(2, 0)[:16], tile(1, 0)[:16])
     assert not np.all(np.abs(tile(2, 0)[16:48, 16:48] - 127) <= 1)
+    # Below the trials, the classical fills of the same images, in BASELINE_NAMES order.
+    base = load_space(SPACE, OVERRIDES).config
+    subset = validation_subset(base.data)[:cols]
+    for index, name in enumerate(BASELINE_NAMES):
+        filled = ((filled_images(subset, name).clamp(-1, 1) + 1) / 2 * 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        for c in range(cols):
+            assert np.abs(tile(4 + index, c) - filled[c].astype(int)).max() <= 1, (name, c)
+    assert "classical" not in out[out.index("Grid of the top"):]  # the fills are rows, not ranked trials
     # The labels are drawn: the label column is not blank.
     assert (pixels[:, : analyze.LABEL_WIDTH] < 128).any()
 
@@ -404,8 +420,10 @@ def test_file_uri(experiment, tmp_path, capsys):
     assert code == 0, err
     doc = json.loads(out)
     assert doc["trials"] == local["trials"] and doc["importances"] == local["importances"]
+    assert doc["baselines"] == local["baselines"]
     assert doc["grid"]["tensorboard"].startswith("file://")
-    assert Image.open(png).size == (analyze.LABEL_WIDTH + analyze.PADDING + 2 * TILE, analyze.PADDING + 4 * TILE)
+    rows = 4 + len(BASELINE_NAMES)  # context, truth, 2 trials, the classical fills
+    assert Image.open(png).size == (analyze.LABEL_WIDTH + analyze.PADDING + 2 * TILE, analyze.PADDING + rows * TILE)
     after = set((experiment["root"] / "tensorboard" / "analysis").glob("events.out.tfevents.*"))
     assert len(after - before) == 1  # uploaded through pyarrow.fs next to any earlier analysis
 

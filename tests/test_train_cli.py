@@ -25,6 +25,20 @@ def test_one_trial_with_two_ddp_workers_prints_json_and_writes_tensorboard(tmp_p
     final = json.loads(done.stdout.strip().splitlines()[-1])
     assert final["epoch"] == 2 and final["diverged"] == 0
     assert set(final) >= {"val/mse", "val/psnr", "val/ssim", "val/seam", "val/swd"}
+    # How far the result is from the best classical fill of the same validation images.
+    from raysearch.config import load_config
+    from raysearch.data.baselines import BASELINE_NAMES, baselines_for, best_baseline
+
+    cfg = load_config("wgan", SMALL_DATA)
+    fill, psnr = best_baseline(baselines_for(cfg.data, cfg.train.seed), "val/psnr", "max")
+    assert final["best_fill"] == fill and final["best_fill/val/psnr"] == pytest.approx(psnr)
+    assert final["val/psnr_over_best_fill"] == pytest.approx(final["val/psnr"] - psnr)
+    side = "above" if final["val/psnr"] >= psnr else "below"
+    assert f"dB {side} the best classical fill ({fill} {psnr:.2f} dB)" in done.stderr
+    for name in BASELINE_NAMES:  # reference runs beside the run's own events
+        reference = EventAccumulator(str(tmp_path / "run" / f"baseline_{name}"))
+        reference.Reload()
+        assert [s.step for s in reference.Scalars("val/psnr")] == [1, 2], name
     assert "world_rank=1" in done.stderr, "two Ray Train workers"
     assert sorted(p.name for p in (tmp_path / "run" / "train").glob("epoch_*")) == ["epoch_0001", "epoch_0002"]
     events = EventAccumulator(str(tmp_path / "run"))
@@ -41,3 +55,21 @@ def test_bad_flags_are_one_clear_error(capsys):
 def test_dry_run_prints_the_resolved_config(capsys):
     assert main(["wgan", "--epochs", "3", "--dry-run"]) == 0
     assert "epochs: 3" in capsys.readouterr().out
+
+
+def test_a_baselines_failure_is_one_line_before_ray(tmp_path, monkeypatch, capsys):
+    from raysearch import ray_adapter
+    from raysearch.data import baselines
+    from raysearch.errors import DataError
+
+    def broken(data, seed):
+        raise DataError("DATA: has no val split to score the classical fills on")
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray started before the classical fills were computed")
+
+    monkeypatch.setattr(baselines, "baselines_for", broken)
+    monkeypatch.setattr(ray_adapter, "start_ray", no_ray)
+    assert main(["l2", "--logdir", str(tmp_path / "run"), "--address", "local"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: DATA: has no val split to score the classical fills on"]

@@ -16,6 +16,7 @@ from raysearch.checkpoint import load_checkpoint
 from raysearch.config import list_spaces, load_config
 from raysearch.errors import ConfigError
 from raysearch.spaces import load_space
+from raysearch.summaries import BASELINE_RUN_PREFIX
 from raysearch.tune import main, make_searcher
 
 REPO = Path(__file__).resolve().parent.parent
@@ -211,8 +212,16 @@ def test_two_trial_search_on_local_ray(tmp_path):
     board.Reload()
     runs = board.Runs()
     hparams = board.PluginRunToTagToContent("hparams")
-    trial_runs = [run for run in runs if run != "."]
+    trial_runs = [run for run in runs if run != "." and not run.startswith(BASELINE_RUN_PREFIX)]
     assert len(trial_runs) == 2
+    # Beside them, the classical fills as reference runs: flat lines over the search's epochs.
+    from raysearch.data.baselines import BASELINE_NAMES
+
+    assert sorted(run for run in runs if run.startswith(BASELINE_RUN_PREFIX)) == sorted(
+        f"{BASELINE_RUN_PREFIX}{name}" for name in BASELINE_NAMES)
+    flat = board.Scalars(f"{BASELINE_RUN_PREFIX}harmonic", "score/val/psnr")
+    assert [s.step for s in flat] == [1, 2] and len({s.value for s in flat}) == 1
+    assert "classical:harmonic" in out and "baseline" in out  # and as rows of the final table
     for run in trial_runs:
         assert "val/psnr" in runs[run]["scalars"] and "score/val/psnr" in runs[run]["scalars"], run
         assert runs[run]["images"], run

@@ -212,3 +212,21 @@ def print_baselines(source: str, *, val_images: int | None = None, seed: int | N
     print(f"classical fills on {source}: {count} val images, metric seed {seed}")
     print(format_table(figures))
     print(json.dumps(figures, sort_keys=True))
+
+
+def baselines_of(cfg) -> dict[str, dict[str, float]]:
+    """The classical fills of a full config's data, scored with its metric seed: the one call every view makes
+    (the search's ranking floor and table, analyze, TensorBoard's reference runs, `raysearch.train`)."""
+    return baselines_for(cfg.data, cfg.train.seed)
+
+
+def validation_subset(data: DataConfig) -> np.ndarray:
+    """uint8 [N, 64, 64, 3]: the validation images a trial measures and the fills are scored on."""
+    dataset = PreparedDataset(resolve_dataset(
+        data.path, synthetic_train=data.synthetic_train, synthetic_val=data.synthetic_val,
+        synthetic_seed=data.synthetic_seed,
+    ))
+    if "val" not in dataset.splits:
+        raise DataError(f"{dataset.path}: has no val split to score the classical fills on")
+    images = dataset.images("val")
+    return np.array(images if data.val_images == 0 else images[: data.val_images])  # a writable copy, for torch
