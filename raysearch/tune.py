@@ -32,6 +32,7 @@ import yaml
 from raysearch.config import config_to_dict, list_spaces
 from raysearch import cli
 from raysearch import storage as storage_io
+from raysearch.data.baselines import baselines_of
 from raysearch.data.check import captions_possible, check_source
 from raysearch.constants import DRIVER_RESOURCE, DRIVER_SLOTS, EXPERIMENT_FILE, SMOKE_OVERRIDES, score_key
 from raysearch.errors import ConfigError, RaysearchError
@@ -283,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.dry_run:
             cli.check_gpu_before_ray(space.config.train.device, args.address)
         check_source(space.config.data.path, captions=captions_possible(space.config, space.params))
+        # The classical fills of a new experiment (once per dataset, then cached beside it), before Ray starts.
+        baselines = None if args.dry_run or args.resume else baselines_of(space.config)
     except RaysearchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -299,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     except RaysearchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    results = run_search(space, settings, overrides, storage, name, args.address, args.resume, args.verbose)
+    results = run_search(space, settings, overrides, storage, name, args.address, args.resume, args.verbose,
+                         baselines)
     write_report(results, space, settings, f"{storage}/{name}")
     return 0
 
@@ -334,18 +338,21 @@ def recorded_experiment(experiment_path: str) -> tuple[SearchSpace, list[str], T
 
 
 def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str], storage: str, name: str,
-               address: str | None, resume: bool, verbose: bool = False):
-    """Run (or resume) the experiment `storage/name`; return Tune's ResultGrid."""
+               address: str | None, resume: bool, verbose: bool = False,
+               baselines: dict[str, dict[str, float]] | None = None):
+    """Run (or resume) the experiment `storage/name`; return Tune's ResultGrid.
+
+    `baselines` (the classical fills, raysearch.data.baselines; computed here when not given) become TensorBoard
+    reference runs of a new experiment.
+    """
     # Tune's classic table, which takes a progress reporter (its newer output ignores one).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from ray import tune
 
-    from raysearch.data.baselines import baselines_of
     from raysearch.progress import SearchProgress, quiet_ray_logs
     from raysearch.ray_adapter import start_ray, wants_gpu
     from raysearch.summaries import write_baseline_runs
 
-    baselines = None if resume else baselines_of(space.config)  # computed once per dataset, then a cache hit
     if not verbose:
         quiet_ray_logs()
     # The workers' own lines (Train's per-epoch "Reporting training result" and "Checkpoint successfully
@@ -361,7 +368,8 @@ def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str],
     else:
         _remember_experiment(experiment_path, space, overrides, settings)
         # The classical fills as reference runs beside the trials: every scalar chart shows what they score.
-        write_baseline_runs(storage_io.join(experiment_path, "tensorboard"), baselines, settings.max_epochs)
+        fills = baselines if baselines is not None else baselines_of(space.config)
+        write_baseline_runs(storage_io.join(experiment_path, "tensorboard"), fills, settings.max_epochs)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
