@@ -445,3 +445,18 @@ def test_the_trials_are_checked_again_with_the_command_lines_budget(monkeypatch,
     assert call(tune.main, ["l2", "--dry-run"]) == 0
     capsys.readouterr()
     assert_one_line(capsys, call(tune.main, ["l2", "--max-epochs", "1", "--dry-run"]), "l2.yaml", "train.epochs=1")
+
+
+def test_tune_a_baselines_failure_is_one_line_before_ray(tmp_path, monkeypatch, capsys):
+    from raysearch.errors import DataError
+
+    def broken(cfg):
+        raise DataError("data.path (--data) /x: the val split is unreadable")
+
+    monkeypatch.setattr(tune, "baselines_of", broken)
+    code = call(tune.main, ["l2", "--storage", tmp_path / "runs", *SMALL_DATA_FLAGS])
+    assert_one_line(capsys, code, "val split is unreadable")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+SMALL_DATA_FLAGS = [flag for item in SMALL_DATA for flag in ("--set", item)]
