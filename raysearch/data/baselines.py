@@ -150,17 +150,10 @@ def baselines_for(data: DataConfig, seed: int) -> dict[str, dict[str, float]]:
     The dataset is resolved as the trial resolves it (the synthetic default, a
     directory, a URI fetched once per node); the figures are cached beside it.
     """
-    dataset = PreparedDataset(resolve_dataset(
-        data.path, synthetic_train=data.synthetic_train, synthetic_val=data.synthetic_val,
-        synthetic_seed=data.synthetic_seed,
-    ))
-    if "val" not in dataset.splits:
-        raise DataError(f"{dataset.path}: has no val split to score the classical fills on")
-    images = dataset.images("val")
-    subset = images if data.val_images == 0 else images[: data.val_images]
+    location, subset = _validation_view(data)
     key = _cache_key(subset, data.val_images, seed)
     digest = _digest(key)
-    path = _cache_path(dataset.path)
+    path = _cache_path(location)
     cached = _cached_figures(_read_cache(path), digest)
     if cached is not None:
         return cached
@@ -222,6 +215,12 @@ def baselines_of(cfg) -> dict[str, dict[str, float]]:
 
 def validation_subset(data: DataConfig) -> np.ndarray:
     """uint8 [N, 64, 64, 3]: the validation images a trial measures and the fills are scored on."""
+    return np.array(_validation_view(data)[1])  # a writable copy, for torch
+
+
+def _validation_view(data: DataConfig) -> tuple[Path, np.ndarray]:
+    """The resolved dataset's directory and its validation subset (memory-mapped), as a trial resolves them
+    (the synthetic default, a directory, a URI fetched once per node)."""
     dataset = PreparedDataset(resolve_dataset(
         data.path, synthetic_train=data.synthetic_train, synthetic_val=data.synthetic_val,
         synthetic_seed=data.synthetic_seed,
@@ -229,4 +228,4 @@ def validation_subset(data: DataConfig) -> np.ndarray:
     if "val" not in dataset.splits:
         raise DataError(f"{dataset.path}: has no val split to score the classical fills on")
     images = dataset.images("val")
-    return np.array(images if data.val_images == 0 else images[: data.val_images])  # a writable copy, for torch
+    return dataset.path, images if data.val_images == 0 else images[: data.val_images]
