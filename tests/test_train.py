@@ -151,9 +151,15 @@ def test_caption_conditioning_beats_no_captions_on_synthetic_data(tmp_path):
     assert with_captions["val/mse"] < without["val/mse"] * 0.9
 
 
-def test_config_validation_happens_before_training():
-    with pytest.raises(Exception, match="critic.norm=batch"):
-        build_config({"objective": {"name": "wgan-gp", "adv_weight": 1.0}})
+def test_config_validation_happens_before_training(monkeypatch, capsys):
+    # An invalid combination is refused by the command before Ray starts or any epoch trains.
+    from raysearch import ray_adapter, train
+
+    monkeypatch.setattr(ray_adapter, "start_ray", lambda *a, **k: pytest.fail("Ray started before the config check"))
+    monkeypatch.setattr(train.Trial, "train_epoch", lambda self: pytest.fail("an epoch trained before the config check"))
+    assert train.main(["wgan_gp", "--set", "critic.norm=batch", *[f for o in SMALL_DATA for f in ("--set", o)]]) == 2
+    err = capsys.readouterr().err
+    assert "critic.norm=batch" in err and len(err.strip().splitlines()) == 1
 
 
 def test_tensorboard_at_a_storage_uri(tmp_path):
