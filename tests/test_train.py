@@ -8,7 +8,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from raysearch.checkpoint import load_checkpoint, save_checkpoint
-from raysearch.config import build_config, load_config
+from raysearch.config import load_config
 from raysearch.errors import CheckpointError
 from models.geometry import crop_center, mask_context
 from raysearch import losses
