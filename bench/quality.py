@@ -73,10 +73,11 @@ def train_space(space: str, overrides: list[str], keep: Path) -> tuple[dict[str,
     return last, kept
 
 
-def rank_rho(checkpoints: list[Path], metric: str) -> tuple[float, int]:
-    """Spearman's rho of `metric` between the two validation halves over `checkpoints`, and the count."""
+def rank_rhos(checkpoints: list[Path], metrics: tuple[str, ...]) -> dict[str, float]:
+    """Spearman's rho of each metric between the two validation halves, over `checkpoints` (each scored once)."""
     halves = [half_scores(load_checkpoint(path)) for path in checkpoints]
-    return spearman([h.first[metric] for h in halves], [h.second[metric] for h in halves]), len(halves)
+    return {metric: spearman([h.first[metric] for h in halves], [h.second[metric] for h in halves])
+            for metric in metrics}
 
 
 def measure(data_name: str, data_path: str | None, args: argparse.Namespace, figures: dict[str, float]) -> None:
@@ -97,10 +98,9 @@ def measure(data_name: str, data_path: str | None, args: argparse.Namespace, fig
             }
             rows[space]["train_s"] = time.perf_counter() - started
             print(f"{data_name}: {space} trained in {rows[space]['train_s']:.0f} s", file=sys.stderr)
-        for metric in ("val/swd", "val/psnr"):
-            rho, count = rank_rho(checkpoints, metric)
+        for metric, rho in rank_rhos(checkpoints, ("val/swd", "val/psnr")).items():
             figures[f"{data_name}/rank_rho_{metric.split('/')[1]}"] = round(rho, 3)
-        figures[f"{data_name}/rank_generators"] = count
+        figures[f"{data_name}/rank_generators"] = len(checkpoints)
     print(f"\n{data_name} ({args.epochs} epochs, device {args.device}):")
     print(f"{'':<20}" + "".join(f"{c:>12}" for c in COLUMNS) + f"{'score/psnr':>12}{'score/swd':>12}")
     for name, row in rows.items():
