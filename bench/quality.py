@@ -80,6 +80,37 @@ def rank_rhos(checkpoints: list[Path], metrics: tuple[str, ...]) -> dict[str, fl
             for metric in metrics}
 
 
+def draw_grid(path: Path, rows: dict[str, dict[str, float]], finals: dict[str, Path], count: int = 8) -> None:
+    """Context, truth, each classical fill and each space's final generator on the same validation images."""
+    from models.geometry import crop_center, mask_context, paste_center
+    from raysearch.analyze import _labelled, validation_trial
+    from raysearch.data.baselines import filled_images
+    from raysearch.summaries import image_grid
+
+    tiles, labels = [], []
+    for space, checkpoint in finals.items():
+        trial = validation_trial(load_checkpoint(checkpoint))
+        _, centers = trial.validate()
+        images = trial.val_images[:count]
+        if not tiles:
+            context = mask_context(images)
+            uint8 = ((images.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+            tiles += [context, images]
+            labels += [("context", ""), ("ground truth", "")]
+            for fill in BASELINE_NAMES:
+                tiles.append(paste_center(context, crop_center(filled_images(uint8, fill), 0)))
+                labels.append((f"fill: {fill}", _figures(rows[fill])))
+        tiles.append(paste_center(mask_context(images), centers[:count].to(images.dtype)))
+        labels.append((space, _figures(rows[space])))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _labelled(image_grid(tiles, padding=2), labels).save(path)
+    print(f"grid: {path}", file=sys.stderr)
+
+
+def _figures(row: dict[str, float]) -> str:
+    return f"{row['val/psnr']:.2f} dB  swd {row['val/swd']:.0f}"
+
+
 def measure(data_name: str, data_path: str | None, args: argparse.Namespace, figures: dict[str, float]) -> None:
     common = [f"train.epochs={args.epochs}", f"train.device={args.device}", f"data.val_images={args.val_images}",
               f"data.train_images={args.train_images}", "train.preview_images=0", "train.checkpoint_every=1"]
@@ -89,10 +120,12 @@ def measure(data_name: str, data_path: str | None, args: argparse.Namespace, fig
     rows: dict[str, dict[str, float]] = dict(baselines_for(base.data, base.train.seed))
     with tempfile.TemporaryDirectory(prefix="raysearch-quality-") as tmp:
         checkpoints: list[Path] = []
+        finals: dict[str, Path] = {}
         for space in args.spaces:
             started = time.perf_counter()
             last, kept = train_space(space, common, Path(tmp))
             checkpoints += kept
+            finals[space] = kept[-1]
             rows[space] = {key: last[key] for key in COLUMNS} | {
                 f"score/{key}": last[score_key(key)] for key in COLUMNS if score_key(key) in last
             }
@@ -101,6 +134,8 @@ def measure(data_name: str, data_path: str | None, args: argparse.Namespace, fig
         for metric, rho in rank_rhos(checkpoints, ("val/swd", "val/psnr")).items():
             figures[f"{data_name}/rank_rho_{metric.split('/')[1]}"] = round(rho, 3)
         figures[f"{data_name}/rank_generators"] = len(checkpoints)
+        if args.grid and data_name == "real":
+            draw_grid(args.grid, rows, finals)
     print(f"\n{data_name} ({args.epochs} epochs, device {args.device}):")
     print(f"{'':<20}" + "".join(f"{c:>12}" for c in COLUMNS) + f"{'score/psnr':>12}{'score/swd':>12}")
     for name, row in rows.items():
@@ -122,6 +157,7 @@ def main() -> int:
     parser.add_argument("--photos", type=Path, default=PHOTOS, help="a folder of photos with train/ and val/")
     parser.add_argument("--real", help="an already prepared real-photo dataset (instead of --photos)")
     parser.add_argument("--only", choices=("synthetic", "real"), help="measure one dataset only")
+    parser.add_argument("--grid", type=Path, help="write a PNG: fills and each space's final generator, real photos")
     args = parser.parse_args()
     args.spaces = [s for s in args.spaces.split(",") if s]
     if args.device == "cpu":
