@@ -76,24 +76,40 @@ def actor_lifetimes(class_name: str) -> list[tuple[float, float]]:
 
 
 def search_phases(search_start: float, session_dir: Path) -> list[dict[str, float]]:
-    """Seconds per phase of every trial, in the order the trials ran (one at a time)."""
+    """Seconds per phase of every trial, in the order the trials ran (one at a time).
+
+    Tune reuses a trial driver (an ImplicitFunc actor) for the next trial, so a
+    driver start is counted only for the trials that started one.
+    """
     drivers = actor_lifetimes("ImplicitFunc")  # Tune's function trainable: the trial driver
     controllers = actor_lifetimes("TrainController")
     runs = sorted(train_log_events(session_dir).values(), key=lambda marks: marks.get("group_requested", 0))
     phases, previous_end = [], search_start
-    for (driver_alive, driver_dead), (controller_alive, _), marks in zip(drivers, controllers, runs):
+    for (controller_alive, controller_dead), marks in zip(controllers, runs):
         if not {"group_requested", "group_started", "loop_launched", "last_checkpoint"} <= marks.keys():
             continue  # a trial that did not finish (interrupted)
+        started = [alive for alive, _ in drivers if previous_end <= alive <= controller_alive]
+        driver_alive = started[0] if started else previous_end
         phases.append({
             "tune_schedules_and_starts_driver": driver_alive - previous_end,
             "driver_builds_trainer_and_controller_starts": controller_alive - driver_alive,
             "train_controller_setup": marks["group_requested"] - controller_alive,
             "worker_start": marks["group_started"] - marks["group_requested"],
             "loop_in_worker": marks["last_checkpoint"] - marks["loop_launched"],
-            "teardown": driver_dead - marks["last_checkpoint"],
+            "teardown": controller_dead - marks["last_checkpoint"],
         })
-        previous_end = driver_dead
+        previous_end = controller_dead
     return phases
+
+
+def actors_started() -> dict[str, int]:
+    """How many actors (each a Python process) of every class the search started."""
+    import ray
+
+    counts: dict[str, int] = {}
+    for actor in ray._private.state.actors().values():
+        counts[actor["ActorClassName"]] = counts.get(actor["ActorClassName"], 0) + 1
+    return counts
 
 
 def direct_run(cfg) -> dict[str, float]:
@@ -152,6 +168,7 @@ def main() -> None:
         results = run_search(space, settings, SMALL, storage, "overhead", "local", resume=False)
         searched = (time.perf_counter() - start) / args.trials
         phases = search_phases(search_start, session_dir)
+        actors = actors_started()
     errors = [r.error for r in results if r.error]
     ray.shutdown()
     assert not errors, errors
@@ -172,10 +189,13 @@ def main() -> None:
     print("where a trial's time goes through Tune + Train (median over trials, s):")
     for key, value in median.items():
         print(f"  {key:<46}{value:7.2f}")
+    print("actors (Python processes) started by the search: "
+          + ", ".join(f"{name} {count}" for name, count in sorted(actors.items())))
     summary = {"overhead_per_trial_s": round(searched - direct, 2), "tune_train_per_trial_s": round(searched, 2),
                "direct_per_trial_s": round(direct, 3), "ray_startup_s": round(startup, 2),
                "ray_defaults": args.ray_defaults, "trials": args.trials, "epochs": args.epochs,
-               **{f"phase_{key}_s": round(value, 2) for key, value in median.items()}}
+               **{f"phase_{key}_s": round(value, 2) for key, value in median.items()},
+               "processes_per_trial": round(sum(actors.values()) / args.trials, 2)}
     print(json.dumps(summary))
 
 
