@@ -407,6 +407,17 @@ def _counts(rows: list[TrialRow]) -> str:
     return ", ".join(f"{n} {status}" for status, n in counts.items())
 
 
+def print_rank_stability(experiment: Experiment, text) -> dict[str, Any]:
+    """Spearman's rho of the experiment's metric (and PSNR) between two halves of the validation subset."""
+    from raysearch.stability import experiment_rank_stability
+
+    found = experiment_rank_stability(experiment.location, experiment.metric, also=(FIDELITY_METRIC,))
+    figures = ", ".join(f"{name} rho {rho:.3f}" for name, rho in found["rhos"].items())
+    print(f"\nRank stability over {len(found['trials'])} trials (their last kept checkpoints), two halves of "
+          f"{found['images_per_half']} validation images each: {figures}", file=text)
+    return {"images_per_half": found["images_per_half"], "trials": len(found["trials"]), "rho": found["rhos"]}
+
+
 # ---------------------------------------------------------------- command line
 
 
@@ -423,6 +434,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(and into TensorBoard, run tensorboard/analysis of the experiment)")
     parser.add_argument("--top", type=int, default=3, metavar="K", help="trials in the grid (default 3)")
     parser.add_argument("--images", type=int, default=8, metavar="N", help="validation images in the grid (default 8)")
+    parser.add_argument("--rank-stability", action="store_true",
+                        help="score every trial's last checkpoint on two disjoint halves of the validation subset and "
+                        "print Spearman's rho between the two rankings (near 1: the metric ranks generators, not noise)")
     args = parser.parse_args(argv)
     if args.top < 1:
         parser.error(f"--top must be >= 1, got {args.top}")
@@ -478,6 +492,8 @@ def main(argv: list[str] | None = None) -> int:
         found = importances(experiment)
         document["importances"] = found.to_json()
         print(f"\n{format_importances(found, experiment)}", file=text)
+        if args.rank_stability:
+            document["rank_stability"] = print_rank_stability(experiment, text)
         if args.grid:
             image, shown, count = draw_grid(experiment, rows, args.top, args.images, log=note,
                                               baselines=baselines)

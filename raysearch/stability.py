@@ -74,27 +74,32 @@ def _ranks(values: list[float]) -> torch.Tensor:
     return ranks
 
 
-def experiment_rank_stability(location: str, metric: str | None = None) -> dict[str, Any]:
-    """Half scores of every trained, non-diverged trial of an experiment, and Spearman's rho of `metric`.
+def experiment_rank_stability(location: str, metric: str | None = None,
+                               also: tuple[str, ...] = ("val/psnr",)) -> dict[str, Any]:
+    """Half scores of every trained, non-diverged trial of an experiment, and Spearman's rho per metric.
 
-    `metric` defaults to the experiment's own. The latest kept checkpoint of
+    `metric` defaults to the experiment's own; `also` names more metrics to
+    rank by (each generator is run once for all). The latest kept checkpoint of
     each trial stands for it (what the trial ended with). Returns
-    {"metric", "trials": {name: {"first", "second", "epoch"}}, "images_per_half", "rho"}.
+    {"metric", "trials": {name: {"first", "second", "epoch"}}, "images_per_half",
+    "rho" (of `metric`), "rhos": {metric: rho for `metric` and `also`}}.
     """
     from raysearch.checkpoint import load_checkpoint
     from raysearch.experiment import open_experiment
 
     experiment = open_experiment(location)
     metric = metric or experiment.metric
-    trials: dict[str, dict[str, Any]] = {}
-    images = 0
+    ranked_by = list(dict.fromkeys((metric, *also)))
+    halves: dict[str, tuple[HalfScores, int]] = {}
     for trial in experiment.trials:
         if trial.status == "diverged" or not trial.checkpoints:
             continue
         epoch = trial.checkpoints[-1]
         with experiment.storage.local_dir(trial.checkpoint_dir(epoch)) as local:
-            scores = half_scores(load_checkpoint(local))
-        images = scores.images
-        trials[trial.name] = {"first": scores.first[metric], "second": scores.second[metric], "epoch": epoch}
-    rho = spearman([t["first"] for t in trials.values()], [t["second"] for t in trials.values()])
-    return {"metric": metric, "trials": trials, "images_per_half": images, "rho": rho}
+            halves[trial.name] = (half_scores(load_checkpoint(local)), epoch)
+    rhos = {name: spearman([h.first[name] for h, _ in halves.values()], [h.second[name] for h, _ in halves.values()])
+            for name in ranked_by}
+    trials = {name: {"first": h.first[metric], "second": h.second[metric], "epoch": epoch}
+              for name, (h, epoch) in halves.items()}
+    images = next(iter(halves.values()))[0].images if halves else 0
+    return {"metric": metric, "trials": trials, "images_per_half": images, "rho": rhos[metric], "rhos": rhos}

@@ -511,3 +511,22 @@ def test_half_scores_are_the_loops_metrics_on_each_half(experiment):
     assert found["metric"] == "val/psnr" and set(found["trials"]) == {"l2_aaaa0001", "l2_bbbb0002"}
     assert found["trials"]["l2_aaaa0001"]["first"] == pytest.approx(scores.first["val/psnr"])
     assert found["rho"] in (pytest.approx(1.0), pytest.approx(-1.0))
+    assert found["rhos"]["val/psnr"] == found["rho"] and set(found["rhos"]) == {"val/psnr"}
+    by_swd = experiment_rank_stability(str(experiment["root"]), "val/swd")
+    assert set(by_swd["rhos"]) == {"val/swd", "val/psnr"} and by_swd["rho"] == by_swd["rhos"]["val/swd"]
+    assert by_swd["trials"]["l2_aaaa0001"]["first"] == pytest.approx(scores.first["val/swd"])
+
+
+def test_rank_stability_flag_prints_rho_per_metric(experiment, capsys):
+    from raysearch.stability import experiment_rank_stability
+
+    expected = experiment_rank_stability(str(experiment["root"]))
+    code, out, err = run([experiment["root"], "--rank-stability"], capsys)
+    assert code == 0, err
+    (line,) = [line for line in out.splitlines() if line.startswith("Rank stability over")]
+    assert "over 2 trials" in line and "16 validation images each" in line
+    assert f"val/psnr rho {expected['rho']:.3f}" in line
+    code, out, err = run([experiment["root"], "--json", "--rank-stability"], capsys)
+    assert code == 0, err
+    found = json.loads(out)["rank_stability"]
+    assert found == {"images_per_half": 16, "trials": 2, "rho": {"val/psnr": pytest.approx(expected["rho"])}}
