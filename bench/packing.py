@@ -21,13 +21,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-from bench.overhead import train_log_events
+# Run as `python bench/packing.py`: the repository root, not bench/, must be importable.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.overhead import train_log_events  # noqa: E402
 
 SMALL_NETS = ["generator.base_width=16", "generator.max_width=64", "critic.base_width=16", "critic.max_width=64"]
 

@@ -1,6 +1,10 @@
 """The fast step (issue 9): compiled training for every objective, fused divergence checks, honest counting."""
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -169,3 +173,14 @@ def test_a_local_ray_starts_with_the_overhead_settings(monkeypatch):
     ray_adapter.start_ray("local")
     assert started == ["local"]
     assert seen == {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (Path(__file__).resolve().parent.parent / "bench").glob("*.py")
+                                          if p.name != "__init__.py"))
+def test_every_bench_runs_as_the_readme_writes_it(script):
+    # `python bench/NAME.py` puts bench/, not the repository root, on sys.path: imports must still resolve.
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, f"bench/{script}", "--help"], cwd=root, capture_output=True, text=True,
+                          timeout=120, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage:" in done.stdout
