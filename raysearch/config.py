@@ -370,10 +370,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. objective.l2_weight=1e-5")
-    try:
-        parsed = yaml.load(value, Loader=_UniqueKeyLoader) if value.strip() else None  # noqa: S506 - safe
-    except yaml.YAMLError as err:
-        raise ConfigError(f"--set {text!r}: value is not valid YAML ({err.problem})") from None
+    parsed = parse_yaml(value, f"--set {text!r}: value") if value.strip() else None
     return key.strip(), parsed
 
 
@@ -453,7 +450,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def parse_yaml(text: str, where: str) -> Any:
     """Safe-load YAML `text` (no tags, no duplicate keys), or ConfigError naming `where`, the line and the problem."""
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        # The one YAML reader: _UniqueKeyLoader is a SafeLoader (no tags, no objects), stricter on duplicate keys.
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
