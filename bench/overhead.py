@@ -22,6 +22,7 @@ The last line is one JSON object.
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
 import os
@@ -78,8 +79,9 @@ def actor_lifetimes(class_name: str) -> list[tuple[float, float]]:
 def search_phases(search_start: float, session_dir: Path) -> list[dict[str, float]]:
     """Seconds per phase of every trial, in the order the trials ran (one at a time).
 
-    Tune reuses a trial driver (an ImplicitFunc actor) for the next trial, so a
-    driver start is counted only for the trials that started one.
+    A driver start (an ImplicitFunc actor) is counted only for the trials that
+    started one: with `TuneConfig(reuse_actors=True)` Tune runs the next trial in
+    the previous trial's driver.
     """
     drivers = actor_lifetimes("ImplicitFunc")  # Tune's function trainable: the trial driver
     controllers = actor_lifetimes("TrainController")
@@ -106,10 +108,7 @@ def actors_started() -> dict[str, int]:
     """How many actors (each a Python process) of every class the search started."""
     import ray
 
-    counts: dict[str, int] = {}
-    for actor in ray._private.state.actors().values():
-        counts[actor["ActorClassName"]] = counts.get(actor["ActorClassName"], 0) + 1
-    return counts
+    return dict(collections.Counter(actor["ActorClassName"] for actor in ray._private.state.actors().values()))
 
 
 def direct_run(cfg) -> dict[str, float]:
