@@ -134,21 +134,17 @@ def fidelity_floor(best_classical_psnr: float | None) -> float | None:
     return None if best_classical_psnr is None else best_classical_psnr - FIDELITY_MARGIN_DB
 
 
-def search_psnr_floor(space: SearchSpace) -> float | None:
-    """The PSNR floor of a search's ranking: GAN spaces only (realism subject to fidelity); None = no constraint."""
+def search_psnr_floor(space: SearchSpace, baselines: dict[str, dict[str, float]] | None = None) -> float | None:
+    """The PSNR floor of a search's ranking: GAN spaces only (realism subject to fidelity); None = no constraint.
+
+    `baselines`: the classical fills of the search's data (raysearch.data.baselines), read when not given.
+    """
     if not space.config.objective.adversarial:
         return None
     from raysearch.data.baselines import baselines_of, best_baseline
 
-    _, best = best_baseline(baselines_of(space.config), FIDELITY_METRIC, "max")
+    _, best = best_baseline(baselines if baselines is not None else baselines_of(space.config), FIDELITY_METRIC, "max")
     return fidelity_floor(best)
-
-
-def search_baseline_rows(space: SearchSpace) -> list[TrialRow]:
-    """The classical fills of a search's data as table rows."""
-    from raysearch.data.baselines import baselines_of
-
-    return baseline_rows(baselines_of(space.config), space.metric)
 
 
 def baseline_rows(baselines: dict[str, dict[str, float]], metric: str) -> list[TrialRow]:
@@ -237,10 +233,18 @@ def resume_command(space: SearchSpace, experiment_path: str) -> str:
     return command if storage_root == default.rstrip("/") else f"{command} --storage {storage_root}"
 
 
-def write_report(results, space: SearchSpace, settings: TuneSettings, experiment_path: str, out=sys.stdout) -> list[TrialRow]:
+def write_report(results, space: SearchSpace, settings: TuneSettings, experiment_path: str, out=sys.stdout,
+                 baselines: dict[str, dict[str, float]] | None = None) -> list[TrialRow]:
+    """The ranked table with the classical fills below it, best_config.yaml, and what to run next.
+
+    `baselines`: the fills as the search computed them (read from their cache when not given).
+    """
+    from raysearch.data.baselines import baselines_of
+
     record = yaml.safe_load(storage.Storage(experiment_path).read_text(EXPERIMENT_FILE) or "{}") or {}
-    rows = trial_rows(results, space, settings, search_psnr_floor(space))
-    baselines = search_baseline_rows(space)
+    fills = baselines if baselines is not None else baselines_of(space.config)
+    rows = trial_rows(results, space, settings, search_psnr_floor(space, fills))
+    baselines = baseline_rows(fills, space.metric)
     print(f"\nTrials of {experiment_path}, ranked by {space.metric} ({space.mode}; score = mean of the last "
           f"{SCORE_WINDOW} epochs; finished trials before those that ended early; below the rule, the classical "
           "fills of the same validation images):", file=out)

@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results = run_search(space, settings, overrides, storage, name, args.address, args.resume, args.verbose,
                          baselines)
-    write_report(results, space, settings, f"{storage}/{name}")
+    write_report(results, space, settings, f"{storage}/{name}", baselines=baselines)
     return 0
 
 
