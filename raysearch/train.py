@@ -97,27 +97,37 @@ class ConditionedGenerator(nn.Module):
 class WeightAverage:
     """An exponential moving average of a network's weights (Polyak averaging), for evaluation.
 
-    Parameters are averaged; buffers (batch-norm statistics, themselves running
-    averages) are copied from the trained network. Before `decay` is reached the
-    average runs over the updates seen so far, min(decay, (1 + n) / (10 + n)).
+    Parameters are averaged at every update; buffers (batch-norm statistics,
+    themselves running averages) are copied from the trained network only when
+    the average is used (`synced`, `state_dict`), not at every step. Before
+    `decay` is reached the average runs over the updates seen so far,
+    min(decay, (1 + n) / (10 + n)).
     """
 
     def __init__(self, network: nn.Module, decay: float) -> None:
         self.decay = decay
         self.updates = 0
         self.network = copy.deepcopy(network).eval().requires_grad_(False)
+        self._averaged = list(self.network.parameters())
+        self._trained = network
 
     @torch.no_grad()
     def update(self, network: nn.Module) -> None:
         weight = 1.0 - min(self.decay, (1 + self.updates) / (10 + self.updates))
-        averaged = list(self.network.parameters())
-        torch._foreach_lerp_(averaged, [p.detach() for p in network.parameters()], weight)
-        for mine, theirs in zip(self.network.buffers(), network.buffers()):
-            mine.copy_(theirs)
+        torch._foreach_lerp_(self._averaged, [p.detach() for p in network.parameters()], weight)
+        self._trained = network
         self.updates += 1
 
+    @torch.no_grad()
+    def synced(self) -> nn.Module:
+        """The averaged network, with the trained network's current buffers."""
+        buffers = list(self.network.buffers())
+        if buffers:
+            torch._foreach_copy_(buffers, list(self._trained.buffers()))
+        return self.network
+
     def state_dict(self) -> dict[str, Any]:
-        return {"network": self.network.state_dict(), "updates": self.updates}
+        return {"network": self.synced().state_dict(), "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.network.load_state_dict(state["network"])
@@ -461,7 +471,7 @@ class Trial:
         With `train.ema_decay` the weight average generates them, not the trained weights.
         """
         self.generator.eval()
-        generator = self.generator_average.network if self.generator_average is not None else self.generator
+        generator = self.generator_average.synced() if self.generator_average is not None else self.generator
         centers = []
         size = self.cfg.train.batch_size
         for start in range(0, len(self.val_images), size):
