@@ -411,7 +411,7 @@ def print_rank_stability(experiment: Experiment, text) -> dict[str, Any]:
     """Spearman's rho of the experiment's metric (and PSNR) between two halves of the validation subset."""
     from raysearch.stability import experiment_rank_stability
 
-    found = experiment_rank_stability(experiment.location, experiment.metric, also=(FIDELITY_METRIC,))
+    found = experiment_rank_stability(experiment, experiment.metric, also=(FIDELITY_METRIC,))
     figures = ", ".join(f"{name} rho {rho:.3f}" for name, rho in found["rhos"].items())
     print(f"\nRank stability over {len(found['trials'])} trials (their last kept checkpoints), two halves of "
           f"{found['images_per_half']} validation images each: {figures}", file=text)

@@ -17,12 +17,15 @@ chosen by this measurement (see the README).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from models.geometry import crop_center
 from raysearch import metrics
+
+if TYPE_CHECKING:
+    from raysearch.experiment import Experiment
 
 
 @dataclass(frozen=True)
@@ -74,12 +77,13 @@ def _ranks(values: list[float]) -> torch.Tensor:
     return ranks
 
 
-def experiment_rank_stability(location: str, metric: str | None = None,
+def experiment_rank_stability(location: str | Experiment, metric: str | None = None,
                                also: tuple[str, ...] = ("val/psnr",)) -> dict[str, Any]:
     """Half scores of every trained, non-diverged trial of an experiment, and Spearman's rho per metric.
 
     `metric` defaults to the experiment's own; `also` names more metrics to
-    rank by (each generator is run once for all). The latest kept checkpoint of
+    rank by (each generator is run once for all). `location` is the experiment's
+    directory or URI, or the Experiment already opened. The latest kept checkpoint of
     each trial stands for it (what the trial ended with). Returns
     {"metric", "trials": {name: {"first", "second", "epoch"}}, "images_per_half",
     "rho" (of `metric`), "rhos": {metric: rho for `metric` and `also`}}.
@@ -87,7 +91,7 @@ def experiment_rank_stability(location: str, metric: str | None = None,
     from raysearch.checkpoint import load_checkpoint
     from raysearch.experiment import open_experiment
 
-    experiment = open_experiment(location)
+    experiment = open_experiment(location) if isinstance(location, str) else location
     metric = metric or experiment.metric
     ranked_by = list(dict.fromkeys((metric, *also)))
     halves: dict[str, tuple[HalfScores, int]] = {}
