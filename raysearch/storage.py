@@ -21,7 +21,8 @@ class StorageError(RaysearchError):
     """A storage location cannot be opened."""
 
 
-KNOWN_SCHEMES = ("file://", "s3://", "gs://", "hdfs://", "abfs://")  # what pyarrow.fs.FileSystem.from_uri opens
+# What pyarrow.fs.FileSystem.from_uri opens: storage locations and remote datasets are both read through it.
+PYARROW_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
 
 
 def is_uri(location: str) -> bool:
@@ -48,7 +49,7 @@ class Storage:
                 self.fs, self.root = pafs.LocalFileSystem(), self.location
         except Exception as err:  # pyarrow raises ArrowInvalid, OSError, ... for bad URIs
             first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
-            allowed = (f"; allowed: a local path or a URI pyarrow opens ({', '.join(KNOWN_SCHEMES)})"
+            allowed = (f"; allowed: a local path or a URI pyarrow opens ({', '.join(f'{scheme}://' for scheme in PYARROW_SCHEMES)})"
                        if "Unrecognized filesystem" in first_line else "")
             raise StorageError(f"{location}: cannot open this storage location ({first_line}){allowed}") from None
         self._pafs = pafs

@@ -17,10 +17,8 @@ from raysearch.data import layout
 from raysearch.data.photos import is_photo
 from raysearch.data.prepared import PreparedDataset
 from raysearch.errors import DataError
-from raysearch.storage import is_uri
+from raysearch.storage import PYARROW_SCHEMES, is_uri
 
-# Schemes pyarrow's filesystems open (what storage.py and remote.py read through).
-SUPPORTED_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
 SYNTHETIC_HINT = "omit --data (data.path: null) for the synthetic dataset"
 
 
@@ -72,17 +70,15 @@ def _check_uri(uri: str, captions: bool, label: str) -> None:
     from raysearch.data import remote
 
     scheme = uri.split("://", 1)[0].lower()
-    if scheme not in SUPPORTED_SCHEMES:
-        raise DataError(f"{label} {remote.display_uri(uri)}: unsupported URI scheme {scheme!r}; allowed: {', '.join(SUPPORTED_SCHEMES)}")
+    if scheme not in PYARROW_SCHEMES:
+        raise DataError(f"{label} {remote.display_uri(uri)}: unsupported URI scheme {scheme!r}; allowed: {', '.join(PYARROW_SCHEMES)}")
     try:
         filesystem, base = remote.open_uri(uri)
         meta_bytes = remote.read_remote_meta(filesystem, base, uri)
     except DataError as error:  # it names the URI (credentials hidden); say where the URI came from
         raise DataError(f"{label} {error}") from None
     try:
-        meta = json.loads(meta_bytes.decode("utf-8"))
-        splits = meta["splits"]
-        has_captions = all(info["captions_per_image"] > 0 for info in splits.values())
+        has_captions = layout.has_captions(json.loads(meta_bytes.decode("utf-8")))
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
         raise DataError(f"{label} {remote.display_uri(uri)}: its {layout.META_FILE} is not a prepared "
                         "dataset's; push the dataset again") from None
