@@ -21,3 +21,13 @@ class DataError(RaysearchError):
 
 class CheckpointError(RaysearchError):
     """A checkpoint cannot be read or does not match the config."""
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """The first line of an error's message, or its type's name; cut at `limit` characters.
+
+    Library errors (pyarrow's, a missing libjvm's) can run to pages; a user's one-line error quotes this.
+    """
+    lines = str(error).strip().splitlines()
+    line = lines[0] if lines else type(error).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from raysearch.errors import RaysearchError
+from raysearch.errors import RaysearchError, first_line
 
 
 class StorageError(RaysearchError):
@@ -48,10 +48,10 @@ class Storage:
             else:
                 self.fs, self.root = pafs.LocalFileSystem(), self.location
         except Exception as err:  # pyarrow raises ArrowInvalid, OSError, ... for bad URIs
-            first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+            cause = first_line(err)
             allowed = (f"; allowed: a local path or a URI pyarrow opens ({', '.join(f'{scheme}://' for scheme in PYARROW_SCHEMES)})"
-                       if "Unrecognized filesystem" in first_line else "")
-            raise StorageError(f"{location}: cannot open this storage location ({first_line}){allowed}") from None
+                       if "Unrecognized filesystem" in cause else "")
+            raise StorageError(f"{location}: cannot open this storage location ({cause}){allowed}") from None
         self._pafs = pafs
 
     def _path(self, relative: str) -> str:
@@ -133,8 +133,7 @@ def open_root(location: str, what: str = "--storage") -> Storage:
     try:
         kind = root.kind()
     except OSError as err:  # no credentials, no such bucket, no network: Ray's storage layer would fail alike
-        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise StorageError(f"{what} {location}: cannot be reached ({first_line})") from None
+        raise StorageError(f"{what} {location}: cannot be reached ({first_line(err)})") from None
     if kind == "file":
         raise StorageError(f"{what} {location}: is a file; allowed: a directory (created if missing) or a storage URI")
     return root

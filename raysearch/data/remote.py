@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 from filelock import FileLock
 
 from raysearch.data import layout
-from raysearch.errors import DataError
+from raysearch.errors import DataError, first_line
 
 Log = Callable[[str], None]
 
@@ -67,13 +67,6 @@ def display_uri(uri: str) -> str:
     return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
 
 
-def _cause(error: BaseException) -> str:
-    """The first line of a pyarrow error (some, like a missing libjvm, run to pages)."""
-    text = str(error).strip().splitlines()
-    line = text[0] if text else type(error).__name__
-    return line if len(line) <= 300 else line[:297] + "..."
-
-
 # pyarrow raises OSError for I/O, ArrowInvalid (a ValueError) for bad URIs,
 # ArrowNotImplementedError for filesystems this build lacks.
 _STORAGE_ERRORS = (OSError, ValueError, NotImplementedError)
@@ -86,12 +79,12 @@ def open_uri(uri: str) -> tuple[Any, str]:
     try:
         filesystem, path = fs.FileSystem.from_uri(uri.rstrip("/"))
     except _STORAGE_ERRORS as error:
-        raise DataError(f"{display_uri(uri)}: cannot open this storage URI ({_cause(error)})") from None
+        raise DataError(f"{display_uri(uri)}: cannot open this storage URI ({first_line(error)})") from None
     return filesystem, path.rstrip("/")
 
 
 def _unreachable(uri: str, what: str, error: BaseException) -> DataError:
-    return DataError(f"{display_uri(uri)}: {what} failed ({_cause(error)})")
+    return DataError(f"{display_uri(uri)}: {what} failed ({first_line(error)})")
 
 
 def read_remote_meta(filesystem: Any, base: str, uri: str) -> bytes:
