@@ -27,19 +27,8 @@ def load_square(path: Path, size: int) -> tuple[np.ndarray, str]:
     Pillow raises for a missing, unreadable or truncated file: the caller
     decides what to do with a bad image.
     """
-    with Image.open(path) as image:
-        mode = image.mode
-        # Let the JPEG decoder downscale by 1/2..1/8 while decoding when the
-        # image is much larger than `size` (COCO is ~640x480): several times
-        # faster, and the result is still >= size on both sides.
-        image.draft("RGB", (size, size))
-        image.load()  # decode now, so a truncated file fails here and not later
-        rgb = image if image.mode == "RGB" else image.convert("RGB")
-        square = rgb.crop(center_crop_box(*rgb.size))
-        if square.size != (size, size):
-            # BICUBIC in Pillow widens its support when shrinking: antialiased.
-            square = square.resize((size, size), Image.Resampling.BICUBIC)
-        return np.array(square, dtype=np.uint8), mode
+    squares, mode = load_crops(path, size, lambda width, height: [center_crop_box(width, height)], smallest=1.0)
+    return squares[0], mode
 
 
 def load_crops(path: Path, size: int, boxes_of: Callable[[int, int], list[Box]], smallest: float) -> tuple[np.ndarray, str]:
@@ -50,14 +39,18 @@ def load_crops(path: Path, size: int, boxes_of: Callable[[int, int], list[Box]],
     """
     with Image.open(path) as image:
         mode = image.mode
+        # Let the JPEG decoder downscale by 1/2..1/8 while decoding when the
+        # image is much larger than needed (COCO is ~640x480): several times
+        # faster, and every crop still holds >= size pixels a side.
         need = math.ceil(size / smallest)
         image.draft("RGB", (need, need))
-        image.load()
+        image.load()  # decode now, so a truncated file fails here and not later
         rgb = image if image.mode == "RGB" else image.convert("RGB")
         squares = []
         for box in boxes_of(*rgb.size):
             square = rgb.crop(box)
             if square.size != (size, size):
+                # BICUBIC in Pillow widens its support when shrinking: antialiased.
                 square = square.resize((size, size), Image.Resampling.BICUBIC)
             squares.append(np.array(square, dtype=np.uint8))
         return np.stack(squares), mode
