@@ -46,7 +46,7 @@ from raysearch.constants import SCORE_WINDOW, score_key
 from raysearch.config import DataConfig, ExperimentConfig, config_to_dict, list_spaces, load_config
 from raysearch.data import InpaintingDataset, PreparedDataset, Vocabulary, resolve_dataset, to_float_images
 from raysearch.data.check import check_source
-from raysearch.errors import CheckpointError, RaysearchError
+from raysearch.errors import CheckpointError, ConfigError, RaysearchError
 from raysearch.summaries import TrialSummary
 
 Report = Callable[[dict[str, Any], Path | None], None]
@@ -79,6 +79,17 @@ class Runtime:
     prepare_model: Callable[[nn.Module], nn.Module] = lambda module: module
 
 
+def local_runtime(cfg: ExperimentConfig) -> Runtime:
+    """One process, no Ray: the device `train.device` names (`auto`: the GPU when torch sees one)."""
+    wanted = cfg.train.device
+    if wanted == "auto":
+        wanted = "cuda" if torch.cuda.is_available() else "cpu"
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device=cuda: torch sees no GPU here (torch.cuda.is_available() is False); "
+                          "allowed: train.device=auto or cpu")
+    return Runtime(device=torch.device(wanted))
+
+
 class ConditionedGenerator(nn.Module):
     """The generator with its caption encoder, so one module holds everything the generator step trains."""
 
@@ -108,14 +119,16 @@ class WeightAverage:
         self.decay = decay
         self.updates = 0
         self.network = copy.deepcopy(network).eval().requires_grad_(False)
+        # Both parameter lists are taken once: an update is one fused lerp, no per-parameter Python.
         self._averaged = list(self.network.parameters())
         self._trained = network
+        self._trained_parameters = list(network.parameters())
 
     @torch.no_grad()
-    def update(self, network: nn.Module) -> None:
+    def update(self) -> None:
+        """Move the average toward the trained network's current weights."""
         weight = 1.0 - min(self.decay, (1 + self.updates) / (10 + self.updates))
-        torch._foreach_lerp_(self._averaged, [p.detach() for p in network.parameters()], weight)
-        self._trained = network
+        torch._foreach_lerp_(self._averaged, self._trained_parameters, weight)
         self.updates += 1
 
     @torch.no_grad()
@@ -134,40 +147,56 @@ class WeightAverage:
         self.updates = state["updates"]
 
 
-class DivergenceWatch:
-    """Remembers, on the device and without synchronising, the first step each phase's loss was non-finite.
+class EpochLog:
+    """One epoch's per-batch logs, kept on the device as they come: no device op and no sync per batch.
 
-    Per phase it keeps one device tensor, `inf` until a bad step is seen; each
-    record is a couple of fused device ops on that tensor and the loss (no
-    Python scalar is copied to the device per step: the step number comes from
-    an on-device counter advanced with the loop).
+    Every phase log (a detached 0-dim tensor) is appended to its key's list;
+    the epoch means are one stack per key at the end. The losses (`*/loss` and
+    the gradient penalty) are also the divergence watch: `diverged_phase` looks
+    at the entries added since its last call (one stack and one sync per call)
+    and names the phase whose loss went non-finite at the earliest batch.
     """
 
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.first_bad: dict[str, Tensor] = {}
-        self._step = torch.zeros((), device=device)  # advanced by `advance`, never copied from the host
+    def __init__(self) -> None:
+        self.values: dict[str, list[Tensor]] = {}
+        self.batches: dict[str, list[int]] = {}  # per watched key: the batch index of each entry
+        self._checked: dict[str, int] = {}  # per watched key: entries already seen finite
+        self.first_bad: dict[str, int] = {}  # phase -> the earliest batch with a non-finite loss
 
-    def advance(self) -> None:
-        """One more batch seen (call once per batch, before recording its losses)."""
-        self._step.add_(1)
-
-    def record(self, phase: str, loss: Tensor) -> None:
-        first = self.first_bad.get(phase)
-        if first is None:
-            first = self.first_bad[phase] = torch.full((), math.inf, device=self.device)
-        bad = ~torch.isfinite(loss.detach())
-        # Keep the earliest bad step: min(first, step if bad else inf).
-        first.copy_(torch.minimum(first, torch.where(bad, self._step, first)))
+    def add(self, batch: int, logs: dict[str, Tensor]) -> None:
+        for key, value in logs.items():
+            self.values.setdefault(key, []).append(value)
+            if _watched(key):
+                self.batches.setdefault(key, []).append(batch)
 
     def diverged_phase(self) -> str | None:
-        """The phase whose loss went non-finite first (synchronises once), or None."""
-        if not self.first_bad:
-            return None
-        phases = list(self.first_bad)
-        steps = torch.stack([self.first_bad[phase] for phase in phases]).tolist()
-        bad = {phase: step for phase, step in zip(phases, steps) if math.isfinite(step)}
-        return min(bad, key=bad.get) if bad else None
+        """The phase whose loss went non-finite first (one sync over the entries not yet checked), or None."""
+        fresh = {key: self.values[key][self._checked.get(key, 0):] for key in self.batches}
+        fresh = {key: values for key, values in fresh.items() if values}
+        if fresh:
+            finite = torch.isfinite(torch.stack([v for values in fresh.values() for v in values])).tolist()
+            for key, values in fresh.items():
+                start = self._checked.get(key, 0)
+                flags, finite = finite[: len(values)], finite[len(values):]
+                bad = [self.batches[key][start + i] for i, ok in enumerate(flags) if not ok]
+                phase = key.split("/")[0]
+                if bad:
+                    self.first_bad[phase] = min(self.first_bad.get(phase, bad[0]), bad[0])
+                self._checked[key] = start + len(values)
+        return min(self.first_bad, key=self.first_bad.get) if self.first_bad else None
+
+    def means(self) -> dict[str, float]:
+        """Each key's mean over the epoch (one sync for all of them)."""
+        keys = list(self.values)
+        if not keys:
+            return {}
+        means = torch.stack([torch.stack(self.values[key]).float().mean() for key in keys]).tolist()
+        return dict(zip(keys, means))
+
+
+def _watched(key: str) -> bool:
+    """The logs whose non-finite value means a phase diverged: its loss, and the gradient penalty."""
+    return key.endswith("/loss") or key == "critic_gp/penalty"
 
 
 class Trial:
@@ -236,11 +265,11 @@ class Trial:
 
     def _build_optimizers(self) -> None:
         optim = self.cfg.optim
-        self.opt_g = _optimizer(self.cfg, self.generator.parameters(), optim.generator_lr)
+        self.opt_g = _optimizer(self.cfg, self.generator.parameters(), optim.generator_lr, self.device)
         self.sched_g = torch.optim.lr_scheduler.ExponentialLR(self.opt_g, gamma=optim.lr_decay)
         self.opt_d = self.sched_d = None
         if self.critic is not None:
-            self.opt_d = _optimizer(self.cfg, self.critic.parameters(), optim.critic_lr)
+            self.opt_d = _optimizer(self.cfg, self.critic.parameters(), optim.critic_lr, self.device)
             self.sched_d = torch.optim.lr_scheduler.ExponentialLR(self.opt_d, gamma=optim.lr_decay)
 
     # ------------------------------------------------------------ state
@@ -393,7 +422,7 @@ class Trial:
         loss.backward()
         self.opt_g.step()
         if self.generator_average is not None:
-            self.generator_average.update(_unwrap(self.generator))
+            self.generator_average.update()
         return logs
 
     def train_epoch(self) -> tuple[dict[str, float], str | None]:
@@ -404,9 +433,7 @@ class Trial:
         self.sample_rng.manual_seed(self.cfg.train.seed * 1_000_003 + self.runtime.rank * 10_007 + self.epoch)
         adversarial = self.critic is not None and self.epoch >= self.cfg.train.pretrain_epochs
         cycle = self._phase_cycle(adversarial)
-        sums: dict[str, Tensor] = {}
-        counts: dict[str, int] = {}
-        watch = DivergenceWatch(self.device)
+        log = EpochLog()
         started = time.perf_counter()
         batches = self.epoch_batches()
         if self.cfg.train.steps_per_epoch:
@@ -423,17 +450,12 @@ class Trial:
             phase = cycle[index % len(cycle)]
             logs = self.critic_phase(images, tokens) if phase == "critic" else self.generator_phase(images, tokens, adversarial)
             self.step += 1
-            watch.advance()
-            for key, value in logs.items():
-                sums[key] = sums[key] + value if key in sums else value
-                counts[key] = counts.get(key, 0) + 1
-                if key.endswith("/loss") or key == "critic_gp/penalty":
-                    watch.record(key.split("/")[0], value)
-            if (index + 1) % DIVERGENCE_CHECK_EVERY == 0 and watch.diverged_phase():
+            log.add(index, logs)
+            if (index + 1) % DIVERGENCE_CHECK_EVERY == 0 and log.diverged_phase():
                 break
-        phase = watch.diverged_phase() or self._non_finite_weights()
+        phase = log.diverged_phase() or self._non_finite_weights()
         elapsed = time.perf_counter() - started
-        means = {key: (sums[key] / counts[key]).item() for key in sums}
+        means = log.means()
         means["train/images_per_s"] = len(batches) * self.cfg.train.batch_size * self.runtime.world_size / max(elapsed, 1e-9)
         means["train/epoch_s"] = elapsed
         means["train/generator_lr"] = self.opt_g.param_groups[0]["lr"]
@@ -510,10 +532,12 @@ def validation_noise(cfg: ExperimentConfig, count: int, device: torch.device) ->
     return torch.randn(count, cfg.generator.noise_dim, generator=rng).to(device)
 
 
-def _optimizer(cfg: ExperimentConfig, parameters, lr: float) -> torch.optim.Optimizer:
+def _optimizer(cfg: ExperimentConfig, parameters, lr: float, device: torch.device) -> torch.optim.Optimizer:
     optim = cfg.optim
     if optim.name == "adam":
-        return torch.optim.Adam(parameters, lr=lr, betas=optim.betas, weight_decay=optim.weight_decay)
+        # On a GPU the fused kernel: one launch per step instead of a few per parameter group (issue 9).
+        return torch.optim.Adam(parameters, lr=lr, betas=optim.betas, weight_decay=optim.weight_decay,
+                                fused=device.type == "cuda" or None)
     return torch.optim.RMSprop(parameters, lr=lr, alpha=optim.betas[1], weight_decay=optim.weight_decay)
 
 
@@ -542,7 +566,7 @@ def run_trial(
     ranks and stops trials by. The validation history it is computed from is
     part of the checkpoint, so a resumed trial scores as if it had never stopped.
     """
-    runtime = runtime or Runtime()
+    runtime = runtime or local_runtime(cfg)
     trial = Trial(cfg, runtime)
     val_history: list[dict[str, float]] = []
     if checkpoint is not None:

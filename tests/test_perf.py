@@ -13,7 +13,7 @@ from bench.throughput import images_trained, raysearch_epoch
 from raysearch import losses
 from raysearch.config import load_config
 from raysearch.errors import ConfigError
-from raysearch.train import DivergenceWatch, Runtime, Trial, run_trial
+from raysearch.train import EpochLog, Runtime, Trial, run_trial
 from tests.conftest import SMALL_DATA
 
 SMALL_NETS = ["generator.base_width=8", "generator.max_width=16", "critic.base_width=8", "critic.max_width=16"]
@@ -67,6 +67,26 @@ def test_throughput_bench_counts_what_train_epoch_trained():
     assert logs["train/images_per_s"] * logs["train/epoch_s"] == pytest.approx(images)
 
 
+def test_packing_bench_data_holds_the_steps_it_times():
+    from bench.packing import images_for_steps
+
+    # wgan with 5 critic steps: a step is 6 batches, so 30 steps at batch 64 need 30 x 6 x 64 images.
+    assert images_for_steps(load_config("wgan", ["train.critic_steps=5", "train.batch_size=64"]), 30) == 11520
+    assert images_for_steps(load_config("l2", ["train.batch_size=16"]), 8) == 128
+
+
+def test_a_trial_run_without_ray_trains_on_the_device_the_config_names(monkeypatch):
+    from raysearch.train import local_runtime
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert local_runtime(small("l2", "train.device=auto")).device == torch.device("cpu")
+    assert local_runtime(small("l2", "train.device=cpu")).device == torch.device("cpu")
+    with pytest.raises(ConfigError, match=r"train.device=cuda: torch sees no GPU"):
+        local_runtime(small("l2", "train.device=cuda"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert local_runtime(small("l2", "train.device=auto")).device == torch.device("cuda")
+
+
 def test_epoch_batches_are_on_the_device_and_cover_the_data_once():
     cfg = small("l2", "data.synthetic_train=100", "train.batch_size=16", "train.preview_images=0")
     trial = Trial(cfg, Runtime())
@@ -76,18 +96,28 @@ def test_epoch_batches_are_on_the_device_and_cover_the_data_once():
     assert len(set(seen.tolist())) == 96 and all(b.device == trial.device for b in batches)
 
 
-def test_divergence_watch_names_the_phase_that_went_non_finite_first():
-    watch = DivergenceWatch(torch.device("cpu"))
+def test_epoch_log_names_the_phase_that_went_non_finite_first():
+    log = EpochLog()
     finite = torch.tensor(1.0)
-    for step in range(1, 7):
-        watch.advance()
-        watch.record("critic", finite if step < 5 else torch.tensor(math.inf))
-        watch.record("generator", finite if step < 3 else torch.tensor(math.nan))
-    assert watch.diverged_phase() == "generator"
-    clean = DivergenceWatch(torch.device("cpu"))
-    clean.advance()
-    clean.record("critic", finite)
+    for batch in range(6):
+        log.add(batch, {"critic/loss": finite if batch < 4 else torch.tensor(math.inf), "critic/real_score": finite})
+        log.add(batch, {"generator/loss": finite if batch < 2 else torch.tensor(math.nan)})
+        if batch == 3:
+            assert log.diverged_phase() == "generator"  # a check part-way sees the generator's batch 2
+    assert log.diverged_phase() == "generator"  # still the earliest, after the critic's batch 4 went bad too
+    assert log.first_bad == {"generator": 2, "critic": 4}
+    clean = EpochLog()
+    clean.add(0, {"critic/loss": finite, "critic_gp/penalty": finite})
     assert clean.diverged_phase() is None
+    clean.add(1, {"critic/loss": finite, "critic_gp/penalty": torch.tensor(math.inf)})
+    assert clean.diverged_phase() == "critic_gp"
+
+
+def test_epoch_log_means_every_key_over_its_own_entries():
+    log = EpochLog()
+    log.add(0, {"critic/loss": torch.tensor(1.0)})
+    log.add(1, {"critic/loss": torch.tensor(3.0), "generator/loss": torch.tensor(5.0)})
+    assert log.means() == {"critic/loss": 2.0, "generator/loss": 5.0}
 
 
 @pytest.mark.parametrize("network", ["generator", "critic"])

@@ -199,14 +199,14 @@ def test_weight_average_follows_the_trained_weights_with_a_warm_up():
     average = WeightAverage(network, decay=0.5)
     with torch.no_grad():
         network.weight.fill_(1.0)
-    average.update(network)  # first update: decay min(0.5, 1/10), so 90% of the way
+    average.update()  # first update: decay min(0.5, 1/10), so 90% of the way
     assert average.network.weight.flatten().tolist() == pytest.approx([0.9, 0.9])
     with torch.no_grad():
         network.weight.fill_(2.0)
-    average.update(network)  # then min(0.5, 2/11) = 2/11
+    average.update()  # then min(0.5, 2/11) = 2/11
     assert average.network.weight[0, 0].item() == pytest.approx(0.9 + (2.0 - 0.9) * 9 / 11)  # 1.8
     average.updates = 100
-    average.update(network)  # the full decay from here on: halfway
+    average.update()  # the full decay from here on: halfway
     assert average.network.weight[0, 0].item() == pytest.approx(1.9)
     assert not any(p.requires_grad for p in average.network.parameters())
 
