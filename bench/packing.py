@@ -49,6 +49,12 @@ def pinned_space(space_name: str, directory: Path) -> Path:
     return path
 
 
+def images_for_steps(cfg, steps: int) -> int:
+    """Training images that hold `steps` cycles (critic_steps + generator_steps batches each, 1 without a critic)."""
+    cycle = cfg.train.critic_steps + cfg.train.generator_steps if cfg.objective.adversarial else 1
+    return steps * cycle * cfg.train.batch_size
+
+
 def packed_rate(space_path: Path, overrides: list[str], k: int, epochs: int, use_gpu: bool, total_cpus: float,
                 storage: str) -> float:
     """Aggregate images/s of K trials at once, each worker holding 1/K of the device."""
@@ -91,13 +97,16 @@ def main() -> None:
     from raysearch.spaces import load_space
 
     overrides = [
-        "data.synthetic_train=512", "data.synthetic_val=32", "data.val_images=32", "train.preview_images=0",
+        "data.synthetic_val=32", "data.val_images=32", "train.preview_images=0",
         f"train.batch_size={args.batch_size}", f"train.steps_per_epoch={args.steps}",
         *([] if args.full_size else SMALL_NETS), *args.overrides,
     ]
     ks = [int(k) for k in args.k.split(",")]
     with tempfile.TemporaryDirectory() as directory:
         space_path = pinned_space(args.space, Path(directory))
+        # The data holds exactly --steps cycles per epoch: an epoch trains only the batches the data holds.
+        train_images = images_for_steps(load_space(str(space_path), overrides).trial_config({}), args.steps)
+        overrides = [f"data.synthetic_train={train_images}", *overrides]
         # Make the synthetic dataset before timing anything.
         run_trial(load_space(str(space_path), overrides).trial_config({"train.epochs": 1}),
                   lambda metrics, checkpoint: None)
@@ -116,9 +125,11 @@ def main() -> None:
         ray.shutdown()
 
     device = "gpu" if use_gpu else f"cpu ({total_cpus:g} cores)"
-    print(f"\n{args.space} base config, batch {args.batch_size}, {args.epochs} epochs x {args.steps} steps, on one {device}")
+    print(f"\n{args.space} base config, batch {args.batch_size}, {args.epochs} epochs x {args.steps} steps "
+          f"({train_images} training images), on one {device}")
     print(f"{'K':>3}{'images/s':>12}{'x one trial':>13}")
-    summary: dict[str, object] = {"device": device, "space": args.space, "batch_size": args.batch_size}
+    summary: dict[str, object] = {"device": device, "space": args.space, "batch_size": args.batch_size,
+                                  "train_images": train_images, "steps": args.steps, "epochs": args.epochs}
     for k, rate in rates.items():
         ratio = rate / rates[1] if 1 in rates else float("nan")
         print(f"{k:>3}{rate:>12.1f}{ratio:>13.2f}")
