@@ -4,11 +4,13 @@ Both arms train the same Trial's networks and optimisers, in the same process,
 on the same device, for whole epochs of the same length: the batches the data
 holds (or `--steps` cycles of them), in the same phase cycle (critic_steps
 critic batches, then generator_steps generator batches; generator only during
-`train.pretrain_epochs`), with the same losses, noise and instance noise. The
-bare loop is what one would write by hand: images converted to float once,
-one random permutation per epoch, forward, loss, backward, step. The raysearch
-arm is `Trial.train_epoch` whole: sampling, uint8 -> float per batch, phase
-dispatch, divergence watch, metric accumulation, the end-of-epoch checks.
+`train.pretrain_epochs`), with the same losses, noise and instance noise, the
+same augmentation and, where the config has one, the same weight average. The
+bare loop is what one would write by hand for that training: images converted
+to float once, one random permutation per epoch, augment, forward, loss,
+backward, step, one lerp of the average. The raysearch arm is
+`Trial.train_epoch` whole: sampling, uint8 -> float per batch, phase dispatch,
+divergence watch, metric accumulation, the end-of-epoch checks.
 
 Images are counted as trained (`images_trained`): an epoch has only as many
 batches as the data holds. Arms are interleaved epoch by epoch and the median
@@ -83,6 +85,9 @@ class BareLoop:
             self.images = self.images.contiguous(memory_format=torch.channels_last)
         self.tokens = trial.train_tokens
         self.rng = torch.Generator(device=trial.device).manual_seed(1)
+        # The weight average as one would write it: a copy of the parameters, lerped after every generator step.
+        self.trained = list(_plain(trial.generator).parameters())
+        self.average = [p.detach().clone() for p in self.trained] if trial.cfg.train.ema_decay else None
 
     def epoch(self, epoch: int) -> tuple[int, float]:
         trial, cfg = self.trial, self.trial.cfg
@@ -109,6 +114,7 @@ class BareLoop:
 
     def critic_step(self, images: torch.Tensor, tokens: torch.Tensor) -> None:
         trial, obj = self.trial, self.trial.cfg.objective
+        images = trial.augment(images)
         context = mask_context(images)
         with torch.no_grad(), trial.autocast():
             fake_center, _ = trial.generate(context, tokens, trial._noise(len(images), self.rng))
@@ -130,10 +136,11 @@ class BareLoop:
 
     def generator_step(self, images: torch.Tensor, tokens: torch.Tensor, adversarial: bool) -> None:
         trial, obj = self.trial, self.trial.cfg.objective
+        images = trial.augment(images)
         context = mask_context(images)
         with trial.autocast():
             fake_center, clip_penalty = trial.generate(context, tokens, trial._noise(len(images), self.rng))
-            l2 = losses.reconstruction(fake_center, crop_center(images, trial.margin))
+            l2 = losses.reconstruction(fake_center, crop_center(images, trial.margin), trial.reconstruction_weights)
             loss = obj.l2_weight * l2 if adversarial else l2
             if adversarial:
                 critic = _plain(trial.critic)
@@ -146,6 +153,9 @@ class BareLoop:
         trial.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         trial.opt_g.step()
+        if self.average is not None:
+            with torch.no_grad():
+                torch._foreach_lerp_(self.average, self.trained, 1.0 - trial.cfg.train.ema_decay)
 
 
 def _plain(module: torch.nn.Module) -> torch.nn.Module:
@@ -163,9 +173,11 @@ def interleaved_rates(arms: dict[str, callable], epochs: int, repeats: int, pret
         for epoch in sorted({0, pretrain}):
             arm(epoch)
     rates: dict[str, list[float]] = {name: [] for name in arms}
-    for _ in range(repeats):
+    for repeat in range(repeats):
+        # Every other repeat in reverse order: no arm always runs right after the same other arm.
+        order = list(arms.items()) if repeat % 2 == 0 else list(reversed(arms.items()))
         for epoch in range(epochs):
-            for name, arm in arms.items():
+            for name, arm in order:
                 images, seconds = arm(epoch)
                 rates[name].append(images / seconds)
     return {name: statistics.median(values) for name, values in rates.items()}
