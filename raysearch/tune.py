@@ -110,11 +110,12 @@ def make_scheduler(space: SearchSpace, settings: TuneSettings):
 
 
 # Trials packed onto one GPU when the space leaves `tune.resources.gpu_fraction`
-# unset. Measured (issue 9, one H100, wgan with n_critic 5 at batch 64, whole
-# trial loops as separate processes): aggregate 7,936 images/s for 1 trial,
-# 18,154 for 4 (2.29x), 19,939 for 8 (2.51x), 20,534 for 16 (2.59x): past 8 a
-# trial adds under 3%. bench/packing.py measures the same through Tune + Train
-# (not yet on a GPU: see the README's Benchmarks).
+# unset. Measured through Tune + Train by bench/packing.py on one H100 (wgan's
+# base config, n_critic 5, batch 64, 3 epochs of 30 steps per trial): aggregate
+# 4,007 images/s for 1 trial, 7,942 for 2 (1.98x), 12,356 for 4 (3.08x),
+# 15,513 for 8 (3.87x). The issue's whole-loop processes on the same GPU: 2.51x
+# at 8, 2.59x at 16 (under 3% more). Each trial's step is launch-bound (one
+# CPU core feeding the GPU), so packing scales until the cores or the GPU run out.
 PACKED_TRIALS_PER_GPU = 8
 # GPU memory one trial of the shipped spaces is allowed for when packing: the
 # CUDA context (~0.5 GiB), the training set held on the device as uint8 (a
