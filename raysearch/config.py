@@ -426,32 +426,41 @@ SPACE_SECTIONS = ("description", "base", "search", "metric", "mode", "tune")
 SEARCH_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a key given twice in one mapping (plain YAML keeps the last, silently)."""
+def _refuse_duplicate_keys(root: yaml.Node | None) -> None:
+    """ConstructorError at the second of two equal keys in any mapping (plain YAML keeps the last, silently).
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, yaml.Node] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<: *defaults` may be overridden by the keys beside it
-            key = self.construct_object(key_node, deep=True)
-            try:
-                first = seen.get(key)
-            except TypeError:  # an unhashable key: SafeLoader's own error follows
-                continue
-            if first is not None:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} given twice (first on line {first.start_mark.line + 1})",
-                    key_node.start_mark)
-            seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)
+    Walks the composed node tree (no object is built). Keys compare by tag and
+    text; YAML's merge key (`<<: *defaults`, overridable by the keys beside it)
+    and complex keys (refused by safe_load itself) are skipped.
+    """
+    pending, seen_nodes = [root] if root is not None else [], set()
+    while pending:
+        node = pending.pop()
+        if id(node) in seen_nodes:  # an alias: its node was walked at its anchor
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            pending.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            first_line: dict[tuple[str, str], int] = {}
+            for key_node, value_node in node.value:
+                pending.append(value_node)
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = (key_node.tag, key_node.value)
+                if key in first_line:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key_node.value!r} given twice (first on line {first_line[key]})",
+                        key_node.start_mark)
+                first_line[key] = key_node.start_mark.line + 1
 
 
 def parse_yaml(text: str, where: str) -> Any:
     """Safe-load YAML `text` (no tags, no duplicate keys), or ConfigError naming `where`, the line and the problem."""
     try:
-        # The one YAML reader: _UniqueKeyLoader is a SafeLoader (no tags, no objects), stricter on duplicate keys.
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506
+        # The one YAML reader: duplicate keys are looked for on the node tree, then yaml.safe_load builds the data.
+        _refuse_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
