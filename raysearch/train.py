@@ -171,18 +171,15 @@ class EpochLog:
 
     def diverged_phase(self) -> str | None:
         """The phase whose loss went non-finite first (one sync over the entries not yet checked), or None."""
-        fresh = {key: self.values[key][self._checked.get(key, 0):] for key in self.batches}
-        fresh = {key: values for key, values in fresh.items() if values}
+        fresh = [(key, i) for key, batches in self.batches.items()
+                 for i in range(self._checked.get(key, 0), len(batches))]
         if fresh:
-            finite = torch.isfinite(torch.stack([v for values in fresh.values() for v in values])).tolist()
-            for key, values in fresh.items():
-                start = self._checked.get(key, 0)
-                flags, finite = finite[: len(values)], finite[len(values):]
-                bad = [self.batches[key][start + i] for i, ok in enumerate(flags) if not ok]
-                phase = key.split("/")[0]
-                if bad:
-                    self.first_bad[phase] = min(self.first_bad.get(phase, bad[0]), bad[0])
-                self._checked[key] = start + len(values)
+            finite = torch.isfinite(torch.stack([self.values[key][i] for key, i in fresh])).tolist()
+            for (key, i), ok in zip(fresh, finite):
+                if not ok:
+                    phase, batch = key.split("/")[0], self.batches[key][i]
+                    self.first_bad[phase] = min(self.first_bad.get(phase, batch), batch)
+            self._checked = {key: len(batches) for key, batches in self.batches.items()}
         return min(self.first_bad, key=self.first_bad.get) if self.first_bad else None
 
     def means(self) -> dict[str, float]:
@@ -535,9 +532,10 @@ def validation_noise(cfg: ExperimentConfig, count: int, device: torch.device) ->
 def _optimizer(cfg: ExperimentConfig, parameters, lr: float, device: torch.device) -> torch.optim.Optimizer:
     optim = cfg.optim
     if optim.name == "adam":
-        # On a GPU the fused kernel: one launch per step instead of a few per parameter group (issue 9).
-        return torch.optim.Adam(parameters, lr=lr, betas=optim.betas, weight_decay=optim.weight_decay,
-                                fused=device.type == "cuda" or None)
+        # On a GPU the fused kernel: one launch per step instead of a few per parameter group (issue 9);
+        # elsewhere torch's default implementation.
+        fused = True if device.type == "cuda" else None
+        return torch.optim.Adam(parameters, lr=lr, betas=optim.betas, weight_decay=optim.weight_decay, fused=fused)
     return torch.optim.RMSprop(parameters, lr=lr, alpha=optim.betas[1], weight_decay=optim.weight_decay)
 
 
