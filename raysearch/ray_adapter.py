@@ -1,4 +1,4 @@
-"""The thin layer that runs `raysearch.train.run_trial` as a Ray Train TorchTrainer.
+"""The thin layer that runs `raysearch.train.run_trial` as a Ray Train run (one worker, or DDP workers).
 
 Ray Train owns the workers (DDP when there are several), the checkpoints in
 persistent storage and the restarts after a worker dies; the loop only sees a
@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import ray.train
-import ray.train.torch
-from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-from ray.train.torch import TorchTrainer
+from ray.train import BackendConfig, Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
 from raysearch.constants import DRIVER_RESOURCE, DRIVER_SLOTS
 from raysearch.config import ExperimentConfig, build_config, config_to_dict
-from raysearch.train import Runtime, run_trial
 
 # Full-state checkpoints are small (a few MB); keep a couple so a corrupt latest
 # one is not the only copy.
@@ -31,12 +29,20 @@ CHECKPOINTS_TO_KEEP = 2
 
 def train_worker(loop_config: dict[str, Any]) -> None:
     """Entry point of every Ray Train worker: rebuild the config, resume, run the loop."""
+    import ray.train.torch
+    import torch
+
+    from raysearch.train import Runtime, run_trial
+
     cfg = build_config(loop_config["config"], source="trial config")
     context = ray.train.get_context()
+    device = ray.train.torch.get_device()
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # what TorchConfig does, which a one-worker trial runs without
     runtime = Runtime(
         rank=context.get_world_rank(),
         world_size=context.get_world_size(),
-        device=ray.train.torch.get_device(),
+        device=device,
         prepare_model=ray.train.torch.prepare_model,
     )
 
@@ -51,6 +57,57 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         run_trial(cfg, report, checkpoint=Path(directory) if directory else None, logdir=logdir, runtime=runtime)
 
 
+class StoppableRun:
+    """A trainer mixin that keeps its Train controller's handle, so the run can be ended from outside.
+
+    Tune reuses a trial's driver process for the next trial (reuse_actors, which
+    saves a process start and the imports per trial). A trial that ASHA stops
+    then no longer dies with its process, so its Train run must be ended here:
+    `stop()` kills the controller; its workers die with it and Train's
+    PlacementGroupCleaner frees their resources. Killing is the only way in:
+    a controller waiting for Tune to take its report never runs `abort`.
+
+    `_initialize_and_run_controller` is Ray 2.60's own (pinned in pyproject.toml),
+    with the handle kept.
+    """
+
+    _controller = None
+    _stopped = False
+
+    def _initialize_and_run_controller(self, **controller_init_kwargs):
+        from ray._common.constants import RAY_WARN_BLOCKING_GET_INSIDE_ASYNC_ENV_VAR
+        from ray.train.v2._internal.constants import (
+            DEFAULT_RAY_WARN_BLOCKING_GET_INSIDE_ASYNC_VALUE, get_env_vars_to_propagate)
+        from ray.train.v2._internal.execution.controller import TrainController
+
+        env_vars = get_env_vars_to_propagate()
+        env_vars.setdefault(RAY_WARN_BLOCKING_GET_INSIDE_ASYNC_ENV_VAR, DEFAULT_RAY_WARN_BLOCKING_GET_INSIDE_ASYNC_VALUE)
+        controller_class = ray.remote(
+            num_cpus=0,
+            label_selector={ray._raylet.RAY_NODE_ID_KEY: ray.get_runtime_context().get_node_id()},
+            runtime_env={"env_vars": env_vars},
+        )(TrainController)
+        self._controller = controller_class.remote(**controller_init_kwargs)
+        if self._stopped:  # stopped while the controller was being created
+            ray.kill(self._controller)
+        ray.get(self._controller.run.remote())
+        return ray.get(self._controller.get_result.remote())
+
+    def stop(self) -> None:
+        """End the run: fit() then raises in the thread that called it."""
+        self._stopped = True
+        if self._controller is not None:
+            ray.kill(self._controller)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+
+class OneWorkerTrainer(StoppableRun, DataParallelTrainer):
+    pass
+
+
 def build_trainer(
     cfg: ExperimentConfig,
     *,
@@ -61,11 +118,30 @@ def build_trainer(
     resources_per_worker: dict[str, float] | None = None,
     max_failures: int = 2,
     callbacks: list | None = None,
-) -> TorchTrainer:
-    """A TorchTrainer for one trial; `name` must be stable across restarts of the trial."""
-    return TorchTrainer(
+) -> StoppableRun:
+    """A Ray Train trainer for one trial; `name` must be stable across restarts of the trial.
+
+    Several workers train with DDP, so they get a TorchTrainer (its TorchConfig
+    sets up the torch process group). One worker needs no process group: it gets
+    Ray Train's DataParallelTrainer with the no-op backend, which spares every
+    trial the group's set-up round trips and keeps torch out of the Train
+    controller's process (importing torch there cost about 1 s per trial on 2
+    cores, bench/overhead.py). Train still owns the worker, its checkpoints and
+    its restarts.
+    """
+    if cfg.train.workers > 1:
+        from ray.train.torch import TorchTrainer
+
+        class DDPTrainer(StoppableRun, TorchTrainer):
+            pass
+
+        trainer_class, backend = DDPTrainer, {}
+    else:
+        trainer_class, backend = OneWorkerTrainer, {"backend_config": BackendConfig()}
+    return trainer_class(
         train_worker,
         train_loop_config={"config": config_to_dict(cfg), "logdir": logdir},
+        **backend,
         scaling_config=ScalingConfig(
             num_workers=cfg.train.workers, use_gpu=use_gpu, resources_per_worker=resources_per_worker
         ),

@@ -1,8 +1,9 @@
 """`python -m raysearch.tune SPACE`: a resumable Ray Tune + Optuna search.
 
-Each Tune trial is a small driver function that builds a Ray Train
-`TorchTrainer` for its sampled config and forwards the workers' reports to
-Tune (`TuneReportCallback`). The driver holds a custom resource instead of a
+Each Tune trial is a small driver function that builds a Ray Train trainer
+(ray_adapter.build_trainer) for its sampled config and forwards the workers'
+reports to Tune (`TuneReportCallback`). Tune reuses a driver process for the
+next trial; a trial stopped early has its Train run killed first. The driver holds a custom resource instead of a
 CPU, so drivers never starve the Train workers on small machines (Tune
 rejects `{"CPU": 0}`, and `{"CPU": 0.01}` deadlocks two trials on 2 cores).
 
@@ -19,10 +20,12 @@ Train's own restore brings each unfinished trial back to its last checkpoint.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,7 @@ SMOKE_TUNE = {"num_samples": 3, "max_epochs": 2, "grace_period": 1, "max_concurr
 def trial_driver(params: dict[str, Any], *, space_path: str, overrides: list[str], max_epochs: int, workers: int,
                  experiment_path: str, use_gpu: bool, resources: dict[str, float], max_failures: int) -> None:
     """One Tune trial: train the sampled config through Ray Train, reporting to Tune."""
+    import ray
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -68,7 +72,39 @@ def trial_driver(params: dict[str, Any], *, space_path: str, overrides: list[str
         max_failures=max_failures,
         callbacks=[TuneReportCallback()],
     )
-    trainer.fit()
+    with _stopped_with_the_trial(trainer):
+        try:
+            trainer.fit()
+        except ray.exceptions.RayActorError:
+            if not trainer.stopped:
+                raise
+            # The trial was stopped (ASHA) and its Train run killed: a normal end for the driver.
+
+
+@contextlib.contextmanager
+def _stopped_with_the_trial(trainer):
+    """End `trainer`'s Train run as soon as Tune stops this trial.
+
+    With reuse_actors Tune does not end a stopped trial's process; it sets the
+    session's stop event when it reuses the process for the next trial, and then
+    waits TUNE_FUNCTION_THREAD_TIMEOUT_S (2 s) for this function to return.
+    """
+    from ray.train._internal.session import get_session
+
+    stop_event, finished = get_session().stop_event, threading.Event()
+
+    def watch() -> None:
+        while not finished.is_set():
+            if stop_event.wait(timeout=0.5):
+                trainer.stop()
+                return
+
+    watcher = threading.Thread(target=watch, name="raysearch-trial-stop-watcher", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        finished.set()
 
 
 # ---------------------------------------------------------------- building the search
@@ -377,6 +413,9 @@ def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str],
                 search_alg=make_searcher(space, settings, concurrency(settings, use_gpu)),
                 scheduler=make_scheduler(space, settings),
                 num_samples=settings.num_samples,
+                # One trial driver process per concurrent trial for the whole search, not one per trial:
+                # a process start and its imports, about 3 s per trial on 2 cores (bench/overhead.py).
+                reuse_actors=True,
                 trial_name_creator=lambda trial: f"{space.path.stem}_{trial.trial_id}",
                 trial_dirname_creator=lambda trial: f"{space.path.stem}_{trial.trial_id}",
             ),

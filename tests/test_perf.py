@@ -205,6 +205,24 @@ def test_a_local_ray_starts_with_the_overhead_settings(monkeypatch):
     assert seen == {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
 
 
+def test_a_one_worker_trial_runs_without_a_torch_process_group_and_ddp_keeps_it():
+    # One worker needs no torch process group; leaving TorchConfig out keeps torch out of Train's
+    # controller process (about 3 s per trial on 2 cores with reuse_actors, bench/overhead.py).
+    from ray.train import BackendConfig
+    from ray.train.torch import TorchConfig
+
+    from raysearch import ray_adapter
+
+    def trainer(workers):
+        cfg = load_config("l2", [f"train.workers={workers}"])
+        return ray_adapter.build_trainer(cfg, name="t", storage_path="/tmp/unused", logdir=None, use_gpu=False)
+
+    one, two = trainer(1), trainer(2)
+    assert type(one.backend_config) is BackendConfig
+    assert isinstance(two.backend_config, TorchConfig)
+    assert isinstance(one, ray_adapter.StoppableRun) and isinstance(two, ray_adapter.StoppableRun)
+
+
 @pytest.mark.parametrize("script", sorted(p.name for p in (Path(__file__).resolve().parent.parent / "bench").glob("*.py")
                                           if p.name != "__init__.py"))
 def test_every_bench_runs_as_the_readme_writes_it(script):

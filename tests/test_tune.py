@@ -297,3 +297,46 @@ def test_ctrl_c_prints_the_raysearch_resume_command_and_resume_finishes(tmp_path
     statuses = [line.split()[-1] for line in out.splitlines() if line[:2] in ("1 ", "2 ", "3 ")]
     assert len(statuses) == 3 and set(statuses) <= {"finished", "stopped"}, out[-3000:]
     assert "--resume" not in out
+
+
+@pytest.mark.slow
+def test_a_trial_stopped_mid_run_ends_its_train_run_and_its_process_runs_the_next_trial(tmp_path, monkeypatch):
+    # Tune reuses a trial's driver process for the next trial (reuse_actors). A trial the scheduler stops
+    # part-way must end its Train run within Tune's 2 s reset window, or the next trial fails to start.
+    import dataclasses
+
+    import ray
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+    from raysearch import ray_adapter
+    from raysearch import tune as tune_module
+    from raysearch.constants import SMOKE_OVERRIDES
+
+    class StopTheFirstTrialAfterOneEpoch(FIFOScheduler):
+        first = None
+
+        def on_trial_result(self, tune_controller, trial, result):
+            self.first = self.first or trial.trial_id
+            return TrialScheduler.STOP if trial.trial_id == self.first else TrialScheduler.CONTINUE
+
+    monkeypatch.setattr(tune_module, "make_scheduler", lambda space, settings: StopTheFirstTrialAfterOneEpoch())
+    overrides = SMOKE_OVERRIDES + ["train.steps_per_epoch=3"]
+    space = load_space("l2", overrides)
+    settings = dataclasses.replace(space.tune, num_samples=2, max_epochs=4, searcher="random", max_concurrent=1,
+                                   max_failures=0)
+    ray_adapter.start_ray("local")
+    try:
+        results = tune_module.run_search(space, settings, overrides, str(tmp_path), "reuse", "local", resume=False)
+        alive = [a for a in ray._private.state.actors().values()
+                 if a["ActorClassName"] == "TrainController" and a["State"] == "ALIVE"]
+    finally:
+        ray.shutdown()
+    assert [r.error for r in results if r.error] == []
+    by_epochs = sorted((r.metrics["epoch"], r.metrics["pid"], r.path) for r in results)
+    (stopped_epochs, stopped_pid, stopped_path), (finished_epochs, finished_pid, _) = by_epochs
+    assert (stopped_epochs, finished_epochs) == (1, 4)
+    assert stopped_pid == finished_pid  # one driver process ran both trials
+    # The stopped trial's Train run was ended, not left training to its last epoch.
+    trial_id = Path(stopped_path).name.split("_")[-1]
+    assert not (tmp_path / "reuse" / f"train_{trial_id}" / "epoch_0004").exists()
+    assert alive == []
