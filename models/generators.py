@@ -138,6 +138,11 @@ class Generator(nn.Module):
         check_choice(opts.input_fill, get_args(InputFill), "input_fill")
         self.options = opts
         self.in_channels = 4 if opts.mask_channel else 3
+        # The hole's mask (the 4th input channel with `mask_channel`): built once, moved with the module,
+        # not saved in checkpoints.
+        mask = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)
+        mask[..., hole_slice(0), hole_slice(0)] = 1.0
+        self.register_buffer("hole_mask", mask, persistent=False)
         self.noise_dim = opts.noise_dim
         self.caption_dim = caption_dim
         self.output_size = output_size(opts.context_margin)
@@ -176,8 +181,7 @@ class Generator(nn.Module):
         """The filled context, plus the hole's mask as a fourth channel when `mask_channel` is on."""
         if not self.options.mask_channel:
             return filled
-        mask = torch.zeros_like(filled[:, :1])
-        mask[..., hole_slice(0), hole_slice(0)] = 1.0
+        mask = self.hole_mask.to(filled.dtype).expand(filled.shape[0], -1, -1, -1)
         return torch.cat([filled, mask], dim=1)
 
     def start_at_the_fill(self, output: ConvBlock) -> None:
