@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.geometry import crop_center  # noqa: E402
+from models.geometry import HOLE_SIZE, crop_center  # noqa: E402
 from raysearch import metrics  # noqa: E402
 from raysearch.spaces import load_space  # noqa: E402
 from raysearch.stability import spearman  # noqa: E402
@@ -36,6 +36,17 @@ SWD_SETTINGS = {  # name -> (patches_per_image, projections, repeats)
     "swd_128p_128x4": (128, 128, 4),
     "swd_64p_256x4": (64, 256, 4),
 }
+
+
+def half_rho(outputs, half: int, score) -> float:
+    """Spearman's rho between the trials' `score(fake centers, real centers, seed)` on the first and second half."""
+    first, second = [], []
+    for _, generated, images, seed in outputs:
+        for part, into in ((slice(0, half), first), (slice(half, 2 * half), second)):
+            margin = (generated.shape[-1] - HOLE_SIZE) // 2  # the generated center is 32 + 2m pixels
+            fake = generated[part][..., margin:margin + HOLE_SIZE, margin:margin + HOLE_SIZE]
+            into.append(float(score(fake, crop_center(images[part], 0), seed)))
+    return spearman(first, second)
 
 
 def main() -> int:
@@ -91,24 +102,14 @@ def main() -> int:
     for n in sizes:
         half = n // 2
         for name, (patches, projections, repeats) in SWD_SETTINGS.items():
-            first, second = [], []
-            for _, generated, images, seed in outputs:
-                for part, into in ((slice(0, half), first), (slice(half, 2 * half), second)):
-                    real = crop_center(images[part], 0)
-                    into.append(float(metrics.sliced_wasserstein(
-                        crop_center(generated[part], (generated.shape[-1] - 32) // 2), real, seed=seed,
-                        patches_per_image=patches, projections=projections, repeats=repeats)))
-            rho = spearman(first, second)
+            rho = half_rho(outputs, half, lambda fake, real, seed: metrics.sliced_wasserstein(
+                fake, real, seed=seed, patches_per_image=patches, projections=projections, repeats=repeats))
             results[f"rho_n{n}_{name}"] = round(rho, 4)
             print(f"N={n:4d} ({half} per half) {name:24s} rho {rho:.3f}", file=sys.stderr)
         for metric in ("psnr", "ssim"):
-            first, second = [], []
-            for _, generated, images, seed in outputs:
-                for part, into in ((slice(0, half), first), (slice(half, 2 * half), second)):
-                    fake = crop_center(generated[part], (generated.shape[-1] - 32) // 2)
-                    into.append(float(metrics.get_metric(metric)(fake, crop_center(images[part], 0))))
-            results[f"rho_n{n}_{metric}"] = round(spearman(first, second), 4)
-            print(f"N={n:4d} ({half} per half) {metric:24s} rho {results[f'rho_n{n}_{metric}']:.3f}", file=sys.stderr)
+            rho = half_rho(outputs, half, lambda fake, real, seed: metrics.get_metric(metric)(fake, real))
+            results[f"rho_n{n}_{metric}"] = round(rho, 4)
+            print(f"N={n:4d} ({half} per half) {metric:24s} rho {rho:.3f}", file=sys.stderr)
     results["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(results))
     return 0

@@ -205,6 +205,20 @@ def test_a_local_ray_starts_with_the_overhead_settings(monkeypatch):
     assert seen == {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
 
 
+@pytest.mark.parametrize("margin", [0, 2])
+def test_rank_stability_bench_scores_the_hole_of_generated_centers(margin):
+    # A generator's output is the 32 + 2m center, not a 64x64 image: the bench scores its central 32x32.
+    from bench.rank_stability import half_rho
+    from models.geometry import crop_center
+
+    images = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    perfect = crop_center(images, margin)
+    outputs = [("perfect", perfect, images, 0), ("mirrored", perfect.flip(-1), images, 0),
+               ("black", torch.zeros_like(perfect), images, 0)]
+    squared_error = lambda fake, real, seed: ((fake - real) ** 2).mean()  # noqa: E731
+    assert half_rho(outputs, 2, squared_error) == pytest.approx(1.0)
+
+
 def test_a_one_worker_trial_runs_without_a_torch_process_group_and_ddp_keeps_it():
     # One worker needs no torch process group; leaving TorchConfig out keeps torch out of Train's
     # controller process (about 3 s per trial on 2 cores with reuse_actors, bench/overhead.py).
