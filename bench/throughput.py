@@ -140,7 +140,8 @@ class BareLoop:
         context = mask_context(images)
         with trial.autocast():
             fake_center, clip_penalty = trial.generate(context, tokens, trial._noise(len(images), self.rng))
-            l2 = losses.reconstruction(fake_center, crop_center(images, trial.margin), trial.reconstruction_weights)
+            l2 = losses.reconstruction(fake_center, crop_center(images, trial.margin), trial.reconstruction_weights,
+                                      obj.reconstruction)
             loss = obj.l2_weight * l2 if adversarial else l2
             if adversarial:
                 critic = _plain(trial.critic)

@@ -28,6 +28,7 @@ from models.options import CaptionOptions, CriticOptions, GeneratorOptions
 from raysearch.errors import ConfigError
 
 Objective = Literal["l2", "gan", "nsgan", "wgan", "wgan-gp", "hinge"]
+Reconstruction = Literal["mse", "image_psnr"]
 ADVERSARIAL_OBJECTIVES = ("gan", "nsgan", "wgan", "wgan-gp", "hinge")
 BCE_OBJECTIVES = ("gan", "nsgan")
 
@@ -88,6 +89,9 @@ class ObjectiveConfig:
     border_weight: extra reconstruction weight of the pixels within `border_width`
         of the hole's edge (and of the whole context margin): each counts
         1 + border_weight times, the weights rescaled to average 1 (0 = plain MSE).
+    reconstruction: `mse` (the seeds' L2 of the batch) or `image_psnr` (each
+        image weighted by the inverse of its own error: the gradient of the mean
+        per-image PSNR that validation reports; losses.reconstruction).
     """
 
     name: Objective = "l2"
@@ -101,6 +105,7 @@ class ObjectiveConfig:
     clip_penalty_weight: float = 1.0
     border_weight: float = 0.0
     border_width: int = 4
+    reconstruction: Reconstruction = "mse"
 
     def __post_init__(self) -> None:
         _require(self.l2_weight >= 0, f"l2_weight: must be >= 0, got {self.l2_weight}")

@@ -23,14 +23,36 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def reconstruction(fake: Tensor, real: Tensor, weights: Tensor | None = None) -> Tensor:
-    """Mean squared error over the generated square (32x32, or 36x36 with a margin).
+# Reconstruction losses (objective.reconstruction).
+RECONSTRUCTIONS = ("mse", "image_psnr")
+# image_psnr: an image's weight stops growing once its MSE is below this (40 dB): a flat patch the
+# generator already fills near-perfectly must not take over the batch.
+IMAGE_MSE_FLOOR = 1e-4
+
+
+def reconstruction(fake: Tensor, real: Tensor, weights: Tensor | None = None, kind: str = "mse") -> Tensor:
+    """The reconstruction loss over the generated square (32x32, or 36x36 with a margin).
 
     `weights` ([S, S], averaging 1, from `border_weights`) reweights the pixels.
+
+    - `mse`: the mean squared error of the batch (the seeds' L2).
+    - `image_psnr`: the gradient of the batch's mean per-image PSNR, the metric
+      validation reports (metrics.psnr averages 10 log10(1 / mse_i) over images).
+      Pooled MSE is dominated by the textured images whose error barely moves;
+      d log(mse_i) = d mse_i / mse_i weighs each image by the inverse of its own
+      error instead. Written as sum_i w_i mse_i with w_i = mean(mse) / mse_i
+      (detached), so its value and scale stay those of the MSE.
     """
-    if weights is None:
-        return F.mse_loss(fake, real)
-    return ((fake - real) ** 2 * weights).mean()
+    error = (fake - real) ** 2
+    if weights is not None:
+        error = error * weights
+    if kind == "mse":
+        return error.mean()
+    if kind == "image_psnr":
+        per_image = error.flatten(1).mean(1)
+        scale = per_image.detach()
+        return (per_image / scale.clamp_min(IMAGE_MSE_FLOOR)).mean() * scale.mean()
+    raise ValueError(f"reconstruction: unknown kind {kind!r}; choose one of {', '.join(RECONSTRUCTIONS)}")
 
 
 def border_weights(size: int, margin: int, width: int, extra: float) -> Tensor:

@@ -399,7 +399,7 @@ class Trial:
         real_center = crop_center(images, self.margin)
         with self.autocast():
             fake_center, clip_penalty = self.generate(context, tokens, self._noise(len(images), self.sample_rng))
-            l2 = losses.reconstruction(fake_center, real_center, self.reconstruction_weights)
+            l2 = losses.reconstruction(fake_center, real_center, self.reconstruction_weights, cfg.reconstruction)
             # During L2 pretraining the reconstruction trains alone, unscaled.
             loss = cfg.l2_weight * l2 if adversarial else l2
             logs = {"generator/l2": l2.detach()}

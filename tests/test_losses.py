@@ -1,7 +1,10 @@
 """Objectives and tricks: values on known scores, saturation of seed 000's minimax form."""
 
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from raysearch import losses
@@ -137,3 +140,34 @@ def test_weighted_reconstruction_is_the_weighted_mean_of_squares():
     expected = ((fake - real) ** 2 * weights).mean()
     assert losses.reconstruction(fake, real, weights).item() == pytest.approx(expected.item())
     assert losses.reconstruction(fake, real).item() == pytest.approx(((fake - real) ** 2).mean().item())
+
+
+def test_image_psnr_reconstruction_is_the_mse_with_the_gradient_of_the_mean_per_image_psnr():
+    generator = torch.Generator().manual_seed(0)
+    real = torch.rand(4, 3, 32, 32, generator=generator)
+    # Images with very different errors: a near-fill and a poor one.
+    noise = torch.randn(4, 3, 32, 32, generator=generator) * torch.tensor([0.02, 0.05, 0.2, 0.4]).view(4, 1, 1, 1)
+    fake = (real + noise).requires_grad_(True)
+    loss = losses.reconstruction(fake, real, kind="image_psnr")
+    assert loss.item() == pytest.approx(F.mse_loss(fake, real).item(), rel=1e-5)  # logged as the MSE
+    (gradient,) = torch.autograd.grad(loss, fake)
+
+    per_image = ((fake - real) ** 2).flatten(1).mean(1)
+    minus_mean_psnr = (10 * torch.log10(per_image)).mean()  # what validation's mean PSNR rewards
+    (psnr_gradient,) = torch.autograd.grad(minus_mean_psnr, fake)
+    # The same direction; the scale is the batch's mean MSE (times the constant ln(10) / 10).
+    scale = per_image.detach().mean() * math.log(10) / 10
+    torch.testing.assert_close(gradient, psnr_gradient * scale, rtol=1e-4, atol=1e-9)
+
+    (mse_gradient,) = torch.autograd.grad(losses.reconstruction(fake, real), fake)
+    share = lambda g: g.flatten(1).norm(dim=1) / g.norm()  # noqa: E731 - each image's part of the gradient
+    assert share(gradient)[0] > 3 * share(mse_gradient)[0]  # the near-fill counts far more than under MSE
+
+
+def test_image_psnr_reconstruction_caps_the_weight_of_a_near_perfect_image():
+    real = torch.zeros(2, 3, 32, 32)
+    fake = torch.stack([torch.full((3, 32, 32), 1e-4), torch.full((3, 32, 32), 0.1)]).requires_grad_(True)
+    (gradient,) = torch.autograd.grad(losses.reconstruction(fake, real, kind="image_psnr"), fake)
+    assert torch.isfinite(gradient).all()
+    weights = gradient.flatten(1).abs().mean(1) / (2 * fake.detach().flatten(1).abs().mean(1))  # d mse_i / d x = 2x/n
+    assert weights[0] / weights[1] == pytest.approx(0.01 / losses.IMAGE_MSE_FLOOR, rel=1e-3)
