@@ -179,7 +179,11 @@ def test_prepare_out_naming_a_file_is_one_line(bsds_few: Path, tmp_path: Path, c
     assert capsys.readouterr().err.count("\n") == 1
 
 
-def test_photo_flags_with_coco_root_are_one_line(tmp_path: Path, capsys) -> None:
-    assert main(["prepare", "--coco-root", str(tmp_path), "--out", str(tmp_path / "o"), "--crops", "4"]) == 2
+@pytest.mark.parametrize("flags", [["--crops", "4"], ["--seed", "0", "--min-crop", "0.5"]])
+def test_photo_flags_with_coco_root_are_one_line(tmp_path: Path, capsys, flags: list[str]) -> None:
+    # Given at all is the error, even at the --images default: the user meant something by it.
+    assert main(["prepare", "--coco-root", str(tmp_path), "--out", str(tmp_path / "o"), *flags]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--crops" in err and "only for --images" in err
+    assert err.count("\n") == 1 and "only for --images" in err
+    assert all(flag in err for flag in flags[::2])
+    assert not (tmp_path / "o").exists()  # refused before anything is written

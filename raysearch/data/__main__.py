@@ -41,15 +41,19 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores)")
     prepare.add_argument("--force", action="store_true",
                          help="write into --out even if it holds other files or another prepared dataset")
+    # The --images-only flags default to "not given" (SUPPRESS): prepare_photos' own signature holds their
+    # defaults, and a flag given with --coco-root is an error whatever its value.
     photos = prepare.add_argument_group("--images only")
-    photos.add_argument("--crops", type=int, default=1,
+    photos.add_argument("--crops", type=int, default=argparse.SUPPRESS,
                         help="squares per train photo: 1 = the centered largest square (default), "
                         "N > 1 = N random squares")
-    photos.add_argument("--val-crops", type=int, default=None, help="squares per val photo (default: --crops)")
-    photos.add_argument("--min-crop", type=float, default=DEFAULT_MIN_CROP,
+    photos.add_argument("--val-crops", type=int, default=argparse.SUPPRESS,
+                        help="squares per val photo (default: --crops)")
+    photos.add_argument("--min-crop", type=float, default=argparse.SUPPRESS,
                         help=f"smallest random square, a fraction of the short side (default {DEFAULT_MIN_CROP})")
-    photos.add_argument("--seed", type=int, default=0, help="random squares: same seed, same bytes (default 0)")
-    photos.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
+    photos.add_argument("--seed", type=int, default=argparse.SUPPRESS,
+                        help="random squares: same seed, same bytes (default 0)")
+    photos.add_argument("--val-fraction", type=float, default=argparse.SUPPRESS,
                         help="without train/ and val/ subfolders: share of photos in val, chosen by a hash "
                         f"of the file name (default {DEFAULT_VAL_FRACTION})")
 
@@ -105,6 +109,10 @@ def _read_checksums(path: Path) -> dict:
     return table
 
 
+# prepare_photos' keyword arguments that only --images takes.
+PHOTO_OPTIONS = ("crops", "val_crops", "min_crop", "seed", "val_fraction")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -119,17 +127,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "prepare":
             from raysearch.data.prepare import prepare, prepare_photos
 
+            photo_options = {name: getattr(args, name) for name in PHOTO_OPTIONS if hasattr(args, name)}
             if args.images is not None:
-                prepare_photos(args.images, args.out, size=args.size, crops=args.crops, val_crops=args.val_crops,
-                               min_crop=args.min_crop, seed=args.seed, val_fraction=args.val_fraction,
-                               workers=args.workers, force=args.force)
+                prepare_photos(args.images, args.out, size=args.size, workers=args.workers, force=args.force,
+                               **photo_options)
             else:
-                photo_flags = [flag for flag, value, default in (
-                    ("--crops", args.crops, 1), ("--val-crops", args.val_crops, None),
-                    ("--min-crop", args.min_crop, DEFAULT_MIN_CROP), ("--seed", args.seed, 0),
-                    ("--val-fraction", args.val_fraction, DEFAULT_VAL_FRACTION)) if value != default]
-                if photo_flags:
-                    raise DataError(f"{', '.join(photo_flags)}: only for --images, not --coco-root")
+                if photo_options:
+                    flags = ", ".join(f"--{name.replace('_', '-')}" for name in photo_options)
+                    raise DataError(f"{flags}: only for --images, not --coco-root")
                 prepare(args.coco_root, args.out, size=args.size, workers=args.workers, force=args.force)
         elif args.command == "download-coco":
             from raysearch.data.download import download_coco
