@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -63,9 +64,10 @@ class StoppableRun:
     Tune reuses a trial's driver process for the next trial (reuse_actors, which
     saves a process start and the imports per trial). A trial that ASHA stops
     then no longer dies with its process, so its Train run must be ended here:
-    `stop()` kills the controller; its workers die with it and Train's
-    PlacementGroupCleaner frees their resources. Killing is the only way in:
-    a controller waiting for Tune to take its report never runs `abort`.
+    `fit_until(stop_event)` kills the controller once the event is set; its
+    workers die with it and Train's PlacementGroupCleaner frees their resources.
+    Killing is the only way in: a controller waiting for Tune to take its report
+    never runs `abort`.
 
     `_initialize_and_run_controller` is Ray 2.60's own (pinned in pyproject.toml),
     with the handle kept.
@@ -93,15 +95,31 @@ class StoppableRun:
         ray.get(self._controller.run.remote())
         return ray.get(self._controller.get_result.remote())
 
-    def stop(self) -> None:
-        """End the run: fit() then raises in the thread that called it."""
+    def fit_until(self, stop: threading.Event):
+        """fit(), ended early once `stop` is set: the run is killed and None returned instead of its Result."""
+        finished = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(timeout=0.5):
+                if finished.is_set():
+                    return
+            if not finished.is_set():
+                self._stop()
+
+        threading.Thread(target=watch, name="raysearch-run-stop-watcher", daemon=True).start()
+        try:
+            return self.fit()
+        except ray.exceptions.RayActorError:
+            if not self._stopped:
+                raise
+            return None  # stopped from outside: a normal end
+        finally:
+            finished.set()
+
+    def _stop(self) -> None:
         self._stopped = True
         if self._controller is not None:
             ray.kill(self._controller)
-
-    @property
-    def stopped(self) -> bool:
-        return self._stopped
 
 
 class OneWorkerTrainer(StoppableRun, DataParallelTrainer):

@@ -3,9 +3,10 @@
 Each Tune trial is a small driver function that builds a Ray Train trainer
 (ray_adapter.build_trainer) for its sampled config and forwards the workers'
 reports to Tune (`TuneReportCallback`). Tune reuses a driver process for the
-next trial; a trial stopped early has its Train run killed first. The driver holds a custom resource instead of a
-CPU, so drivers never starve the Train workers on small machines (Tune
-rejects `{"CPU": 0}`, and `{"CPU": 0.01}` deadlocks two trials on 2 cores).
+next trial; a trial stopped early has its Train run killed first. The driver
+holds a custom resource instead of a CPU, so drivers never starve the Train
+workers on small machines (Tune rejects `{"CPU": 0}`, and `{"CPU": 0.01}`
+deadlocks two trials on 2 cores).
 
 Optuna's seeded multivariate TPE proposes configs (the base config first);
 ASHA stops bad trials on the trial's own `epoch`. Both read the trial's score
@@ -20,12 +21,10 @@ Train's own restore brings each unfinished trial back to its last checkpoint.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import math
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -51,8 +50,8 @@ SMOKE_TUNE = {"num_samples": 3, "max_epochs": 2, "grace_period": 1, "max_concurr
 def trial_driver(params: dict[str, Any], *, space_path: str, overrides: list[str], max_epochs: int, workers: int,
                  experiment_path: str, use_gpu: bool, resources: dict[str, float], max_failures: int) -> None:
     """One Tune trial: train the sampled config through Ray Train, reporting to Tune."""
-    import ray
     from ray import tune
+    from ray.train._internal.session import get_session
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from raysearch import ray_adapter
@@ -72,39 +71,9 @@ def trial_driver(params: dict[str, Any], *, space_path: str, overrides: list[str
         max_failures=max_failures,
         callbacks=[TuneReportCallback()],
     )
-    with _stopped_with_the_trial(trainer):
-        try:
-            trainer.fit()
-        except ray.exceptions.RayActorError:
-            if not trainer.stopped:
-                raise
-            # The trial was stopped (ASHA) and its Train run killed: a normal end for the driver.
-
-
-@contextlib.contextmanager
-def _stopped_with_the_trial(trainer):
-    """End `trainer`'s Train run as soon as Tune stops this trial.
-
-    With reuse_actors Tune does not end a stopped trial's process; it sets the
-    session's stop event when it reuses the process for the next trial, and then
-    waits TUNE_FUNCTION_THREAD_TIMEOUT_S (2 s) for this function to return.
-    """
-    from ray.train._internal.session import get_session
-
-    stop_event, finished = get_session().stop_event, threading.Event()
-
-    def watch() -> None:
-        while not finished.is_set():
-            if stop_event.wait(timeout=0.5):
-                trainer.stop()
-                return
-
-    watcher = threading.Thread(target=watch, name="raysearch-trial-stop-watcher", daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        finished.set()
+    # With reuse_actors Tune keeps a stopped trial's process for the next trial: it sets the session's stop
+    # event, then waits TUNE_FUNCTION_THREAD_TIMEOUT_S (2 s) for this function to return.
+    trainer.fit_until(get_session().stop_event)
 
 
 # ---------------------------------------------------------------- building the search
