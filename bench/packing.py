@@ -50,9 +50,10 @@ def pinned_space(space_name: str, directory: Path) -> Path:
 
 
 def images_for_steps(cfg, steps: int) -> int:
-    """Training images that hold `steps` cycles (critic_steps + generator_steps batches each, 1 without a critic)."""
-    cycle = cfg.train.critic_steps + cfg.train.generator_steps if cfg.objective.adversarial else 1
-    return steps * cycle * cfg.train.batch_size
+    """Training images that hold `steps` cycles of the adversarial phase cycle (one batch each without a critic)."""
+    from raysearch.train import phase_cycle
+
+    return steps * len(phase_cycle(cfg, cfg.objective.adversarial)) * cfg.train.batch_size
 
 
 def packed_rate(space_path: Path, overrides: list[str], k: int, epochs: int, use_gpu: bool, total_cpus: float,

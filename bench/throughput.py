@@ -42,7 +42,7 @@ from models.geometry import crop_center, mask_context
 from raysearch import losses
 from raysearch.config import ExperimentConfig, load_config
 from raysearch.data import to_float_images
-from raysearch.train import Runtime, Trial
+from raysearch.train import Runtime, Trial, phase_cycle
 
 OBJECTIVES = {  # label: (space, extra overrides)
     "l2": ("l2", []),
@@ -63,7 +63,7 @@ def images_trained(batches_held: int, steps_per_epoch: int, cycle_length: int, b
 def raysearch_epoch(trial: Trial, epoch: int) -> tuple[int, float]:
     """(images trained, seconds) of one whole `Trial.train_epoch` at epoch index `epoch`."""
     trial.epoch = epoch
-    cycle = trial._phase_cycle(trial.critic is not None and epoch >= trial.cfg.train.pretrain_epochs)
+    cycle = phase_cycle(trial.cfg, trial.critic is not None and epoch >= trial.cfg.train.pretrain_epochs)
     images = images_trained(len(trial.epoch_batches()), trial.cfg.train.steps_per_epoch, len(cycle),
                             trial.cfg.train.batch_size)
     _sync(trial.device)
@@ -93,7 +93,7 @@ class BareLoop:
         trial, cfg = self.trial, self.trial.cfg
         size = cfg.train.batch_size
         adversarial = trial.critic is not None and epoch >= cfg.train.pretrain_epochs
-        cycle = trial._phase_cycle(adversarial)
+        cycle = phase_cycle(trial.cfg, adversarial)
         batches = len(self.images) // size
         if cfg.train.steps_per_epoch:
             batches = min(batches, cfg.train.steps_per_epoch * len(cycle))

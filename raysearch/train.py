@@ -79,6 +79,14 @@ class Runtime:
     prepare_model: Callable[[nn.Module], nn.Module] = lambda module: module
 
 
+def phase_cycle(cfg: ExperimentConfig, adversarial: bool) -> list[str]:
+    """Which phase each batch of an epoch feeds: critic_steps critic batches then generator_steps
+    generator batches, repeated; only the generator without an adversary (or while pretraining)."""
+    if not adversarial:
+        return ["generator"]
+    return ["critic"] * cfg.train.critic_steps + ["generator"] * cfg.train.generator_steps
+
+
 def local_runtime(cfg: ExperimentConfig) -> Runtime:
     """One process, no Ray: the device `train.device` names (`auto`: the GPU when torch sees one)."""
     wanted = cfg.train.device
@@ -429,7 +437,7 @@ class Trial:
             self.critic.train()
         self.sample_rng.manual_seed(self.cfg.train.seed * 1_000_003 + self.runtime.rank * 10_007 + self.epoch)
         adversarial = self.critic is not None and self.epoch >= self.cfg.train.pretrain_epochs
-        cycle = self._phase_cycle(adversarial)
+        cycle = phase_cycle(self.cfg, adversarial)
         log = EpochLog()
         started = time.perf_counter()
         batches = self.epoch_batches()
@@ -459,12 +467,6 @@ class Trial:
         if self.opt_d is not None:
             means["train/critic_lr"] = self.opt_d.param_groups[0]["lr"]
         return means, phase
-
-    def _phase_cycle(self, adversarial: bool) -> list[str]:
-        """Which phase each batch feeds: n critic steps then m generator steps, repeated."""
-        if not adversarial:
-            return ["generator"]
-        return ["critic"] * self.cfg.train.critic_steps + ["generator"] * self.cfg.train.generator_steps
 
     def _non_finite_weights(self) -> str | None:
         """The first network holding a NaN or inf weight, or None: one fused check, one synchronisation."""
