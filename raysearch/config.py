@@ -463,9 +463,15 @@ def _refuse_duplicate_keys(root: yaml.Node | None) -> None:
 def parse_yaml(text: str, where: str) -> Any:
     """Safe-load YAML `text` (no tags, no duplicate keys), or ConfigError naming `where`, the line and the problem."""
     try:
-        # The one YAML reader: duplicate keys are looked for on the node tree, then yaml.safe_load builds the data.
-        _refuse_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))
-        return yaml.safe_load(text)
+        # The one YAML reader: yaml.safe_load's own steps (SafeLoader: no tags, no objects), with the
+        # parsed node tree checked for duplicate keys before the data is built.
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+            _refuse_duplicate_keys(root)
+            return loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
