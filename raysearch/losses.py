@@ -23,8 +23,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-# Reconstruction losses (objective.reconstruction).
-RECONSTRUCTIONS = ("mse", "image_psnr")
 # image_psnr: an image's weight stops growing once its MSE is below this (40 dB): a flat patch the
 # generator already fills near-perfectly must not take over the batch.
 IMAGE_MSE_FLOOR = 1e-4
@@ -52,7 +50,7 @@ def reconstruction(fake: Tensor, real: Tensor, weights: Tensor | None = None, ki
         per_image = error.flatten(1).mean(1)
         scale = per_image.detach()
         return (per_image / scale.clamp_min(IMAGE_MSE_FLOOR)).mean() * scale.mean()
-    raise ValueError(f"reconstruction: unknown kind {kind!r}; choose one of {', '.join(RECONSTRUCTIONS)}")
+    raise ValueError(f"no reconstruction loss {kind!r}")
 
 
 def border_weights(size: int, margin: int, width: int, extra: float) -> Tensor:
