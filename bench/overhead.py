@@ -167,6 +167,8 @@ def main() -> None:
         results = run_search(space, settings, SMALL, storage, "overhead", "local", resume=False)
         searched = (time.perf_counter() - start) / args.trials
         phases = search_phases(search_start, session_dir)
+        for number, phase in enumerate(phases, 1):
+            print(f"trial {number}: " + ", ".join(f"{key} {value:.2f}" for key, value in phase.items()), flush=True)
         actors = actors_started()
     errors = [r.error for r in results if r.error]
     ray.shutdown()
