@@ -41,6 +41,7 @@ from models.layers import (
     ChannelwiseFC,
     ConvBlock,
     SkipUp,
+    Stage,
     check_choice,
     choose,
     down_stage,
@@ -210,13 +211,14 @@ def _activation(style: BlockStyle) -> nn.Module:
     return make_activation(style.activation, style.slope)
 
 
-def _strided_encoder(gen: Generator) -> nn.ModuleDict:
+def _strided_encoder(gen: Generator, channels: int) -> OrderedDict[str, Stage]:
+    """Stride-2 stages `conv1`... from a map of `channels` to the generator's widths."""
     opts = gen.options
-    stages, channels = OrderedDict(), gen.in_channels
+    stages = OrderedDict()
     for i, width in enumerate(gen.widths):
         stages[f"conv{i + 1}"] = down_stage(channels, width, opts.blocks_per_stage, gen.down)
         channels = width
-    return nn.ModuleDict(stages)
+    return stages
 
 
 @GENERATORS.register("cnn")
@@ -275,7 +277,7 @@ class ConvAutoencoder(Generator):
 
     def __init__(self, opts: GeneratorOptions, caption_dim: int = 0) -> None:
         super().__init__(opts, caption_dim)
-        self.encoder = _strided_encoder(self)
+        self.encoder = nn.ModuleDict(_strided_encoder(self, self.in_channels))
         width, size = self.widths[-1], self.sizes[-1]
         if opts.channelwise_fc:
             self.bottleneck = nn.Sequential(
@@ -316,6 +318,12 @@ class UNet(Generator):
     `deconv2` -> (64+64)x16x16), and a last one to raw RGB at 32x32 (36x36).
     With `aligned_output` the decoder goes on to 32x32 joined with `encoder.conv1`, the
     last stage to 64x64, and the center is cropped.
+
+    With `full_res_width` N, a stride-1 stage `encoder.conv0` of N channels at 64x64
+    comes first; the decoder goes up to 64x64 (`deconv{stages}`, joined with
+    `encoder.conv0`) and `decoder.output` ends in the raw conv. The 64x64 end
+    works on the output square plus what its convolutions reach (`_full_res_reach`),
+    not the whole frame: the corners cannot change the hole there.
     """
 
     default_stages = 4
@@ -323,7 +331,12 @@ class UNet(Generator):
 
     def __init__(self, opts: GeneratorOptions, caption_dim: int = 0) -> None:
         super().__init__(opts, caption_dim)
-        self.encoder = _strided_encoder(self)
+        top = opts.full_res_width
+        if top and not opts.aligned_output:
+            raise ValueError("full_res_width: needs aligned_output (the decoder must reach 64x64 to join it)")
+        encoder = OrderedDict(conv0=Stage([ConvBlock(self.in_channels, top, self.down)])) if top else OrderedDict()
+        encoder.update(_strided_encoder(self, top or self.in_channels))
+        self.encoder = nn.ModuleDict(encoder)
         channels = self.widths[-1] + self.extra_dim
         decoder = OrderedDict()
         # Aligned, the decoder also joins the first encoder map (32x32) before the 64x64 output.
@@ -332,20 +345,47 @@ class UNet(Generator):
             stage = up_stage(channels, self.widths[target], opts.blocks_per_stage, self.up, self.sizes[target])
             decoder[f"deconv{j}"] = SkipUp(stage)
             channels = 2 * self.widths[target]
-        last = f"deconv{len(decoder) + 1}"
-        decoder[last] = output_stage(
-            channels, self.widths[0], opts.blocks_per_stage, self.up,
-            IMAGE_SIZE if opts.aligned_output else self.output_size,
-        )
+        if top:
+            # Upsampled and cropped in `generate`, so this stage has no resampling of its own.
+            decoder[f"deconv{self.stages}"] = SkipUp(Stage(_conv_run(channels, top, opts.blocks_per_stage, self.up)))
+            decoder["output"] = Stage(_conv_run(2 * top, top, opts.blocks_per_stage, self.up) + [
+                ConvBlock(top, 3, self.up.raw())])
+            last = "output"
+        else:
+            last = f"deconv{len(decoder) + 1}"
+            decoder[last] = output_stage(
+                channels, self.widths[0], opts.blocks_per_stage, self.up,
+                IMAGE_SIZE if opts.aligned_output else self.output_size,
+            )
         self.decoder = nn.ModuleDict(decoder)
         self.start_at_the_fill(decoder[last].blocks[-1])
 
+    def _full_res_reach(self) -> int:
+        """Pixels beyond the output square that the 64x64 end's convolutions read (zero-padded past them)."""
+        convolutions = 2 * self.options.blocks_per_stage + 1
+        return convolutions * (self.options.kernel_size // 2)
+
     def generate(self, context: torch.Tensor, extras: list[torch.Tensor], shift: torch.Tensor | None) -> torch.Tensor:
         features = self.encode(context, shift)
+        margin = self.options.context_margin
+        full_res = features.pop(0) if self.options.full_res_width else None
         x = tile_cat(features[-1], extras)
         *joins, final = self.decoder.values()
+        if full_res is not None:
+            *joins, top = joins
         # Encoder maps from the second deepest up; zip stops at the last skip stage.
         for join, skip in zip(joins, reversed(features[:-1])):
             x = join(x, skip)
-        x = final(x)
-        return crop_center(x, self.options.context_margin) if self.options.aligned_output else x
+        if full_res is None:
+            x = final(x)
+            return crop_center(x, margin) if self.options.aligned_output else x
+        reach = margin + self._full_res_reach()
+        x = crop_center(F.interpolate(x, size=IMAGE_SIZE, mode="nearest"), reach)
+        x = final(top(x, crop_center(full_res, reach)))
+        border = reach - margin  # what the zero padding at the crop's edge touched
+        return x[..., border:-border, border:-border] if border else x
+
+
+def _conv_run(in_channels: int, width: int, blocks: int, style: BlockStyle) -> list[ConvBlock]:
+    """`blocks` conv blocks, the first from `in_channels` to `width`."""
+    return [ConvBlock(in_channels if i == 0 else width, width, style) for i in range(blocks)]

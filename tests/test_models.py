@@ -320,6 +320,63 @@ def test_aligned_unet_crops_its_center_from_a_whole_frame(margin) -> None:
         assert torch.equal(generator(context), crop_center(frame, margin))
 
 
+FULL_RES = dict(aligned_output=True, full_res_width=4, **SMALL)
+
+
+@pytest.mark.parametrize("margin", [0, 2])
+@pytest.mark.parametrize("blocks,kernel", [(1, 3), (2, 3), (1, 5)])
+def test_full_res_unet_reads_enough_around_the_center_to_match_the_whole_frame(margin, blocks, kernel) -> None:
+    # The 64x64 end runs on the output square plus what its convolutions reach; run on the whole
+    # frame instead (a reach to the image's edge), the output must be the same, and one pixel
+    # less reach must not be (the zero padding at the crop's edge then leaks into the output).
+    generator = build_generator(GeneratorOptions(context_margin=margin, blocks_per_stage=blocks, kernel_size=kernel,
+                                                 **FULL_RES)).eval()
+    reach = generator._full_res_reach()
+    assert reach == (2 * blocks + 1) * (kernel // 2)
+    context = torch.randn(BATCH, 3, 64, 64)
+    with torch.no_grad():
+        cropped = generator(context)
+        generator._full_res_reach = lambda: 16 - margin
+        whole = generator(context)
+        generator._full_res_reach = lambda: reach - 1
+        short = generator(context)
+    size = 32 + 2 * margin
+    assert cropped.shape == whole.shape == short.shape == (BATCH, 3, size, size)
+    assert torch.allclose(cropped, whole, atol=1e-6)
+    assert not torch.allclose(short, whole, atol=1e-4)
+
+
+def test_full_res_unet_keeps_a_64x64_map_and_joins_it_at_the_end() -> None:
+    generator = build_generator(GeneratorOptions(input_fill="harmonic", mask_channel=True, **FULL_RES))
+    images = torch.rand(BATCH, 3, 64, 64) * 2 - 1
+    seen = record_layers(generator, ["encoder.conv0", "encoder.conv1", f"decoder.deconv{generator.stages}"],
+                         mask_context(images))
+    (top_in, top_out), (_, first_down), (_, joined) = seen.values()
+    assert torch.equal(top_in[:, :3], fill_hole(images, "harmonic")) and top_in.shape[1] == 4
+    assert top_out.shape[-3:] == (4, 64, 64) and first_down.shape[-2:] == (32, 32)
+    # The last up stage's output joined with the full-resolution map, cropped to the reach.
+    side = 32 + 2 * generator._full_res_reach()
+    assert joined.shape[-3:] == (2 * 4, side, side)
+
+
+@pytest.mark.parametrize("margin", [0, 2])
+def test_full_res_residual_generator_starts_at_its_input_fill(margin) -> None:
+    generator = build_generator(GeneratorOptions(input_fill="harmonic", residual=True, context_margin=margin,
+                                                 **FULL_RES))
+    images = torch.rand(BATCH, 3, 64, 64) * 1.8 - 0.9
+    image, _ = activate_output(generator(mask_context(images)), "tanh")
+    assert torch.allclose(image, crop_center(fill_hole(images, "harmonic"), margin), atol=1e-5)
+    image.square().mean().backward()
+    assert generator.decoder.output.blocks[-1].conv.weight.grad.abs().sum() > 0
+
+
+def test_full_res_width_needs_the_aligned_unet() -> None:
+    with pytest.raises(ValueError, match="full_res_width: needs aligned_output"):
+        build_generator(GeneratorOptions(full_res_width=4, **SMALL))
+    with pytest.raises(ValueError, match="full_res_width: must be 0 \\(none\\) to 256, got -1"):
+        GeneratorOptions(full_res_width=-1)
+
+
 @pytest.mark.parametrize("name", ["autoencoder", "cnn"])
 def test_aligned_output_only_on_unet(name) -> None:
     with pytest.raises(ValueError, match="aligned_output: only the unet"):
