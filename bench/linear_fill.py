@@ -1,0 +1,139 @@
+"""How far the best *linear* fill gets: a reference for what a trained generator has learned.
+
+The hole's pixels are predicted as the harmonic fill plus a linear function of the
+context pixels within `--band` pixels of the hole (plus a constant), one operator shared
+by the three colour channels and fitted in closed form (ridge least squares) on the
+training split under the 8 symmetries of the square (the `dihedral` augmentation).
+That is the minimum-MSE linear estimator of the hole from that band: the Wiener filter
+of the training photos. It is scored on the validation subset exactly as a trial and
+the classical fills are (`raysearch.data.baselines`: same images, metrics and seed).
+
+A generator whose PSNR is not above this one's has learned nothing a linear filter
+could not; the part of the gap to a bar that a linear filter cannot close is what
+the network's nonlinearity must find.
+
+    python bench/linear_fill.py DATA [--band 8] [--ridge 0.1] [--train-images 0] [--val-images 200]
+
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python bench/linear_fill.py`
+
+from models.fills import harmonic_fill  # noqa: E402
+from models.geometry import HOLE_SIZE, IMAGE_SIZE, crop_center, hole_slice  # noqa: E402
+from raysearch import metrics  # noqa: E402
+from raysearch.config import DataConfig, TrainConfig  # noqa: E402
+from raysearch.data.baselines import baselines_for, validation_subset  # noqa: E402
+from raysearch.data.cache import resolve_dataset  # noqa: E402
+from raysearch.data.check import check_source  # noqa: E402
+from raysearch.data.prepared import PreparedDataset  # noqa: E402
+
+CHUNK = 256  # training images per accumulation step (x 8 symmetries x 3 channels rows)
+
+
+def band_mask(band: int) -> torch.Tensor:
+    """[64, 64] bool: the context pixels within `band` of the hole (the hole itself excluded)."""
+    outer = slice(hole_slice(0).start - band, hole_slice(0).stop + band)
+    mask = torch.zeros(IMAGE_SIZE, IMAGE_SIZE, dtype=torch.bool)
+    mask[outer, outer] = True
+    mask[hole_slice(0), hole_slice(0)] = False
+    return mask
+
+
+def symmetries(images: torch.Tensor) -> torch.Tensor:
+    """[N, C, 64, 64] -> [8N, C, 64, 64]: every image under the 8 symmetries of the square."""
+    turned = (images, images.transpose(-1, -2))
+    return torch.cat([t.flip(dims) if dims else t for t in turned for dims in ((), (-1,), (-2,), (-1, -2))])
+
+
+def as_unit(uint8_images: np.ndarray) -> torch.Tensor:
+    """uint8 [N, 64, 64, 3] -> float64 [N, 3, 64, 64] in [0, 1]."""
+    return torch.from_numpy(np.array(uint8_images)).to(torch.float64).permute(0, 3, 1, 2) / 255.0
+
+
+def features(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[N, 3, 64, 64] -> [3N, band pixels + 1]: each channel's band, and a 1 for the constant."""
+    band = images.flatten(0, 1)[:, mask]
+    return torch.cat([band, torch.ones(len(band), 1, dtype=band.dtype)], dim=1)
+
+
+def hole_residual(images: torch.Tensor) -> torch.Tensor:
+    """[N, 3, 64, 64] -> [3N, 1024]: the hole's pixels minus their harmonic fill, per channel."""
+    residual = crop_center(images - harmonic_fill(images), 0)
+    return residual.flatten(0, 1).flatten(1)
+
+
+def fit(train: np.ndarray, mask: torch.Tensor, ridge: float) -> torch.Tensor:
+    """The [band + 1, 1024] operator minimising the squared error on `train` under the 8 symmetries."""
+    gram = target = None
+    for start in range(0, len(train), CHUNK):
+        images = symmetries(as_unit(train[start : start + CHUNK]))
+        x, y = features(images, mask), hole_residual(images)
+        gram = x.T @ x if gram is None else gram + x.T @ x
+        target = x.T @ y if target is None else target + x.T @ y
+    # Ridge scaled to the Gram matrix's own size, so one value suits any band and data size.
+    damping = ridge * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
+    return torch.linalg.solve(gram + damping, target)
+
+
+def linear_fill(images: torch.Tensor, operator: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The hole of [N, 3, 64, 64] images in [0, 1] filled by the harmonic fill plus the fitted correction."""
+    correction = (features(images, mask) @ operator).view(len(images), 3, HOLE_SIZE, HOLE_SIZE)
+    return (crop_center(harmonic_fill(images), 0) + correction).clamp(0, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", help="a prepared dataset directory with train and val splits")
+    parser.add_argument("--band", type=int, default=8, help="context pixels around the hole the fill reads (1-16)")
+    parser.add_argument("--ridge", type=float, default=0.1, help="ridge damping, relative to the Gram diagonal")
+    parser.add_argument("--train-images", type=int, default=0, help="fit on the first N training images (0 = all)")
+    parser.add_argument("--val-images", type=int, default=DataConfig.val_images, help="as data.val_images")
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed, help="the metric seed, as train.seed")
+    args = parser.parse_args()
+    if not 1 <= args.band <= hole_slice(0).start:
+        parser.error(f"--band: must be 1 to {hole_slice(0).start}, got {args.band}")
+    if args.ridge <= 0 or args.train_images < 0:
+        parser.error("--ridge must be > 0 and --train-images >= 0")
+    check_source(args.data, captions=False, label="DATA")
+    torch.set_num_threads(2)
+
+    dataset = PreparedDataset(resolve_dataset(args.data))
+    train = dataset.images("train")
+    train = train if args.train_images == 0 else train[: args.train_images]
+    data = DataConfig(path=args.data, val_images=args.val_images)
+    mask = band_mask(args.band)
+    started = time.perf_counter()
+    operator = fit(train, mask, args.ridge)
+    fit_s = time.perf_counter() - started
+
+    real = as_unit(validation_subset(data))
+    values = metrics.compute_all(linear_fill(real, operator, mask).float(), crop_center(real, 0).float(),
+                                 real.float(), seed=args.seed)
+    linear = {f"val/{name}": float(value) for name, value in values.items()}
+    classical = baselines_for(data, args.seed)
+    print(f"{len(train)} training images x 8 symmetries, band {args.band} ({int(mask.sum())} pixels per channel), "
+          f"fitted in {fit_s:.1f} s; {len(real)} validation images, metric seed {args.seed}")
+    print(f"{'fill':<16}" + "".join(f"{name:>12}" for name in linear))
+    for name, row in {**classical, "linear (fitted)": linear}.items():
+        print(f"{name:<16}" + "".join(f"{row[key]:>12.4f}" for key in linear))
+    summary = {"train_images": len(train), "band": args.band, "ridge": args.ridge, "fit_s": round(fit_s, 2),
+               **{f"linear_{key.split('/')[1]}": round(value, 4) for key, value in linear.items()},
+               **{f"harmonic_{key.split('/')[1]}": round(value, 4) for key, value in classical["harmonic"].items()},
+               "linear_over_harmonic_psnr_db": round(linear["val/psnr"] - classical["harmonic"]["val/psnr"], 4)}
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

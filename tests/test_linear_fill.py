@@ -1,0 +1,75 @@
+"""bench/linear_fill.py: the fitted linear fill that a trained generator is read against."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bench.linear_fill import as_unit, band_mask, fit, linear_fill, main, symmetries
+from models.fills import harmonic_fill
+from models.geometry import crop_center
+from raysearch.config import DataConfig
+from raysearch.data.baselines import baselines_for
+from raysearch.data.prepare import prepare_photos
+from tests.test_baselines import _smooth_photo
+
+
+def _photos(count: int, seed: int) -> np.ndarray:
+    """uint8 [N, 64, 64, 3]: smooth colour fields, which the harmonic fill does not continue exactly."""
+    rng = np.random.default_rng(seed)
+    return np.stack([_smooth_photo(rng)[:64, :64] for _ in range(count)])
+
+
+def _hole_mse(filled_center: torch.Tensor, images: torch.Tensor) -> float:
+    return float((filled_center - crop_center(images, 0)).square().mean())
+
+
+def test_symmetries_are_the_eight_of_the_square_identity_first() -> None:
+    image = torch.arange(64 * 64, dtype=torch.float64).view(1, 1, 64, 64)
+    turned = symmetries(image)
+    assert turned.shape == (8, 1, 64, 64) and torch.equal(turned[0], image[0])
+    assert len({tuple(t.flatten().tolist()) for t in turned}) == 8
+
+
+def test_band_mask_is_the_ring_of_context_around_the_hole() -> None:
+    mask = band_mask(2)
+    assert int(mask.sum()) == 36 * 36 - 32 * 32
+    assert mask[14, 14] and mask[49, 49] and not mask[13, 20] and not mask[16:48, 16:48].any()
+
+
+def test_a_zero_operator_is_the_harmonic_fill() -> None:
+    images = as_unit(_photos(3, seed=1))
+    mask = band_mask(4)
+    zero = torch.zeros(int(mask.sum()) + 1, 32 * 32, dtype=torch.float64)
+    assert torch.allclose(linear_fill(images, zero, mask), crop_center(harmonic_fill(images), 0).clamp(0, 1))
+
+
+def test_the_fitted_fill_beats_the_harmonic_fill_on_its_training_images_and_on_new_ones() -> None:
+    train, held_out = _photos(24, seed=2), as_unit(_photos(8, seed=3))
+    mask = band_mask(2)
+    operator = fit(train, mask, ridge=1e-2)
+    # Most of the harmonic fill's error here is the photos' pixel noise, which nothing predicts.
+    for images in (as_unit(train), held_out):
+        harmonic = _hole_mse(crop_center(harmonic_fill(images), 0), images)
+        assert _hole_mse(linear_fill(images, operator, mask), images) < 0.9 * harmonic
+
+
+def test_the_bench_prints_the_fills_then_one_json_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    for split, count, seed in (("train", 24, 4), ("val", 8, 5)):
+        (tmp_path / "raw" / split).mkdir(parents=True)
+        for i, photo in enumerate(_photos(count, seed)):
+            Image.fromarray(photo).save(tmp_path / "raw" / split / f"{i:02d}.png")
+    prepare_photos(tmp_path / "raw", tmp_path / "data", workers=1, log=lambda _: None)
+    monkeypatch.setattr(sys, "argv", ["linear_fill.py", str(tmp_path / "data"), "--band", "2", "--ridge", "1e-2"])
+    main()
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert any(line.startswith("linear (fitted)") for line in lines)
+    summary = json.loads(lines[-1])
+    harmonic = baselines_for(DataConfig(path=str(tmp_path / "data")), 0)["harmonic"]
+    assert summary["harmonic_psnr"] == pytest.approx(harmonic["val/psnr"], abs=1e-4)
+    assert summary["linear_psnr"] > summary["harmonic_psnr"]
+    assert summary["train_images"] == 24 and summary["band"] == 2
