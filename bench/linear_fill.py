@@ -12,6 +12,11 @@ A generator whose PSNR is not above this one's has learned nothing a linear filt
 could not; the part of the gap to a bar that a linear filter cannot close is what
 the network's nonlinearity must find.
 
+Beside it, three oracles that peek at the truth (no fill can reach them; they say what a
+bar demands): the harmonic fill shifted by the true mean of its error per image and
+channel; corrected by the true 2x2 block means of its error, bilinearly upsampled; and the
+true first ring of the hole with the harmonic fill inside it.
+
     python bench/linear_fill.py DATA [--band 8] [--ridge 0.1] [--train-images 0] [--val-images 200]
 
 The last line is one JSON object.
@@ -93,6 +98,39 @@ def linear_fill(images: torch.Tensor, operator: torch.Tensor, mask: torch.Tensor
     return (crop_center(harmonic_fill(images), 0) + correction).clamp(0, 1)
 
 
+def _harmonic_inside_ring(images: torch.Tensor, ring: int, sweeps: int = 1000) -> torch.Tensor:
+    """The hole with its outer `ring` pixels true and the rest the harmonic fill of them (Jacobi sweeps,
+    from the whole hole's harmonic fill, which is already close)."""
+    filled = images.clone()
+    inner = slice(hole_slice(0).start + ring, hole_slice(0).stop - ring)
+    filled[..., inner, inner] = harmonic_fill(images)[..., inner, inner]
+    up, down = slice(inner.start - 1, inner.stop - 1), slice(inner.start + 1, inner.stop + 1)
+    for _ in range(sweeps):
+        filled[..., inner, inner] = (filled[..., up, inner] + filled[..., down, inner]
+                                     + filled[..., inner, up] + filled[..., inner, down]) / 4
+    return crop_center(filled, 0)
+
+
+def oracle_fills(images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Hole predictions that use the true hole: what knowing part of it is worth (see the module's docstring)."""
+    harmonic = crop_center(harmonic_fill(images), 0)
+    error = crop_center(images, 0) - harmonic
+    block = HOLE_SIZE // 2
+    coarse = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(error, block), scale_factor=block,
+                                             mode="bilinear")
+    return {
+        "oracle: true mean": harmonic + error.mean(dim=(-2, -1), keepdim=True),
+        "oracle: true 2x2": (harmonic + coarse).clamp(0, 1),
+        "oracle: true ring": _harmonic_inside_ring(images, ring=1),
+    }
+
+
+def score(center: torch.Tensor, images: torch.Tensor, seed: int) -> dict[str, float]:
+    """A filled hole's validation metrics, as Trial.validate and the classical fills are scored."""
+    values = metrics.compute_all(center.float(), crop_center(images, 0).float(), images.float(), seed=seed)
+    return {f"val/{name}": float(value) for name, value in values.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", help="a prepared dataset directory with train and val splits")
@@ -119,19 +157,19 @@ def main() -> None:
     fit_s = time.perf_counter() - started
 
     real = as_unit(validation_subset(data))
-    values = metrics.compute_all(linear_fill(real, operator, mask).float(), crop_center(real, 0).float(),
-                                 real.float(), seed=args.seed)
-    linear = {f"val/{name}": float(value) for name, value in values.items()}
+    linear = score(linear_fill(real, operator, mask), real, args.seed)
+    oracles = {name: score(center, real, args.seed) for name, center in oracle_fills(real).items()}
     classical = baselines_for(data, args.seed)
     print(f"{len(train)} training images x 8 symmetries, band {args.band} ({int(mask.sum())} pixels per channel), "
           f"fitted in {fit_s:.1f} s; {len(real)} validation images, metric seed {args.seed}")
-    print(f"{'fill':<16}" + "".join(f"{name:>12}" for name in linear))
-    for name, row in {**classical, "linear (fitted)": linear}.items():
-        print(f"{name:<16}" + "".join(f"{row[key]:>12.4f}" for key in linear))
+    print(f"{'fill':<20}" + "".join(f"{name:>12}" for name in linear))
+    for name, row in {**classical, "linear (fitted)": linear, **oracles}.items():
+        print(f"{name:<20}" + "".join(f"{row[key]:>12.4f}" for key in linear))
     summary = {"train_images": len(train), "band": args.band, "ridge": args.ridge, "fit_s": round(fit_s, 2),
                **{f"linear_{key.split('/')[1]}": round(value, 4) for key, value in linear.items()},
                **{f"harmonic_{key.split('/')[1]}": round(value, 4) for key, value in classical["harmonic"].items()},
-               "linear_over_harmonic_psnr_db": round(linear["val/psnr"] - classical["harmonic"]["val/psnr"], 4)}
+               "linear_over_harmonic_psnr_db": round(linear["val/psnr"] - classical["harmonic"]["val/psnr"], 4),
+               **{f"oracle_{name.split()[-1]}_psnr": round(row["val/psnr"], 4) for name, row in oracles.items()}}
     print(json.dumps(summary))
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.linear_fill import as_unit, band_mask, fit, linear_fill, main, symmetries
+from bench.linear_fill import as_unit, band_mask, fit, linear_fill, main, oracle_fills, symmetries
 from models.fills import harmonic_fill
 from models.geometry import crop_center
 from raysearch.config import DataConfig
@@ -73,3 +73,22 @@ def test_the_bench_prints_the_fills_then_one_json_line(tmp_path: Path, monkeypat
     assert summary["harmonic_psnr"] == pytest.approx(harmonic["val/psnr"], abs=1e-4)
     assert summary["linear_psnr"] > summary["harmonic_psnr"]
     assert summary["train_images"] == 24 and summary["band"] == 2
+    assert summary["oracle_2x2_psnr"] > summary["harmonic_psnr"]
+
+
+def test_the_oracles_use_the_truth_as_they_say() -> None:
+    images = as_unit(_photos(3, seed=6))
+    truth = crop_center(images, 0)
+    oracles = oracle_fills(images)
+    # The mean shift makes each image's and channel's mean the true one.
+    assert torch.allclose(oracles["oracle: true mean"].mean(dim=(-2, -1)), truth.mean(dim=(-2, -1)))
+    # The first ring is the truth; inside it, the discrete Laplace equation holds.
+    ring = oracles["oracle: true ring"]
+    assert torch.equal(ring[..., 0, :], truth[..., 0, :]) and torch.equal(ring[..., :, -1], truth[..., :, -1])
+    inside = ring[..., 1:-1, 1:-1]
+    neighbours = (ring[..., :-2, 1:-1] + ring[..., 2:, 1:-1] + ring[..., 1:-1, :-2] + ring[..., 1:-1, 2:]) / 4
+    assert (inside - neighbours).abs().max() < 1e-3
+    # A ramp is its own harmonic fill: no oracle has anything to add.
+    ramp = torch.linspace(0.2, 0.8, 64, dtype=torch.float64).expand(1, 3, 64, 64).clone()
+    for center in oracle_fills(ramp).values():
+        assert torch.allclose(center, crop_center(ramp, 0), atol=1e-6)
