@@ -14,6 +14,11 @@ own data load (building the Trial) and first epoch.
 
     flock /tmp/raysearch-ray.lock python bench/overhead.py [--trials 3] [--epochs 2] [--ray-defaults]
 
+`overhead_per_trial_s` spreads the whole search over its trials, so it also
+carries what a search pays once (the first trial driver's start, the search's
+set-up and its end); `steady_overhead_per_trial_s` is what each trial after the
+first costs beyond the direct loop (the median of their phases' sums).
+
 `--ray-defaults` starts Ray with Ray's own defaults instead of the settings
 `raysearch.ray_adapter.start_ray` applies, to show what those settings save.
 The last line is one JSON object.
@@ -180,19 +185,28 @@ def main() -> None:
     direct = statistics.mean(run["total"] for run in direct_runs)
 
     median = {key: statistics.median(p[key] for p in phases) for key in phases[0]} if phases else {}
+    # A search pays its first driver's start and its own set-up and ending once, not per trial: the trials
+    # after the first, each from the previous one's end to its own, say what one more trial costs.
+    later = [sum(p.values()) - direct for p in phases[1:]]
+    steady = statistics.median(later) if later else None
     print(f"\n{args.trials} trials x {args.epochs} epochs of the l2 space's U-Nets (same configs in both arms), "
           f"one trial at a time, {'Ray defaults' if args.ray_defaults else 'raysearch settings'}")
     print(f"direct loop           {direct:7.2f} s/trial  (data load {statistics.median(r['data_load'] for r in direct_runs):.2f} s, "
           f"first epoch {statistics.median(r['first_epoch'] for r in direct_runs):.2f} s)")
     print(f"Tune + Train          {searched:7.2f} s/trial")
     print(f"overhead per trial    {searched - direct:7.2f} s")
+    if steady is not None:
+        print(f"  one more trial      {steady:7.2f} s  (median over trials 2-{len(phases)}: the search's "
+              f"once-only costs left out)")
     print(f"Ray start-up, once    {startup:7.2f} s")
     print("where a trial's time goes through Tune + Train (median over trials, s):")
     for key, value in median.items():
         print(f"  {key:<46}{value:7.2f}")
     print("actors (Python processes) started by the search: "
           + ", ".join(f"{name} {count}" for name, count in sorted(actors.items())))
-    summary = {"overhead_per_trial_s": round(searched - direct, 2), "tune_train_per_trial_s": round(searched, 2),
+    summary = {"overhead_per_trial_s": round(searched - direct, 2),
+               "steady_overhead_per_trial_s": round(steady, 2) if steady is not None else None,
+               "tune_train_per_trial_s": round(searched, 2),
                "direct_per_trial_s": round(direct, 3), "ray_startup_s": round(startup, 2),
                "ray_defaults": args.ray_defaults, "trials": args.trials, "epochs": args.epochs,
                **{f"phase_{key}_s": round(value, 2) for key, value in median.items()},
