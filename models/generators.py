@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.fills import fill_hole
-from models.geometry import IMAGE_SIZE, crop_center, hole_slice, output_size
+from models.geometry import HOLE_START, IMAGE_SIZE, crop_center, hole_slice, output_size
 from models.layers import (
     BlockStyle,
     ChannelwiseFC,
@@ -379,7 +379,8 @@ class UNet(Generator):
         if full_res is None:
             x = final(x)
             return crop_center(x, margin) if self.options.aligned_output else x
-        reach = margin + self._full_res_reach()
+        # A reach past the image's edge is the whole frame, where the zero padding is the image's own.
+        reach = min(margin + self._full_res_reach(), HOLE_START)
         x = crop_center(F.interpolate(x, size=IMAGE_SIZE, mode="nearest"), reach)
         x = final(top(x, crop_center(full_res, reach)))
         border = reach - margin  # what the zero padding at the crop's edge touched

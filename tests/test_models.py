@@ -346,6 +346,18 @@ def test_full_res_unet_reads_enough_around_the_center_to_match_the_whole_frame(m
     assert not torch.allclose(short, whole, atol=1e-4)
 
 
+def test_full_res_unet_whose_reach_passes_the_image_edge_runs_on_the_whole_frame() -> None:
+    # Kernel 7, two blocks: 5 convolutions reach 15 pixels, 17 with a margin of 2, past the frame's 16.
+    generator = build_generator(GeneratorOptions(context_margin=2, blocks_per_stage=2, kernel_size=7,
+                                                 **FULL_RES)).eval()
+    context = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        out = generator(context)
+        generator._full_res_reach = lambda: 14  # exactly the whole frame
+        whole = generator(context)
+    assert out.shape == (2, 3, 36, 36) and torch.allclose(out, whole, atol=1e-6)
+
+
 def test_full_res_unet_keeps_a_64x64_map_and_joins_it_at_the_end() -> None:
     generator = build_generator(GeneratorOptions(input_fill="harmonic", mask_channel=True, **FULL_RES))
     images = torch.rand(BATCH, 3, 64, 64) * 2 - 1
