@@ -346,10 +346,9 @@ class UNet(Generator):
             decoder[f"deconv{j}"] = SkipUp(stage)
             channels = 2 * self.widths[target]
         if top:
-            # Upsampled and cropped in `generate`, so this stage has no resampling of its own.
-            decoder[f"deconv{self.stages}"] = SkipUp(Stage(_conv_run(channels, top, opts.blocks_per_stage, self.up)))
-            decoder["output"] = Stage(_conv_run(2 * top, top, opts.blocks_per_stage, self.up) + [
-                ConvBlock(top, 3, self.up.raw())])
+            # Upsampled and cropped in `generate`, so neither stage resamples on its own.
+            decoder[f"deconv{self.stages}"] = SkipUp(up_stage(channels, top, opts.blocks_per_stage, self.up, None))
+            decoder["output"] = output_stage(2 * top, top, opts.blocks_per_stage + 1, self.up, None)
             last = "output"
         else:
             last = f"deconv{len(decoder) + 1}"
@@ -385,8 +384,3 @@ class UNet(Generator):
         x = final(top(x, crop_center(full_res, reach)))
         border = reach - margin  # what the zero padding at the crop's edge touched
         return x[..., border:-border, border:-border] if border else x
-
-
-def _conv_run(in_channels: int, width: int, blocks: int, style: BlockStyle) -> list[ConvBlock]:
-    """`blocks` conv blocks, the first from `in_channels` to `width`."""
-    return [ConvBlock(in_channels if i == 0 else width, width, style) for i in range(blocks)]

@@ -186,22 +186,26 @@ def pooled_stage(in_channels: int, width: int, blocks: int, style: BlockStyle, p
     return Stage([first] + [ConvBlock(width, width, style) for _ in range(blocks - 1)], after=pool)
 
 
-def up_stage(in_channels: int, width: int, blocks: int, style: BlockStyle, size: int) -> Stage:
-    """Nearest ("repeat") upsampling to `size`, then `blocks` conv blocks.
+def _resample(size: int | None) -> nn.Module | None:
+    return nn.Upsample(size=size, mode="nearest") if size is not None else None
+
+
+def up_stage(in_channels: int, width: int, blocks: int, style: BlockStyle, size: int | None) -> Stage:
+    """Nearest ("repeat") upsampling to `size` (None: the caller resamples), then `blocks` conv blocks.
 
     Upsampling to a size, not by a factor, lets the last stage reach 36 pixels
     (context margin 2) and the autoencoder go from 1x1 to 4x4 in one step.
     """
     first = ConvBlock(in_channels, width, style)
     rest = [ConvBlock(width, width, style) for _ in range(blocks - 1)]
-    return Stage([first] + rest, before=nn.Upsample(size=size, mode="nearest"))
+    return Stage([first] + rest, before=_resample(size))
 
 
-def output_stage(in_channels: int, width: int, blocks: int, style: BlockStyle, size: int) -> Stage:
-    """Upsample to `size`, `blocks - 1` conv blocks of `width`, then a raw conv to RGB."""
+def output_stage(in_channels: int, width: int, blocks: int, style: BlockStyle, size: int | None) -> Stage:
+    """Upsample to `size` (None: the caller resamples), `blocks - 1` conv blocks of `width`, then a raw conv to RGB."""
     inner = [ConvBlock(in_channels if i == 0 else width, width, style) for i in range(blocks - 1)]
     last = ConvBlock(width if inner else in_channels, 3, style.raw())
-    return Stage(inner + [last], before=nn.Upsample(size=size, mode="nearest"))
+    return Stage(inner + [last], before=_resample(size))
 
 
 def tile_cat(x: torch.Tensor, vectors: Sequence[torch.Tensor]) -> torch.Tensor:
