@@ -42,6 +42,7 @@ from raysearch.config import DataConfig, TrainConfig  # noqa: E402
 from raysearch.data.baselines import baselines_for, validation_subset  # noqa: E402
 from raysearch.data.cache import resolve_dataset  # noqa: E402
 from raysearch.data.check import check_source  # noqa: E402
+from raysearch.data.dataset import to_float_images  # noqa: E402
 from raysearch.data.prepared import PreparedDataset  # noqa: E402
 
 CHUNK = 256  # training images per accumulation step (x 8 symmetries x 3 channels rows)
@@ -63,8 +64,8 @@ def symmetries(images: torch.Tensor) -> torch.Tensor:
 
 
 def as_unit(uint8_images: np.ndarray) -> torch.Tensor:
-    """uint8 [N, 64, 64, 3] -> float64 [N, 3, 64, 64] in [0, 1]."""
-    return torch.from_numpy(np.array(uint8_images)).to(torch.float64).permute(0, 3, 1, 2) / 255.0
+    """uint8 [N, 64, 64, 3] -> float64 [N, 3, 64, 64] in [0, 1] (the trial's images, mapped as validation maps them)."""
+    return (to_float_images(torch.from_numpy(np.array(uint8_images))).double() + 1) / 2
 
 
 def features(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
