@@ -7,7 +7,7 @@
 # Once, here:   bash ../shared/gpu/make-site.sh          (.gpu/site.tar.xz: Ray, Optuna, ... for the GPU's Python)
 # On the GPU (the device tool: carry [".gpu"], timeout_s 600), two calls cover every step:
 #   source .gpu/setup.sh; bash bench/gpu_check.sh                                  # throughput search packing
-#   source .gpu/setup.sh; STEPS="overhead quality" bash bench/gpu_check.sh
+#   source .gpu/setup.sh; STEPS="overhead overhead_prestart quality" bash bench/gpu_check.sh
 # Here, without a GPU:  SMOKE=1 bash bench/gpu_check.sh   (every step, tiny budgets, on the CPU: checks the commands)
 #
 # Step budgets (seconds) come from the H100 runs of 2026-11-23: a trial's start costs ~30 s there.
@@ -32,6 +32,7 @@ if [ "$SMOKE" = 1 ]; then
             --name gpu_check --address local)
     packing=(python bench/packing.py --k 1,2 --epochs 1 --steps 2)
     overhead=(python bench/overhead.py --trials 2 --epochs 1)
+    overhead_prestart=(python bench/overhead.py --trials 2 --epochs 1 --prestart)
     quality=(python bench/quality.py --device cpu --only synthetic --epochs 1 --train-images 64 --val-images 32
              --spaces l2,wgan)
 else
@@ -43,9 +44,12 @@ else
     packing=(python bench/packing.py --space wgan --set train.critic_steps=5 --batch-size 64 --steps 30 --epochs 3
              --full-size --k 1,4,8)
     overhead=(python bench/overhead.py --trials 3 --epochs 2)
+    # The next trial's processes started while one trains (raysearch/prestart.py): no gain on 2 cores,
+    # where they compete with the loop; a GPU node has idle cores.
+    overhead_prestart=(python bench/overhead.py --trials 3 --epochs 2 --prestart)
     quality=(python bench/quality.py --device cuda --only synthetic --epochs 20 --train-images 0)
 fi
-declare -A budget_s=([throughput]=150 [search]=130 [packing]=170 [overhead]=170 [quality]=150)
+declare -A budget_s=([throughput]=150 [search]=130 [packing]=170 [overhead]=170 [overhead_prestart]=170 [quality]=150)
 
 # Merge a step's last JSON line into figures.json under "<step>/<key>".
 record() {
@@ -64,7 +68,8 @@ PY
 
 for step in $STEPS; do
     if [ -z "${budget_s[$step]:-}" ]; then
-        echo "unknown step '$step' in STEPS: the steps are throughput search packing overhead quality" >&2; exit 2
+        echo "unknown step '$step' in STEPS: the steps are throughput search packing overhead overhead_prestart" \
+             "quality" >&2; exit 2
     fi
 done
 

@@ -143,12 +143,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--ray-defaults", action="store_true",
                         help="start Ray with Ray's defaults, not raysearch's local-Ray settings")
+    parser.add_argument("--prestart", action="store_true",
+                        help="prestart the next trial's processes while a trial trains (raysearch/prestart.py)")
     args = parser.parse_args()
 
     import ray
     import torch
 
-    from raysearch import ray_adapter
+    from raysearch import prestart, ray_adapter
     from raysearch.spaces import load_space
     from raysearch.train import run_trial
     from raysearch.tune import run_search
@@ -162,6 +164,8 @@ def main() -> None:
     if args.ray_defaults:
         for key, value in ray_adapter.RAY_DEFAULTS.items():
             os.environ[key] = value
+    if args.prestart:
+        os.environ[prestart.ENABLE_ENV] = "1"
     start = time.perf_counter()
     ray_adapter.start_ray("local")
     startup = time.perf_counter() - start
@@ -190,7 +194,8 @@ def main() -> None:
     later = [sum(p.values()) - direct for p in phases[1:]]
     steady = statistics.median(later) if later else None
     print(f"\n{args.trials} trials x {args.epochs} epochs of the l2 space's U-Nets (same configs in both arms), "
-          f"one trial at a time, {'Ray defaults' if args.ray_defaults else 'raysearch settings'}")
+          f"one trial at a time, {'Ray defaults' if args.ray_defaults else 'raysearch settings'}"
+          f"{', next trial prestarted' if args.prestart else ''}")
     print(f"direct loop           {direct:7.2f} s/trial  (data load {statistics.median(r['data_load'] for r in direct_runs):.2f} s, "
           f"first epoch {statistics.median(r['first_epoch'] for r in direct_runs):.2f} s)")
     print(f"Tune + Train          {searched:7.2f} s/trial")
@@ -208,7 +213,7 @@ def main() -> None:
                "steady_overhead_per_trial_s": round(steady, 2) if steady is not None else None,
                "tune_train_per_trial_s": round(searched, 2),
                "direct_per_trial_s": round(direct, 3), "ray_startup_s": round(startup, 2),
-               "ray_defaults": args.ray_defaults, "trials": args.trials, "epochs": args.epochs,
+               "ray_defaults": args.ray_defaults, "prestart": prestart.enabled(), "trials": args.trials, "epochs": args.epochs,
                **{f"phase_{key}_s": round(value, 2) for key, value in median.items()},
                "processes_per_trial": round(sum(actors.values()) / args.trials, 2)}
     print(json.dumps(summary))

@@ -20,6 +20,7 @@ import ray.train
 from ray.train import BackendConfig, Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
+from raysearch import prestart
 from raysearch.constants import DRIVER_RESOURCE, DRIVER_SLOTS
 from raysearch.config import ExperimentConfig, build_config, config_to_dict
 
@@ -70,7 +71,7 @@ class StoppableRun:
     never runs `abort`.
 
     `_initialize_and_run_controller` is Ray 2.60's own (pinned in pyproject.toml),
-    with the handle kept.
+    with the handle kept, and with `prestart`'s watcher when prestarting is on.
     """
 
     _controller = None
@@ -92,8 +93,13 @@ class StoppableRun:
         self._controller = controller_class.remote(**controller_init_kwargs)
         if self._stopped:  # stopped while the controller was being created
             ray.kill(self._controller)
-        ray.get(self._controller.run.remote())
-        return ray.get(self._controller.get_result.remote())
+        run_ended = threading.Event()
+        prestart.warm_processes_for_next_run(self._controller, self.scaling_config.num_workers, run_ended)
+        try:
+            ray.get(self._controller.run.remote())
+            return ray.get(self._controller.get_result.remote())
+        finally:
+            run_ended.set()
 
     def fit_until(self, stop: threading.Event):
         """fit(), ended early once `stop` is set: the run is killed and None returned instead of its Result."""
@@ -219,5 +225,8 @@ def start_ray(address: str | None, log_to_driver: bool = True) -> None:
     if not ray.is_initialized():
         for key, value in LOCAL_RAY_ENV.items():
             os.environ.setdefault(key, value)
+        if prestart.enabled():
+            for key, value in prestart.local_ray_env().items():
+                os.environ.setdefault(key, value)
         ray.init(address="local", resources={DRIVER_RESOURCE: DRIVER_SLOTS}, log_to_driver=log_to_driver)
     print(f"Ray: {ray.get_runtime_context().gcs_address} with {ray.cluster_resources()}", file=sys.stderr)
