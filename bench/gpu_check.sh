@@ -17,6 +17,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d)}
 SMOKE=${SMOKE:-0}
+PY=${PYTHON:-python3}   # the GPU machine's Python 3.12 may have no `python`
 STEPS=${STEPS:-"throughput search packing"}
 DEADLINE_S=${DEADLINE_S:-560}   # leaves the device call's 600 s some room to send the files back
 start_s=$SECONDS
@@ -27,33 +28,33 @@ figures=$OUT/figures.json
 
 if [ "$SMOKE" = 1 ]; then
     device=cpu
-    throughput=(python bench/throughput.py --device cpu --objectives l2,wgan --train-images 64 --repeats 1 --no-compile)
-    search=(python -m raysearch.tune l2 --smoke-test --num-samples 2 --max-epochs 1 --storage "$scratch/runs"
+    throughput=("$PY" bench/throughput.py --device cpu --objectives l2,wgan --train-images 64 --repeats 1 --no-compile)
+    search=("$PY" -m raysearch.tune l2 --smoke-test --num-samples 2 --max-epochs 1 --storage "$scratch/runs"
             --name gpu_check --address local)
-    packing=(python bench/packing.py --k 1,2 --epochs 1 --steps 2)
-    overhead=(python bench/overhead.py --trials 2 --epochs 1)
-    overhead_prestart=(python bench/overhead.py --trials 2 --epochs 1 --prestart)
-    quality=(python bench/quality.py --device cpu --only synthetic --epochs 1 --train-images 64 --val-images 32
+    packing=("$PY" bench/packing.py --k 1,2 --epochs 1 --steps 2)
+    overhead=("$PY" bench/overhead.py --trials 2 --epochs 1)
+    overhead_prestart=("$PY" bench/overhead.py --trials 2 --epochs 1 --prestart)
+    quality=("$PY" bench/quality.py --device cpu --only synthetic --epochs 1 --train-images 64 --val-images 32
              --spaces l2,wgan)
 else
     device=cuda
-    throughput=(python bench/throughput.py --device cuda --batch-size 64 --train-images 8000 --repeats 3)
+    throughput=("$PY" bench/throughput.py --device cuda --batch-size 64 --train-images 8000 --repeats 3)
     # The issue's own command: 8 trials of 6 epochs, packed on the GPU as the search packs by default.
-    search=(python -m raysearch.tune seed001_unet_wgan --num-samples 8 --max-epochs 6 --storage "$scratch/runs"
+    search=("$PY" -m raysearch.tune seed001_unet_wgan --num-samples 8 --max-epochs 6 --storage "$scratch/runs"
             --name gpu_check --address local)
-    packing=(python bench/packing.py --space wgan --set train.critic_steps=5 --batch-size 64 --steps 30 --epochs 3
+    packing=("$PY" bench/packing.py --space wgan --set train.critic_steps=5 --batch-size 64 --steps 30 --epochs 3
              --full-size --k 1,4,8)
-    overhead=(python bench/overhead.py --trials 3 --epochs 2)
+    overhead=("$PY" bench/overhead.py --trials 3 --epochs 2)
     # The next trial's processes started while one trains (raysearch/prestart.py): no gain on 2 cores,
     # where they compete with the loop; a GPU node has idle cores.
-    overhead_prestart=(python bench/overhead.py --trials 3 --epochs 2 --prestart)
-    quality=(python bench/quality.py --device cuda --only synthetic --epochs 20 --train-images 0)
+    overhead_prestart=("$PY" bench/overhead.py --trials 3 --epochs 2 --prestart)
+    quality=("$PY" bench/quality.py --device cuda --only synthetic --epochs 20 --train-images 0)
 fi
 declare -A budget_s=([throughput]=150 [search]=130 [packing]=170 [overhead]=170 [overhead_prestart]=170 [quality]=150)
 
 # Merge a step's last JSON line into figures.json under "<step>/<key>".
 record() {
-    python - "$figures" "$1" "$2" <<'PY'
+    "$PY" - "$figures" "$1" "$2" <<'PY'
 import json, sys
 path, step, log = sys.argv[1:]
 lines = [line for line in open(log, errors="replace").read().splitlines() if line.startswith("{")]
@@ -77,10 +78,10 @@ echo "== machine"
 {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
     nproc
-    python -c "import sys, torch, ray, optuna; print(sys.version.split()[0], 'torch', torch.__version__, 'cuda',
+    "$PY" -c "import sys, torch, ray, optuna; print(sys.version.split()[0], 'torch', torch.__version__, 'cuda',
 torch.cuda.is_available(), 'ray', ray.__version__, 'optuna', optuna.__version__)"
 } 2>&1 | tee "$OUT/machine.log"
-if [ "$device" = cuda ] && ! python -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
+if [ "$device" = cuda ] && ! "$PY" -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
     echo "no CUDA device: nothing measured (SMOKE=1 checks the commands on a CPU)"; exit 1
 fi
 
@@ -93,7 +94,7 @@ for step in $STEPS; do
     if (( limit < 30 )); then echo "== $step: skipped, ${left} s left of the deadline"; continue; fi
     log=$OUT/$step.log
     if [ "$step" = search ] && [ "$device" = cuda ]; then
-        command=(python bench/gpu_busy.py --interval-ms 1000 -- "${command[@]}")
+        command=("$PY" bench/gpu_busy.py --interval-ms 1000 -- "${command[@]}")
     fi
     echo "== $step (limit ${limit} s): ${command[*]}"
     step_start=$SECONDS
@@ -101,10 +102,10 @@ for step in $STEPS; do
     status=$?
     echo "   exit $status after $((SECONDS - step_start)) s"
     # A step cut off at its limit can leave its private Ray running; on the lent machine every Ray is this script's.
-    if (( status == 124 || status == 137 )) && [ "$device" = cuda ]; then ray stop --force > /dev/null 2>&1; fi
+    if (( status == 124 || status == 137 )) && [ "$device" = cuda ]; then "$PY" -m ray.scripts.scripts stop --force > /dev/null 2>&1; fi
     tail -n 15 "$log"
     record "$step" "$log"
-    python - "$figures" "$step" "$status" "$((SECONDS - step_start))" <<'PY'
+    "$PY" - "$figures" "$step" "$status" "$((SECONDS - step_start))" <<'PY'
 import json, sys
 path, step, status, wall = sys.argv[1:]
 figures = json.load(open(path))

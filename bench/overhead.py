@@ -19,9 +19,14 @@ carries what a search pays once (the first trial driver's start, the search's
 set-up and its end); `steady_overhead_per_trial_s` is what each trial after the
 first costs beyond the direct loop (the median of their phases' sums).
 
+`cpu_s_per_trial` is the whole machine's busy CPU time during the search per
+trial (this machine runs nothing else), `direct_cpu_s_per_trial` the direct
+loop's; their difference over the core count, `overhead_floor_s`, is the least
+overhead any overlap of Ray's process starts could reach on this machine.
+
 `--ray-defaults` starts Ray with Ray's own defaults instead of the settings
-`raysearch.ray_adapter.start_ray` applies, to show what those settings save.
-The last line is one JSON object.
+`raysearch.ray_adapter.start_ray` applies, to show what those settings save;
+`--prestart` turns on `raysearch.prestart`. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ SMALL = [
     "data.synthetic_train=256", "data.synthetic_val=32", "data.val_images=32", "train.batch_size=16",
     "train.steps_per_epoch=4", "train.preview_images=4",
 ]
+
+# An idle Ray's background CPU: sampled for IDLE_SAMPLE_S once IDLE_SETTLE_S have passed after its start.
+IDLE_SETTLE_S, IDLE_SAMPLE_S = 3.0, 5.0
 
 # Controller/worker log messages of Ray Train 2.60 that mark a trial's phases.
 GROUP_REQUESTED = "Attempting to start training worker group"
@@ -116,11 +124,19 @@ def actors_started() -> dict[str, int]:
     return dict(collections.Counter(actor["ActorClassName"] for actor in ray._private.state.actors().values()))
 
 
+def machine_busy_cpu_s() -> float:
+    """CPU seconds all cores have spent busy since boot (every process: Ray's, Tune's, the loop's), from /proc/stat."""
+    with open("/proc/stat") as stat:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in stat.readline().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def direct_run(cfg) -> dict[str, float]:
-    """The same trial trained in this process: data load, first epoch, total (s)."""
+    """The same trial trained in this process: data load, first epoch, total (s) and its CPU seconds."""
     from raysearch import train
 
     marks: list[float] = []
+    cpu_start = time.process_time()
     start = time.perf_counter()
     original = train.Trial.__init__
 
@@ -134,7 +150,8 @@ def direct_run(cfg) -> dict[str, float]:
             train.run_trial(cfg, lambda metrics, checkpoint: marks.append(time.perf_counter()), logdir=Path(logdir))
     finally:
         train.Trial.__init__ = original
-    return {"data_load": marks[0] - start, "first_epoch": marks[1] - marks[0], "total": time.perf_counter() - start}
+    return {"data_load": marks[0] - start, "first_epoch": marks[1] - marks[0], "total": time.perf_counter() - start,
+            "cpu": time.process_time() - cpu_start}
 
 
 def main() -> None:
@@ -170,11 +187,17 @@ def main() -> None:
     ray_adapter.start_ray("local")
     startup = time.perf_counter() - start
     session_dir = Path(ray._private.worker._global_node.get_session_dir_path())
+    # What an idle Ray (GCS, raylet, dashboard and their agents) keeps busy, once its start has settled.
+    time.sleep(IDLE_SETTLE_S)
+    idle_start = machine_busy_cpu_s()
+    time.sleep(IDLE_SAMPLE_S)
+    idle_cpu_per_s = (machine_busy_cpu_s() - idle_start) / IDLE_SAMPLE_S
     with tempfile.TemporaryDirectory() as storage:
         search_start = time.time()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), machine_busy_cpu_s()
         results = run_search(space, settings, SMALL, storage, "overhead", "local", resume=False)
         searched = (time.perf_counter() - start) / args.trials
+        searched_cpu = (machine_busy_cpu_s() - cpu_start) / args.trials
         phases = search_phases(search_start, session_dir)
         for number, phase in enumerate(phases, 1):
             print(f"trial {number}: " + ", ".join(f"{key} {value:.2f}" for key, value in phase.items()), flush=True)
@@ -187,6 +210,11 @@ def main() -> None:
     configs = [space.trial_config({**r.config, "train.epochs": args.epochs}) for r in results]
     direct_runs = [direct_run(cfg) for cfg in configs]
     direct = statistics.mean(run["total"] for run in direct_runs)
+    direct_cpu = statistics.mean(run["cpu"] for run in direct_runs)
+    # The CPU work a trial adds beyond its loop, spread over every core, is a floor under its overhead
+    # that no scheduling of Ray's processes can go below on this machine.
+    cores = os.cpu_count() or 1
+    floor = (searched_cpu - direct_cpu) / cores
 
     median = {key: statistics.median(p[key] for p in phases) for key in phases[0]} if phases else {}
     # A search pays its first driver's start and its own set-up and ending once, not per trial: the trials
@@ -203,6 +231,11 @@ def main() -> None:
     if steady is not None:
         print(f"  one more trial      {steady:7.2f} s  (median over trials 2-{len(phases)}: the search's "
               f"once-only costs left out)")
+    print(f"CPU per trial         {searched_cpu:7.2f} s through Tune + Train (the whole machine: Ray's, Tune's and the "
+          f"loop's processes), {direct_cpu:.2f} s directly: {searched_cpu - direct_cpu:.2f} CPU s more, "
+          f"{floor:.2f} s on {cores} cores at best")
+    print(f"                      of which an idle Ray's background: {idle_cpu_per_s:.2f} CPU s per second, "
+          f"{idle_cpu_per_s * searched:.2f} per trial")
     print(f"Ray start-up, once    {startup:7.2f} s")
     print("where a trial's time goes through Tune + Train (median over trials, s):")
     for key, value in median.items():
@@ -213,6 +246,8 @@ def main() -> None:
                "steady_overhead_per_trial_s": round(steady, 2) if steady is not None else None,
                "tune_train_per_trial_s": round(searched, 2),
                "direct_per_trial_s": round(direct, 3), "ray_startup_s": round(startup, 2),
+               "cpu_s_per_trial": round(searched_cpu, 2), "direct_cpu_s_per_trial": round(direct_cpu, 2),
+               "overhead_floor_s": round(floor, 2), "idle_ray_cpu_s_per_s": round(idle_cpu_per_s, 3),
                "ray_defaults": args.ray_defaults, "prestart": prestart.enabled(), "trials": args.trials, "epochs": args.epochs,
                **{f"phase_{key}_s": round(value, 2) for key, value in median.items()},
                "processes_per_trial": round(sum(actors.values()) / args.trials, 2)}

@@ -11,6 +11,7 @@ from raysearch import prestart
 
 def idle_worker_pids() -> set[int]:
     """This test's Ray worker processes that wait for work (Ray titles them `ray::IDLE`)."""
+    import ray  # noqa: F401  (puts the psutil Ray ships on sys.path)
     import psutil
 
     pids = set()
