@@ -52,17 +52,18 @@ else
 fi
 declare -A budget_s=([throughput]=150 [search]=130 [packing]=170 [overhead]=170 [overhead_prestart]=170 [quality]=150)
 
-# Merge a step's last JSON line into figures.json under "<step>/<key>".
+# Merge a step's last JSON line, exit status and wall time into figures.json under "<step>/<key>".
 record() {
-    "$PY" - "$figures" "$1" "$2" <<'PY'
+    "$PY" - "$figures" "$@" <<'PY'
 import json, sys
-path, step, log = sys.argv[1:]
+path, step, log, status, wall = sys.argv[1:]
 lines = [line for line in open(log, errors="replace").read().splitlines() if line.startswith("{")]
 figures = json.load(open(path))
 try:
     figures.update({f"{step}/{key}": value for key, value in json.loads(lines[-1]).items()})
 except (IndexError, json.JSONDecodeError):
     figures[f"{step}/missing"] = "no JSON line: see the log"
+figures[f"{step}/exit"], figures[f"{step}/step_wall_s"] = int(status), int(wall)
 json.dump(figures, open(path, "w"), indent=1, sort_keys=True)
 PY
 }
@@ -104,14 +105,7 @@ for step in $STEPS; do
     # A step cut off at its limit can leave its private Ray running; on the lent machine every Ray is this script's.
     if (( status == 124 || status == 137 )) && [ "$device" = cuda ]; then "$PY" -m ray.scripts.scripts stop --force > /dev/null 2>&1; fi
     tail -n 15 "$log"
-    record "$step" "$log"
-    "$PY" - "$figures" "$step" "$status" "$((SECONDS - step_start))" <<'PY'
-import json, sys
-path, step, status, wall = sys.argv[1:]
-figures = json.load(open(path))
-figures[f"{step}/exit"], figures[f"{step}/step_wall_s"] = int(status), int(wall)
-json.dump(figures, open(path, "w"), indent=1, sort_keys=True)
-PY
+    record "$step" "$log" "$status" "$((SECONDS - step_start))"
     unset -n command
 done
 echo "== figures ($figures)"
