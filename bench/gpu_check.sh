@@ -87,12 +87,12 @@ if [ "$device" = cuda ] && ! "$PY" -c "import torch, sys; sys.exit(not torch.cud
 fi
 
 for step in $STEPS; do
-    declare -n command=$step
     left=$((DEADLINE_S - (SECONDS - start_s)))
     limit=${budget_s[$step]}
     [ "$SMOKE" = 1 ] && limit=600
     (( limit > left )) && limit=$left
     if (( limit < 30 )); then echo "== $step: skipped, ${left} s left of the deadline"; continue; fi
+    declare -n command=$step   # the step's command array
     log=$OUT/$step.log
     if [ "$step" = search ] && [ "$device" = cuda ]; then
         command=("$PY" bench/gpu_busy.py --interval-ms 1000 -- "${command[@]}")

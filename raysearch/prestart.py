@@ -16,13 +16,11 @@ while they wait.
 All of it is best effort: if anything here fails (another Ray version, a
 cluster that forbids it), the next trial starts its processes as before.
 
-Off unless `RAYSEARCH_PRESTART=1`: on this project's 2-core machine the
-processes' start-up competes with the running trial's loop for the same cores
-(bench/overhead.py --trials 12, same hour: with it, the controller's start went
-from 1.9 to 0.7 s and the worker group's from 3.6 to 1.5 s, but the loop from
-3.7 to 8.5 s, 9.4 s of overhead per further trial against 8.0 s without). It is
-meant for nodes with idle cores, such as a GPU node, where bench/gpu_check.sh
-measures it.
+Off unless `RAYSEARCH_PRESTART=1`: on a 2-core machine the processes' start-up
+competes with the running trial's loop for the same cores, and the loop slows by
+more than the start-up saves (README, "Test": bench/overhead.py --prestart). It
+is meant for nodes with idle cores, such as a GPU node, where
+bench/gpu_check.sh measures it.
 """
 
 from __future__ import annotations
@@ -68,19 +66,15 @@ def warm_processes_for_next_run(controller, train_workers: int, finished: thread
     if not enabled():
         return
 
+    from ray.train.v2._internal.execution.controller.state import RunningState
+
     def wait_then_prestart() -> None:
-        while not finished.wait(timeout=0.25):
-            try:
-                state = ray.get(controller.get_state.remote(), timeout=10)
-            except Exception:  # the controller ended or was killed: nothing to prepare
-                return
-            if type(state).__name__ == "RunningState":
-                break
-        else:
-            return
         try:
+            while not isinstance(ray.get(controller.get_state.remote(), timeout=10), RunningState):
+                if finished.wait(timeout=0.25):
+                    return  # the run ended before it trained: nothing to prepare
             prestart(controller, train_workers)
-        except Exception as err:  # an optimisation only: never fail a trial over it
+        except Exception as err:  # the controller was killed, or Ray refused: an optimisation only
             logger.debug("prestarting processes for the next trial failed: %r", err)
 
     threading.Thread(target=wait_then_prestart, name="raysearch-prestart", daemon=True).start()
