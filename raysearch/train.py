@@ -485,26 +485,31 @@ class Trial:
 
     # ------------------------------------------------------------ validation
 
-    @torch.no_grad()
     def validate(self) -> tuple[dict[str, float], Tensor]:
         """Metrics on the fixed validation subset, and the generated centers (in [-1, 1]).
 
         With `train.ema_decay` the weight average generates them, not the trained weights.
         """
+        return self.evaluate(self.val_images, self.val_tokens, self.val_noise)
+
+    @torch.no_grad()
+    def evaluate(self, images: Tensor, tokens: Tensor, noise: Tensor | None) -> tuple[dict[str, float], Tensor]:
+        """`validate` on any images (float, [-1, 1]) with their caption tokens and generator noise:
+        the same generator, batches and metrics, e.g. on training images to see what a run memorised."""
         self.generator.eval()
         generator = self.generator_average.synced() if self.generator_average is not None else self.generator
         centers = []
         size = self.cfg.train.batch_size
-        for start in range(0, len(self.val_images), size):
-            images = self.val_images[start : start + size]
-            noise = self.val_noise[start : start + size] if self.val_noise is not None else None
+        for start in range(0, len(images), size):
+            batch = images[start : start + size]
+            batch_noise = noise[start : start + size] if noise is not None else None
             with self.autocast():
-                center, _ = self.generate(mask_context(images), self.val_tokens[start : start + size], noise, generator)
+                center, _ = self.generate(mask_context(batch), tokens[start : start + size], batch_noise, generator)
             centers.append(center.float())
         generated = torch.cat(centers)
         as_unit = lambda x: (x + 1) / 2  # noqa: E731 - metrics take images in [0, 1]
         values = metrics.compute_all(
-            as_unit(generated), as_unit(crop_center(self.val_images, 0)), as_unit(self.val_images), seed=self.cfg.train.seed
+            as_unit(generated), as_unit(crop_center(images, 0)), as_unit(images), seed=self.cfg.train.seed
         )
         return {f"val/{name}": float(value) for name, value in values.items()}, generated
 

@@ -1,0 +1,107 @@
+"""Is a trained generator short of data or of capacity? Its gain on photos it trained on against photos it never saw.
+
+A checkpoint's generator (its weight average where the run keeps one, as validation uses) is
+scored exactly as `Trial.validate` scores it, once on a seeded sample of the images the run
+trained on (as prepared: no augmentation) and once on its validation subset; the classical
+fills (`raysearch.data.baselines`) are scored on the same images. Each split reports the
+model's gain over its best fill, and `generalisation_gap` is the train gain minus the val gain
+(in dB for PSNR):
+
+- a small gap and a small train gain: the network cannot fit even the photos it saw, so more
+  steps, width or kernel are the levers;
+- a train gain well above the val gain: it fits what it saw and does not carry it over, so
+  more distinct photos are.
+
+    python bench/generalisation.py CHECKPOINT [--train-images 400] [--data DATA] [--metric val/psnr]
+
+CHECKPOINT is a checkpoint directory (holding state.pt); `--data` points at the dataset when it
+has moved since the run. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python bench/generalisation.py`
+
+from raysearch.analyze import validation_trial  # noqa: E402
+from raysearch.checkpoint import load_checkpoint  # noqa: E402
+from raysearch.data.baselines import score_fills, validation_subset  # noqa: E402
+from raysearch.data.dataset import to_float_images  # noqa: E402
+from raysearch.errors import RaysearchError  # noqa: E402
+from raysearch.train import validation_noise  # noqa: E402
+
+SAMPLE_SEED = 0  # which training images are scored: the same ones on every call
+HIGHER_IS_BETTER = ("val/psnr", "val/ssim")  # the metrics a "gain" over the best fill is read on
+
+
+def training_sample(count: int, available: int) -> np.ndarray:
+    """Sorted indices of `count` distinct training images (all of them when `count` is 0 or too many)."""
+    if count <= 0 or count >= available:
+        return np.arange(available)
+    return np.sort(np.random.default_rng(SAMPLE_SEED).choice(available, count, replace=False))
+
+
+def split_figures(trial, images: np.ndarray, tokens: torch.Tensor, metric: str) -> dict[str, Any]:
+    """The generator's `metric` on uint8 [N, 64, 64, 3] `images`, the best classical fill's, and the gain."""
+    noise = validation_noise(trial.cfg, len(images), trial.device)
+    values, _ = trial.evaluate(to_float_images(torch.from_numpy(np.array(images))), tokens, noise)
+    fills = score_fills(images, trial.cfg.train.seed)
+    best_fill = max(fills, key=lambda name: fills[name][metric])
+    return {"images": len(images), "model": values[metric], "best_fill": best_fill,
+            "best_fill_value": fills[best_fill][metric], "gain": values[metric] - fills[best_fill][metric]}
+
+
+def measure(state: dict[str, Any], train_images: int, metric: str, where: str = "checkpoint") -> dict[str, Any]:
+    """{"train": split_figures, "val": split_figures} of a loaded checkpoint (`where` names it in errors)."""
+    trial = validation_trial(state, where)
+    index = training_sample(train_images, len(trial.train_images))
+    train = trial.train_images[torch.from_numpy(index)].numpy()
+    val = validation_subset(trial.cfg.data)
+    return {
+        "train": split_figures(trial, train, trial.train_tokens[torch.from_numpy(index)], metric),
+        "val": split_figures(trial, val, trial.val_tokens, metric),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path, help="a checkpoint directory (holding state.pt)")
+    parser.add_argument("--train-images", type=int, default=400,
+                        help="how many training images to score, drawn with a fixed seed (0 = all)")
+    parser.add_argument("--data", help="the dataset, when it is no longer where the run read it")
+    parser.add_argument("--metric", default="val/psnr", choices=HIGHER_IS_BETTER, help="the metric compared")
+    args = parser.parse_args(argv)
+
+    try:
+        state = load_checkpoint(args.checkpoint)
+        if args.data:
+            state["config"]["data"]["path"] = args.data
+        figures = measure(state, args.train_images, args.metric, str(args.checkpoint))
+    except RaysearchError as err:  # a checkpoint or dataset that does not fit: one line, as the CLIs print it
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for split in ("train", "val"):
+        f = figures[split]
+        print(f"{split:5s} {f['images']:5d} images: model {f['model']:.3f}, {f['best_fill']} fill "
+              f"{f['best_fill_value']:.3f}, gain {f['gain']:+.3f}")
+    result = {
+        "metric": args.metric,
+        "epoch": state.get("epoch"),
+        **{f"{split}_{key}": value for split in ("train", "val") for key, value in figures[split].items()},
+        "generalisation_gap": figures["train"]["gain"] - figures["val"]["gain"],
+    }
+    print(f"generalisation gap (train gain - val gain): {result['generalisation_gap']:+.3f}")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
