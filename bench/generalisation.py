@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python b
 
 from raysearch.analyze import validation_trial  # noqa: E402
 from raysearch.checkpoint import load_checkpoint  # noqa: E402
-from raysearch.data.baselines import score_fills, validation_subset  # noqa: E402
+from raysearch.data.baselines import baselines_for, score_fills  # noqa: E402
 from raysearch.data.dataset import to_float_images  # noqa: E402
 from raysearch.errors import RaysearchError  # noqa: E402
 from raysearch.train import validation_noise  # noqa: E402
@@ -49,25 +49,29 @@ def training_sample(count: int, available: int) -> np.ndarray:
     return np.sort(np.random.default_rng(SAMPLE_SEED).choice(available, count, replace=False))
 
 
-def split_figures(trial, images: np.ndarray, tokens: torch.Tensor, metric: str) -> dict[str, Any]:
-    """The generator's `metric` on uint8 [N, 64, 64, 3] `images`, the best classical fill's, and the gain."""
-    noise = validation_noise(trial.cfg, len(images), trial.device)
-    values, _ = trial.evaluate(to_float_images(torch.from_numpy(np.array(images))), tokens, noise)
-    fills = score_fills(images, trial.cfg.train.seed)
+def split_figures(values: dict[str, float], fills: dict[str, dict[str, float]], images: int,
+                  metric: str) -> dict[str, Any]:
+    """The generator's `metric` (from its `values`), the best classical fill's, and the gain."""
     best_fill = max(fills, key=lambda name: fills[name][metric])
-    return {"images": len(images), "model": values[metric], "best_fill": best_fill,
+    return {"images": images, "model": values[metric], "best_fill": best_fill,
             "best_fill_value": fills[best_fill][metric], "gain": values[metric] - fills[best_fill][metric]}
 
 
 def measure(state: dict[str, Any], train_images: int, metric: str, where: str = "checkpoint") -> dict[str, Any]:
-    """{"train": split_figures, "val": split_figures} of a loaded checkpoint (`where` names it in errors)."""
+    """{"train": split_figures, "val": split_figures} of a loaded checkpoint (`where` names it in errors).
+
+    The val side is the trial's own validation beside the dataset's cached fills; the training
+    sample has neither, so both are computed here, the same way."""
     trial = validation_trial(state, where)
-    index = training_sample(train_images, len(trial.train_images))
-    train = trial.train_images[torch.from_numpy(index)].numpy()
-    val = validation_subset(trial.cfg.data)
+    seed = trial.cfg.train.seed
+    index = torch.from_numpy(training_sample(train_images, len(trial.train_images)))
+    train = trial.train_images[index]
+    train_values, _ = trial.evaluate(to_float_images(train), trial.train_tokens[index],
+                                     validation_noise(trial.cfg, len(train), trial.device))
+    val_values, _ = trial.validate()
     return {
-        "train": split_figures(trial, train, trial.train_tokens[torch.from_numpy(index)], metric),
-        "val": split_figures(trial, val, trial.val_tokens, metric),
+        "train": split_figures(train_values, score_fills(train.numpy(), seed), len(train), metric),
+        "val": split_figures(val_values, baselines_for(trial.cfg.data, seed), len(trial.val_images), metric),
     }
 
 

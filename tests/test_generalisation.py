@@ -21,10 +21,10 @@ PHOTOS = 20
 SMALL_NETS = ["generator.base_width=8", "generator.max_width=32"]
 
 
-def _train(data: Path, root: Path, *extra: str) -> Path:
+def _train(data: Path, root: Path) -> Path:
     """A real checkpoint of the l2 space's base (weight average included) after a few steps on `data`."""
     cfg = load_config("l2", [f"data.path={data}", "data.val_images=0", "train.epochs=1", "train.steps_per_epoch=3",
-                             "train.batch_size=8", "train.preview_images=0", *SMALL_NETS, *extra])
+                             "train.batch_size=8", "train.preview_images=0", *SMALL_NETS])
 
     def keep(metrics, directory):
         if directory is not None:
