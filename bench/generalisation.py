@@ -3,7 +3,7 @@
 A checkpoint's generator (its weight average where the run keeps one, as validation uses) is
 scored exactly as `Trial.validate` scores it, once on a seeded sample of the images the run
 trained on (as prepared: no augmentation) and once on its validation subset; the classical
-fills (`raysearch.data.baselines`) are scored on the same images. Each split reports the
+fills (`raysearch.baselines`) are scored on the same images. Each split reports the
 model's gain over its best fill, and `generalisation_gap` is the train gain minus the val gain
 (in dB for PSNR):
 
@@ -31,12 +31,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python bench/generalisation.py`
 
-from raysearch.analyze import validation_trial  # noqa: E402
 from raysearch.checkpoint import load_checkpoint  # noqa: E402
-from raysearch.data.baselines import baselines_for, score_fills  # noqa: E402
+from raysearch.baselines import baselines_for, score_fills  # noqa: E402
 from raysearch.data.dataset import to_float_images  # noqa: E402
 from raysearch.errors import RaysearchError  # noqa: E402
-from raysearch.train import validation_noise  # noqa: E402
+from raysearch.loop import checkpoint_trial, evaluate, validate, validation_noise  # noqa: E402
 
 SAMPLE_SEED = 0  # which training images are scored: the same ones on every call
 HIGHER_IS_BETTER = ("val/psnr", "val/ssim")  # the metrics a "gain" over the best fill is read on
@@ -62,16 +61,16 @@ def measure(state: dict[str, Any], train_images: int, metric: str, where: str = 
 
     The val side is the trial's own validation beside the dataset's cached fills; the training
     sample has neither, so both are computed here, the same way."""
-    trial = validation_trial(state, where)
-    seed = trial.cfg.train.seed
-    index = torch.from_numpy(training_sample(train_images, len(trial.train_images)))
-    train = trial.train_images[index]
-    train_values, _ = trial.evaluate(to_float_images(train), trial.train_tokens[index],
-                                     validation_noise(trial.cfg, len(train), trial.device))
-    val_values, _ = trial.validate()
+    trial = checkpoint_trial(state, where)
+    seed, data = trial.cfg.train.seed, trial.data
+    index = torch.from_numpy(training_sample(train_images, data.train_size))
+    train = data.train_images[index]
+    train_values, _ = evaluate(trial, to_float_images(train), data.train_tokens[index],
+                               validation_noise(trial.cfg, len(train), trial.device))
+    val_values, _ = validate(trial)
     return {
         "train": split_figures(train_values, score_fills(train.numpy(), seed), len(train), metric),
-        "val": split_figures(val_values, baselines_for(trial.cfg.data, seed), len(trial.val_images), metric),
+        "val": split_figures(val_values, baselines_for(trial.cfg.data, seed), len(data.val_images), metric),
     }
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 9's GPU figures (and the GPU row of issue 8's quality bench) in as few device calls as
+# The GPU figures (issue 21's search and overhead, issue 9's throughput and packing, the GPU row of the quality
+# bench) in as few device calls as
 # possible: each step runs under its own time limit inside one overall deadline, and writes its
 # log to $OUT/<step>.log and its JSON line into $OUT/figures.json as soon as it ends, so a call
 # cut short still brings back every step that finished.
@@ -7,10 +8,11 @@
 # Once, here:   bash ../shared/gpu/make-site.sh          (.gpu/site.tar.xz: Ray, Optuna, ... for the GPU's Python)
 # On the GPU (the device tool: carry [".gpu"], timeout_s 600), two calls cover every step:
 #   source .gpu/setup.sh; bash bench/gpu_check.sh                                  # throughput search packing
-#   source .gpu/setup.sh; STEPS="overhead overhead_prestart quality" bash bench/gpu_check.sh
+#   source .gpu/setup.sh; STEPS="overhead quality" bash bench/gpu_check.sh
 # Here, without a GPU:  SMOKE=1 bash bench/gpu_check.sh   (every step, tiny budgets, on the CPU: checks the commands)
 #
-# Step budgets (seconds) come from the H100 runs of 2026-11-23: a trial's start costs ~30 s there.
+# Step budgets (seconds) come from the H100 runs of 2026-11-23, when a trial's start cost ~30 s there (each
+# trial was then a Ray Train run of its own; one-process trials now train in a reused Tune actor).
 # The real-photo half of the quality bench is left out: the photos (22 MB) do not fit beside the
 # carried Ray site (63.7 MB) under the device tool's 64 MiB.
 set -uo pipefail
@@ -33,7 +35,6 @@ if [ "$SMOKE" = 1 ]; then
             --name gpu_check --address local)
     packing=("$PY" bench/packing.py --k 1,2 --epochs 1 --steps 2)
     overhead=("$PY" bench/overhead.py --trials 2 --epochs 1)
-    overhead_prestart=("$PY" bench/overhead.py --trials 2 --epochs 1 --prestart)
     quality=("$PY" bench/quality.py --device cpu --only synthetic --epochs 1 --train-images 64 --val-images 32
              --spaces l2,wgan)
 else
@@ -44,13 +45,11 @@ else
             --name gpu_check --address local)
     packing=("$PY" bench/packing.py --space wgan --set train.critic_steps=5 --batch-size 64 --steps 30 --epochs 3
              --full-size --k 1,4,8)
-    overhead=("$PY" bench/overhead.py --trials 3 --epochs 2)
-    # The next trial's processes started while one trains (raysearch/prestart.py): no gain on 2 cores,
-    # where they compete with the loop; a GPU node has idle cores.
-    overhead_prestart=("$PY" bench/overhead.py --trials 3 --epochs 2 --prestart)
+    # Issue 21: one more trial's cost, the search's efficiency and the reused actor's memory over 12 trials.
+    overhead=("$PY" bench/overhead.py --trials 12 --epochs 2)
     quality=("$PY" bench/quality.py --device cuda --only synthetic --epochs 20 --train-images 0)
 fi
-declare -A budget_s=([throughput]=150 [search]=130 [packing]=170 [overhead]=170 [overhead_prestart]=170 [quality]=150)
+declare -A budget_s=([throughput]=150 [search]=130 [packing]=170 [overhead]=170 [quality]=150)
 
 # Merge a step's last JSON line, exit status and wall time into figures.json under "<step>/<key>".
 record() {
@@ -70,8 +69,7 @@ PY
 
 for step in $STEPS; do
     if [ -z "${budget_s[$step]:-}" ]; then
-        echo "unknown step '$step' in STEPS: the steps are throughput search packing overhead overhead_prestart" \
-             "quality" >&2; exit 2
+        echo "unknown step '$step' in STEPS: the steps are throughput search packing overhead quality" >&2; exit 2
     fi
 done
 

@@ -6,7 +6,7 @@ by the three colour channels and fitted in closed form (ridge least squares) on 
 training split under the 8 symmetries of the square (the `dihedral` augmentation).
 That is the minimum-MSE linear estimator of the hole from that band: the Wiener filter
 of the training photos. It is scored on the validation subset exactly as a trial and
-the classical fills are (`raysearch.data.baselines`: same images, metrics and seed).
+the classical fills are (`raysearch.baselines`: same images, metrics and seed).
 
 A generator whose PSNR is not above this one's has learned nothing a linear filter
 could not; the part of the gap to a bar that a linear filter cannot close is what
@@ -39,7 +39,7 @@ from models.fills import harmonic_fill  # noqa: E402
 from models.geometry import HOLE_SIZE, IMAGE_SIZE, crop_center, hole_slice  # noqa: E402
 from raysearch import metrics  # noqa: E402
 from raysearch.config import DataConfig, TrainConfig  # noqa: E402
-from raysearch.data.baselines import baselines_for, validation_subset  # noqa: E402
+from raysearch.baselines import baselines_for, validation_subset  # noqa: E402
 from raysearch.data.cache import resolve_dataset  # noqa: E402
 from raysearch.data.check import check_source  # noqa: E402
 from raysearch.data.dataset import to_float_images  # noqa: E402

@@ -5,10 +5,10 @@ pinned search value, random searcher, no scheduler, K at a time) runs on a
 private local Ray, each trial's Ray Train worker holding 1/K of the device:
 `gpu_fraction` 1/K of one GPU when there is one, else `cpus` (CPU count)/K.
 Images trained are summed from every epoch's report (`train/images_per_s` x
-`train/epoch_s`, counted by what `train_epoch` trained); the window runs from
-the first trial's training function launch to the last trial's last
-checkpoint (Ray Train's own log timestamps), so staggered starts count against
-packing as they do in a real search. The ratio is to K = 1.
+`train/epoch_s`, counted by what `train_epoch` trained); the window is the
+search's whole wall time (`Tuner.fit`, on a Ray already started), so the trial
+actors' starts and staggered starts count against packing as they do in a real
+search. The ratio is to K = 1.
 
     flock /tmp/raysearch-ray.lock python bench/packing.py --k 1,2 --epochs 2     # CPU, short
     python bench/packing.py --space wgan --set train.critic_steps=5 --batch-size 64   # a GPU
@@ -31,8 +31,6 @@ import yaml
 # Run as `python bench/packing.py`: the repository root, not bench/, must be importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.overhead import train_log_events  # noqa: E402
-
 SMALL_NETS = ["generator.base_width=16", "generator.max_width=64", "critic.base_width=16", "critic.max_width=64"]
 
 
@@ -51,7 +49,7 @@ def pinned_space(space_name: str, directory: Path) -> Path:
 
 def images_for_steps(cfg, steps: int) -> int:
     """Training images that hold `steps` cycles of the adversarial phase cycle (one batch each without a critic)."""
-    from raysearch.train import phase_cycle
+    from raysearch.loop import phase_cycle
 
     return steps * len(phase_cycle(cfg, cfg.objective.adversarial)) * cfg.train.batch_size
 
@@ -59,24 +57,20 @@ def images_for_steps(cfg, steps: int) -> int:
 def packed_rate(space_path: Path, overrides: list[str], k: int, epochs: int, use_gpu: bool, total_cpus: float,
                 storage: str) -> float:
     """Aggregate images/s of K trials at once, each worker holding 1/K of the device."""
+    from raysearch import runtime
     from raysearch.spaces import Resources, load_space
-    from raysearch.tune import run_search
 
     space = load_space(str(space_path), overrides)
     resources = Resources(cpus=total_cpus / k if not use_gpu else 1.0, gpu_fraction=1.0 / k, workers=1)
     settings = dataclasses.replace(space.tune, num_samples=k, max_epochs=epochs, scheduler="none",
                                    searcher="random", max_concurrent=k, max_failures=0, resources=resources)
-    results = run_search(space, settings, overrides, storage, f"packing_{k}", "local", resume=False)
+    start = time.perf_counter()
+    results = runtime.run_tuner(space, settings, overrides, storage, f"packing_{k}", resume=False)
+    window = time.perf_counter() - start
     errors = [r.error for r in results if r.error]
     assert not errors, errors
     images = sum(float((frame["train/images_per_s"] * frame["train/epoch_s"]).sum())
                  for frame in (r.metrics_dataframe for r in results))
-    import ray
-
-    session_dir = Path(ray._private.worker._global_node.get_session_dir_path())
-    runs = train_log_events(session_dir)
-    marks = [runs[f"train_{r.metrics['trial_id']}"] for r in results]
-    window = max(m["last_checkpoint"] for m in marks) - min(m["loop_launched"] for m in marks)
     return images / window
 
 
@@ -93,8 +87,8 @@ def main() -> None:
 
     import ray
 
-    from raysearch import ray_adapter
-    from raysearch.train import run_trial
+    from raysearch import runtime
+    from raysearch.loop import run_trial
     from raysearch.spaces import load_space
 
     overrides = [
@@ -111,7 +105,7 @@ def main() -> None:
         # Make the synthetic dataset before timing anything.
         run_trial(load_space(str(space_path), overrides).trial_config({"train.epochs": 1}),
                   lambda metrics, checkpoint: None)
-        ray_adapter.start_ray("local")
+        runtime.start_ray("local")
         use_gpu = ray.cluster_resources().get("GPU", 0) > 0
         total_cpus = ray.cluster_resources().get("CPU", 1)
         rates = {}

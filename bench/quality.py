@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from raysearch.checkpoint import load_checkpoint  # noqa: E402
 from raysearch.config import load_config  # noqa: E402
 from raysearch.constants import score_key  # noqa: E402
-from raysearch.data.baselines import BASELINE_NAMES, baselines_for  # noqa: E402
+from raysearch.baselines import BASELINE_NAMES, baselines_for  # noqa: E402
 from raysearch.data.cache import cache_root  # noqa: E402
 from raysearch.data.prepare import prepare_photos  # noqa: E402
 from raysearch.stability import half_scores, spearman  # noqa: E402
-from raysearch.train import run_trial  # noqa: E402
+from raysearch.loop import run_trial  # noqa: E402
 
 SPACES = ("l2", "dcgan", "wgan", "wgan_gp")
 COLUMNS = ("val/psnr", "val/ssim", "val/seam", "val/swd")
@@ -83,15 +83,16 @@ def rank_rhos(checkpoints: list[Path], metrics: tuple[str, ...]) -> dict[str, fl
 def draw_grid(path: Path, rows: dict[str, dict[str, float]], finals: dict[str, Path], count: int = 8) -> None:
     """Context, truth, each classical fill and each space's final generator on the same validation images."""
     from models.geometry import crop_center, mask_context, paste_center
-    from raysearch.analyze import _labelled, validation_trial
-    from raysearch.data.baselines import filled_images
+    from raysearch.analyze import _labelled
+    from raysearch.loop import checkpoint_trial, validate
+    from raysearch.baselines import filled_images
     from raysearch.summaries import image_grid
 
     tiles, labels = [], []
     for space, checkpoint in finals.items():
-        trial = validation_trial(load_checkpoint(checkpoint))
-        _, centers = trial.validate()
-        images = trial.val_images[:count]
+        trial = checkpoint_trial(load_checkpoint(checkpoint))
+        _, centers = validate(trial)
+        images = trial.data.val_images[:count]
         if not tiles:
             context = mask_context(images)
             uint8 = ((images.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()

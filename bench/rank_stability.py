@@ -27,8 +27,10 @@ from models.geometry import HOLE_SIZE, crop_center  # noqa: E402
 from raysearch import metrics  # noqa: E402
 from raysearch.spaces import load_space  # noqa: E402
 from raysearch.stability import spearman  # noqa: E402
-from raysearch.train import run_trial  # noqa: E402
-from raysearch.tune import make_searcher  # noqa: E402
+from raysearch.checkpoint import load_checkpoint  # noqa: E402
+from raysearch.evaluate import as_unit  # noqa: E402
+from raysearch.loop import checkpoint_trial, run_trial, validate  # noqa: E402
+from raysearch.runtime import make_searcher  # noqa: E402
 
 SWD_SETTINGS = {  # name -> (patches_per_image, projections, repeats)
     "swd_default_64p_128x4": (64, 128, 4),
@@ -68,32 +70,19 @@ def main() -> int:
     for index in range(args.trials):
         params = searcher.suggest(f"trial_{index}")
         cfg = space.trial_config(params)
-        captured = {}
+        kept: dict[str, object] = {}
 
-        def report(metrics_, checkpoint_dir, captured=captured):
-            captured.update(metrics_)
+        def report(metrics_, checkpoint_dir, kept=kept):
+            if checkpoint_dir is not None:  # the last one is the trial's final state
+                kept["state"] = load_checkpoint(checkpoint_dir)
 
-        # run_trial's own validation, kept: the generated centers of the last epoch.
-        from raysearch.train import Trial
-
-        original = Trial.validate
-
-        def keep(self, original=original, captured=captured):
-            values, generated = original(self)
-            captured["generated"] = generated.detach().cpu()
-            captured["images"] = self.val_images.detach().cpu()
-            return values, generated
-
-        Trial.validate = keep
-        try:
-            last = run_trial(cfg, report)
-        finally:
-            Trial.validate = original
+        last = run_trial(cfg, report)
         if last.get("diverged"):
             print(f"trial {index}: diverged, left out", file=sys.stderr)
             continue
-        unit = lambda x: (x + 1) / 2  # noqa: E731
-        outputs.append((f"trial_{index}", unit(captured["generated"]), unit(captured["images"]), cfg.train.seed))
+        trial = checkpoint_trial(kept["state"])  # run_trial's own validation of the final weights
+        _, generated = validate(trial)
+        outputs.append((f"trial_{index}", as_unit(generated), as_unit(trial.data.val_images), cfg.train.seed))
         print(f"trial {index}: val/swd {last['val/swd']:.1f} val/psnr {last['val/psnr']:.2f} "
               f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
 

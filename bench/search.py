@@ -65,7 +65,7 @@ def run(space_path: Path, method: str, seed: int, budget: int, max_epochs: int, 
     from ray import tune
 
     from raysearch.spaces import load_space
-    from raysearch.tune import build_trainable, concurrency, make_scheduler, make_searcher
+    from raysearch.runtime import build_trainable, concurrency, make_scheduler, make_searcher
 
     space = load_space(str(space_path))
     random = method == "random"
@@ -111,7 +111,7 @@ def main() -> None:
 
     import ray
 
-    from raysearch.ray_adapter import start_ray
+    from raysearch.runtime import start_ray
 
     start_ray("local", log_to_driver=False)
     rows = []

@@ -9,7 +9,7 @@ same augmentation and, where the config has one, the same weight average. The
 bare loop is what one would write by hand for that training: images converted
 to float once, one random permutation per epoch, augment, forward, loss,
 backward, step, one lerp of the average. The raysearch arm is
-`Trial.train_epoch` whole: sampling, uint8 -> float per batch, phase dispatch,
+`raysearch.loop.train_epoch` whole: sampling, uint8 -> float per batch, phase dispatch,
 divergence watch, metric accumulation, the end-of-epoch checks.
 
 Images are counted as trained (`images_trained`): an epoch has only as many
@@ -42,7 +42,9 @@ from models.geometry import crop_center, mask_context
 from raysearch import losses
 from raysearch.config import ExperimentConfig, load_config
 from raysearch.data import to_float_images
-from raysearch.train import Runtime, Trial, phase_cycle
+from raysearch.loop import Runtime, Trial, phase_cycle, train_epoch, unwrap
+from raysearch.loop.batches import augment
+from raysearch.loop.phases import autocast, generate
 
 OBJECTIVES = {  # label: (space, extra overrides)
     "l2": ("l2", []),
@@ -53,7 +55,7 @@ COMPILE_UNSUPPORTED = {"wgan-gp"}  # rejected by config.check_combinations
 
 
 def images_trained(batches_held: int, steps_per_epoch: int, cycle_length: int, batch_size: int) -> int:
-    """Images one `Trial.train_epoch` trains: the batches the data holds, cut to `steps_per_epoch` cycles if set."""
+    """Images one `train_epoch` trains: the batches the data holds, cut to `steps_per_epoch` cycles if set."""
     batches = batches_held
     if steps_per_epoch:
         batches = min(batches, steps_per_epoch * cycle_length)
@@ -61,14 +63,14 @@ def images_trained(batches_held: int, steps_per_epoch: int, cycle_length: int, b
 
 
 def raysearch_epoch(trial: Trial, epoch: int) -> tuple[int, float]:
-    """(images trained, seconds) of one whole `Trial.train_epoch` at epoch index `epoch`."""
+    """(images trained, seconds) of one whole `train_epoch` at epoch index `epoch`."""
     trial.epoch = epoch
-    cycle = phase_cycle(trial.cfg, trial.critic is not None and epoch >= trial.cfg.train.pretrain_epochs)
-    images = images_trained(len(trial.epoch_batches()), trial.cfg.train.steps_per_epoch, len(cycle),
+    cycle = phase_cycle(trial.cfg, trial.networks.critic is not None and epoch >= trial.cfg.train.pretrain_epochs)
+    images = images_trained(len(trial.data.epoch_batches(epoch)), trial.cfg.train.steps_per_epoch, len(cycle),
                             trial.cfg.train.batch_size)
     _sync(trial.device)
     start = time.perf_counter()
-    _, diverged = trial.train_epoch()
+    _, diverged = train_epoch(trial)
     _sync(trial.device)
     elapsed = time.perf_counter() - start
     assert diverged is None, f"diverged in {diverged}: the bench needs finite losses"
@@ -80,26 +82,27 @@ class BareLoop:
 
     def __init__(self, trial: Trial) -> None:
         self.trial = trial
-        self.images = to_float_images(trial.train_images)  # converted once, up front
+        self.networks, self.optimizers, self.update = trial.networks, trial.optimizers, trial.update
+        self.images = to_float_images(trial.data.train_images)  # converted once, up front
         if trial.cfg.train.channels_last:
             self.images = self.images.contiguous(memory_format=torch.channels_last)
-        self.tokens = trial.train_tokens
+        self.tokens = trial.data.train_tokens
         self.rng = torch.Generator(device=trial.device).manual_seed(1)
         # The weight average as one would write it: a copy of the parameters, lerped after every generator step.
-        self.trained = list(_plain(trial.generator).parameters())
+        self.trained = list(unwrap(self.networks.generator).parameters())
         self.average = [p.detach().clone() for p in self.trained] if trial.cfg.train.ema_decay else None
 
     def epoch(self, epoch: int) -> tuple[int, float]:
         trial, cfg = self.trial, self.trial.cfg
         size = cfg.train.batch_size
-        adversarial = trial.critic is not None and epoch >= cfg.train.pretrain_epochs
+        adversarial = self.networks.critic is not None and epoch >= cfg.train.pretrain_epochs
         cycle = phase_cycle(trial.cfg, adversarial)
         batches = len(self.images) // size
         if cfg.train.steps_per_epoch:
             batches = min(batches, cfg.train.steps_per_epoch * len(cycle))
-        trial.generator.train()
-        if trial.critic is not None:
-            trial.critic.train()
+        self.networks.generator.train()
+        if self.networks.critic is not None:
+            self.networks.critic.train()
         _sync(trial.device)
         start = time.perf_counter()
         order = torch.randperm(len(self.images), device=trial.device, generator=self.rng)
@@ -113,54 +116,55 @@ class BareLoop:
         return batches * size, time.perf_counter() - start
 
     def critic_step(self, images: torch.Tensor, tokens: torch.Tensor) -> None:
-        trial, obj = self.trial, self.trial.cfg.objective
-        images = trial.augment(images)
+        cfg, obj, update = self.trial.cfg, self.trial.cfg.objective, self.update
+        critic = self.networks.critic
+        images = augment(images, cfg.data.augment, self.rng)
         context = mask_context(images)
-        with torch.no_grad(), trial.autocast():
-            fake_center, _ = trial.generate(context, tokens, trial._noise(len(images), self.rng))
-        real = losses.instance_noise(trial.critic_inputs(images, context, crop_center(images, trial.margin)),
+        with torch.no_grad(), autocast(cfg, self.trial.device):
+            fake_center, _ = generate(cfg, self.networks.generator, context, tokens, self.noise(len(images)))
+        real = losses.instance_noise(update.critic_inputs(context, crop_center(images, update.margin)),
                                      obj.instance_noise, self.rng)
-        fake = trial.critic_inputs(images, context, fake_center)
+        fake = update.critic_inputs(context, fake_center)
         if obj.instance_noise_on == "both":
             fake = losses.instance_noise(fake, obj.instance_noise, self.rng)
-        with trial.autocast():
-            loss = losses.critic_loss(obj.name, trial.critic(real).float(), trial.critic(fake).float(),
-                                      obj.label_smoothing)
+        with autocast(cfg, self.trial.device):
+            loss = losses.critic_loss(obj.name, critic(real).float(), critic(fake).float(), obj.label_smoothing)
             if obj.name == "wgan-gp":
-                loss = loss + obj.gp_weight * losses.gradient_penalty(trial.critic, real, fake, self.rng)
-        trial.opt_d.zero_grad(set_to_none=True)
+                loss = loss + obj.gp_weight * losses.gradient_penalty(critic, real, fake, self.rng)
+        self.optimizers.critic.zero_grad(set_to_none=True)
         loss.backward()
-        trial.opt_d.step()
+        self.optimizers.critic.step()
         if obj.name == "wgan":
-            losses.clip_weights(trial.critic, obj.clip)
+            losses.clip_weights(critic, obj.clip)
 
     def generator_step(self, images: torch.Tensor, tokens: torch.Tensor, adversarial: bool) -> None:
-        trial, obj = self.trial, self.trial.cfg.objective
-        images = trial.augment(images)
+        cfg, obj, update = self.trial.cfg, self.trial.cfg.objective, self.update
+        images = augment(images, cfg.data.augment, self.rng)
         context = mask_context(images)
-        with trial.autocast():
-            fake_center, clip_penalty = trial.generate(context, tokens, trial._noise(len(images), self.rng))
-            l2 = losses.reconstruction(fake_center, crop_center(images, trial.margin), trial.reconstruction_weights,
+        with autocast(cfg, self.trial.device):
+            fake_center, clip_penalty = generate(cfg, self.networks.generator, context, tokens,
+                                                 self.noise(len(images)))
+            l2 = losses.reconstruction(fake_center, crop_center(images, update.margin), update.reconstruction_weights,
                                       obj.reconstruction)
             loss = obj.l2_weight * l2 if adversarial else l2
             if adversarial:
-                critic = _plain(trial.critic)
+                critic = unwrap(self.networks.critic)
                 critic.requires_grad_(False)
-                scores = critic(trial.critic_inputs(images, context, fake_center)).float()
+                scores = critic(update.critic_inputs(context, fake_center)).float()
                 critic.requires_grad_(True)
                 loss = loss + obj.adv_weight * losses.generator_adversarial(obj.name, scores)
             if clip_penalty is not None:
                 loss = loss + obj.clip_penalty_weight * clip_penalty
-        trial.opt_g.zero_grad(set_to_none=True)
+        self.optimizers.generator.zero_grad(set_to_none=True)
         loss.backward()
-        trial.opt_g.step()
+        self.optimizers.generator.step()
         if self.average is not None:
             with torch.no_grad():
-                torch._foreach_lerp_(self.average, self.trained, 1.0 - trial.cfg.train.ema_decay)
+                torch._foreach_lerp_(self.average, self.trained, 1.0 - cfg.train.ema_decay)
 
-
-def _plain(module: torch.nn.Module) -> torch.nn.Module:
-    return getattr(module, "_orig_mod", module)
+    def noise(self, count: int) -> torch.Tensor | None:
+        dim = self.trial.cfg.generator.noise_dim
+        return torch.randn(count, dim, generator=self.rng, device=self.trial.device) if dim else None
 
 
 def _sync(device: torch.device) -> None:

@@ -15,7 +15,7 @@ storage URI, finished or still running; Ray is never started.
   them, so those worst values are not outliers that swamp the rest (as they
   would in fANOVA's variance decomposition); it handles the conditional
   (`when:`) parameters, and it needs no scikit-learn (fANOVA does).
-- The classical fills (raysearch.data.baselines) of the experiment's data, from
+- The classical fills (raysearch.baselines) of the experiment's data, from
   its record's `base:`: rows below the table's trials (and in --json/--csv);
   GAN spaces are ranked with the search's PSNR floor.
 - `--grid FILE.png`: context, ground truth, then the generated centers of the
@@ -202,44 +202,23 @@ def best_checkpoints(trial: TrialRecord, metric: str, mode: str) -> list[int]:
 def _generate(state: dict[str, Any], count: int, where: str = "checkpoint"):
     """(images, generated centers) of a checkpoint's generator on the first `count` validation images.
 
-    The loop's own validation (`Trial.validate`): the same subset, noise,
+    The loop's own validation (`raysearch.loop.validate`): the same subset, noise,
     batches and output activation as the trial measured every epoch, so the
     grid matches the trial's TensorBoard preview pixel for pixel.
     """
-    trial = validation_trial(state, where)
-    _, centers = trial.validate()
-    return trial.val_images[:count], centers[:count].to(trial.val_images.dtype)
+    from raysearch.loop import checkpoint_trial, validate
 
-
-def validation_trial(state: dict[str, Any], where: str = "checkpoint"):
-    """A `raysearch.train.Trial` on the CPU holding a checkpoint's generator (and its weight average, which is
-    what validation runs when the config keeps one), not compiled, ready to `validate()`.
-
-    `where` names the checkpoint in errors: a checkpoint that reads but does not fit its own config
-    (missing entries, tensor shapes) is one CheckpointError line."""
-    from raysearch.checkpoint import check_state, load_part
-    from raysearch.config import build_config
-    from raysearch.errors import CheckpointError, ConfigError
-    from raysearch.train import Runtime, Trial, _unwrap
-
-    check_state(state, where)
-    try:
-        cfg = build_config(state["config"], source=f"{where}: its config")
-    except ConfigError as err:
-        raise CheckpointError(str(err)) from None
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, compile=False))
-    trial = Trial(cfg, Runtime())
-    load_part(_unwrap(trial.generator), state["generator"], "generator", where)
-    if trial.generator_average is not None:
-        load_part(trial.generator_average, state["generator_average"], "generator average", where)
-    return trial
+    trial = checkpoint_trial(state, where)
+    _, centers = validate(trial)
+    images = trial.data.val_images
+    return images[:count], centers[:count].to(images.dtype)
 
 
 def fill_rows(experiment: Experiment, images, baselines: dict[str, dict[str, float]] | None, log=print):
     """[(label, second line, images)] of the classical fills of the same validation images as the trials' rows."""
     import torch
 
-    from raysearch.data.baselines import filled_images, validation_subset
+    from raysearch.baselines import filled_images, validation_subset
     from raysearch.data.dataset import to_float_images
 
     if not baselines:
@@ -358,7 +337,7 @@ def log_grid_to_tensorboard(experiment: Experiment, image, step: int) -> str:
 def experiment_baselines(experiment: Experiment, log=print) -> tuple[dict[str, dict[str, float]] | None, float | None]:
     """(the classical fills' figures, the search's PSNR floor) of an experiment; (None, None) with a note when
     its data cannot be read here (e.g. analysed on another machine)."""
-    from raysearch.data.baselines import best_baseline
+    from raysearch.baselines import best_baseline
 
     try:
         baselines = experiment.baselines()

@@ -9,7 +9,6 @@ line per mistake (`error: ...`, exit status 2), so the usage stays behind
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import NoReturn
 
@@ -28,9 +27,14 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def check_gpu_before_ray(device: str, address: str | None) -> None:
-    """`train.device=cuda` with a local Ray about to start here needs a GPU here: say so before Ray starts."""
-    if device != "cuda" or not _starts_local_ray(address):
-        return
+    """`train.device=cuda` with `--address local` (a local Ray about to start here) needs a GPU here: say so
+    before Ray starts. Without an address, `runtime.start_ray` makes the same check once it knows that no
+    cluster runs here to attach to."""
+    if device == "cuda" and address == "local":
+        require_gpu_here()
+
+
+def require_gpu_here() -> None:
     import torch
 
     if not torch.cuda.is_available():
@@ -51,21 +55,3 @@ def check_gpu_on_cluster(device: str) -> None:
         print(f"note: train.device=cuda and the Ray cluster at {ray.get_runtime_context().gcs_address} has no GPU "
               "yet: trials wait until its autoscaler adds GPU nodes (a cluster that cannot add any never starts them)",
               file=sys.stderr)
-
-
-def _starts_local_ray(address: str | None) -> bool:
-    """Whether ray_adapter.start_ray(address) would start a new local Ray rather than attach to a cluster."""
-    if address == "local":
-        return True
-    if address:
-        return False
-    if os.environ.get("RAY_ADDRESS"):
-        return False
-    # What ray.init(address="auto") does to find a cluster running on this machine (start_ray tries that first).
-    from ray._private.services import get_ray_address_from_environment
-
-    try:
-        get_ray_address_from_environment("auto", None)
-    except ConnectionError:
-        return True
-    return False

@@ -22,9 +22,11 @@ Two layers:
      (`s3://`, `gs://`, `abfs://`, ... see STORAGE_SCHEMES), or, with the
      `local` provider only, an absolute path under the shared filesystem the
      config declares with `RAYSEARCH_SHARED_FS=<mount point>`.
-   - The head node declares the custom resource the search's trial drivers
-     hold (`raysearch_trial_driver`), in its node type's `resources` or in
-     `ray start --head --resources=...`.
+   - Token authentication (Ray 2.60): every `ray start` runs with
+     `RAY_AUTH_MODE=token`, and `file_mounts` copies the launching machine's
+     token (`~/.ray/auth_token`, made by `ray get-auth-token --generate`, which
+     must exist) to the same place on every node, so the nodes, the search on
+     the head and `ray job submit` from this machine share one token.
    - Nothing but SSH is reachable from outside: on AWS the security group's
      extra inbound rules open TCP 22 only (no `SecurityGroupIds` that cannot
      be checked), and on every provider the dashboard listens on localhost
@@ -33,7 +35,6 @@ Two layers:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import io
@@ -49,7 +50,6 @@ from typing import Any, Iterator
 
 from raysearch import cli
 from raysearch.config import read_yaml
-from raysearch.constants import DRIVER_RESOURCE
 from raysearch.errors import ConfigError
 
 STORAGE_VAR = "RAYSEARCH_STORAGE"
@@ -57,6 +57,8 @@ SHARED_FS_VAR = "RAYSEARCH_SHARED_FS"
 # Storage services Ray's storage layer (pyarrow.fs) reaches from every node.
 STORAGE_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "az", "hdfs")
 SSH_PORT = 22
+AUTH_MODE = "RAY_AUTH_MODE=token"
+TOKEN_PATH = "~/.ray/auth_token"  # where `ray get-auth-token --generate` writes Ray's token
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
@@ -350,29 +352,28 @@ def _ray_start_commands(config: dict[str, Any], key: str) -> list[tuple[str, str
     return [(f"{key}[{i}]", str(c)) for i, c in enumerate(config.get(key) or []) if re.search(r"\bray\s+start\b", str(c))]
 
 
-def check_driver_resource(config: dict[str, Any], path: str | Path = "<config>") -> float:
-    """The head node declares DRIVER_RESOURCE (node type resources or `ray start --head --resources`)."""
+def check_token_auth(config: dict[str, Any], path: str | Path = "<config>") -> None:
+    """Every `ray start` runs with RAY_AUTH_MODE=token, and file_mounts carries an existing token to every node."""
     path = Path(path)
-    head_type = config.get("head_node_type")
-    node_types = config.get("available_node_types") or {}
-    declared = (node_types.get(head_type) or {}).get("resources") or {}
-    if float(declared.get(DRIVER_RESOURCE, 0)) >= 1:
-        return float(declared[DRIVER_RESOURCE])
-    for key, command in _ray_start_commands(config, "head_start_ray_commands"):
-        for value in _flag_values(command, "--resources"):
-            try:
-                resources = json.loads(value)
-            except json.JSONDecodeError:
-                raise ConfigError(f"{path}: {key}: --resources={value} is not JSON; allowed: "
-                                  f"--resources='{{\"{DRIVER_RESOURCE}\": 1000}}'") from None
-            if isinstance(resources, dict) and float(resources.get(DRIVER_RESOURCE, 0)) >= 1:
-                return float(resources[DRIVER_RESOURCE])
-    where = f"available_node_types.{head_type}.resources" if config.get("provider", {}).get("type") != "local" \
-        else "head_start_ray_commands"
-    raise ConfigError(f"{path}: {where}: the head node does not declare the custom resource {DRIVER_RESOURCE} "
-                      f"that the search's trial drivers hold instead of a CPU; allowed: "
-                      f"`{DRIVER_RESOURCE}: 1000` in the head node type's resources, or "
-                      f"`ray start --head --resources='{{\"{DRIVER_RESOURCE}\": 1000}}'`")
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        for where, command in _ray_start_commands(config, key):
+            if AUTH_MODE not in command:
+                raise ConfigError(f"{path}: {where}: `ray start` without {AUTH_MODE}: Ray 2.60 would start this node "
+                                  f"{'without token authentication' if key.startswith('head') else 'unable to join'}"
+                                  f"; allowed: `{AUTH_MODE} ray start ...`")
+    mounts = config.get("file_mounts") or {}
+    source = next((src for target, src in mounts.items() if _same_path(target, TOKEN_PATH)), None)
+    if source is None:
+        raise ConfigError(f"{path}: file_mounts: no `{TOKEN_PATH}: {TOKEN_PATH}` entry: the nodes would have no "
+                          f"token to start with and this machine's `ray job submit` none to send; allowed: "
+                          f"`{TOKEN_PATH}: {TOKEN_PATH}` after `ray get-auth-token --generate`")
+    if not Path(str(source)).expanduser().is_file():
+        raise ConfigError(f"{path}: file_mounts.{TOKEN_PATH}: {source} does not exist on this machine; make it with "
+                          f"`ray get-auth-token --generate` (Ray's token, copied to every node)")
+
+
+def _same_path(a: str, b: str) -> bool:
+    return str(a).rstrip("/") == b
 
 
 def check_network(config: dict[str, Any], path: str | Path = "<config>") -> None:
@@ -412,8 +413,8 @@ def check_cluster_file(path: str | Path) -> dict[str, Any]:
     prepared = validate_with_ray(load_cluster_yaml(path), path)
     check_ray_version(prepared, path)
     check_storage(prepared, path)
-    check_driver_resource(prepared, path)
     check_network(prepared, path)
+    check_token_auth(prepared, path)
     return prepared
 
 
@@ -421,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli.ArgumentParser(
         prog="python -m raysearch.cluster_config",
         description="Check Ray cluster-launcher configs: Ray's own schema and launcher checks, then the project's "
-                    "rules (Ray version = the project's pin, shared storage, the trial-driver resource, SSH only).")
+                    "rules (Ray version = the project's pin, shared storage, token authentication, SSH only).")
     parser.add_argument("files", nargs="+", metavar="FILE", help="cluster YAML, e.g. cluster.yaml")
     args = parser.parse_args(argv)
     for file in args.files:

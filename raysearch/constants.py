@@ -1,13 +1,8 @@
-"""Names shared by the search driver, the Ray adapter, the report and the readers of an experiment.
+"""Names shared by the search command, the loop, the report and the readers of an experiment.
 
-One small module without imports, so `tune`, `ray_adapter`, `cluster_config`
-and `experiment` agree on these names without importing one another.
+One small module without imports, so `tune`, `loop`, `report` and `experiment`
+agree on these names without importing one another.
 """
-
-# The custom resource each trial driver holds (declared when raysearch starts
-# Ray; on a cluster, the head node declares it in cluster.yaml).
-DRIVER_RESOURCE = "raysearch_trial_driver"
-DRIVER_SLOTS = 1000
 
 # What `python -m raysearch.tune` records in an experiment so --resume and analyze can rebuild it.
 EXPERIMENT_FILE = "raysearch_experiment.yaml"

@@ -8,7 +8,9 @@ on a local disk or at a storage URI (`file://`, `s3://`, ... anything
     experiment_state-<time>.json    Tune's trial list and statuses (read with ray.tune.ExperimentAnalysis)
     <space>_<trial id>/             Tune's trial dir: params.json (dotted keys), result.json (one JSON per report),
                                     error.txt when the trial failed
-    train_<trial id>/epoch_NNNN/    Ray Train's kept full-state checkpoints (state.pt)
+    <space>_<trial id>/checkpoint_NNNNNN/   a one-process trial's kept full-state checkpoints (state.pt), as
+                                    Tune keeps them; result.json's `checkpoint_dir_name` says each one's epoch
+    train_<trial id>/epoch_NNNN/    a DDP trial's, as its Ray Train run keeps them
     tensorboard/<trial name>/       the trials' event files
     tensorboard/baseline_<fill>/    the classical fills as flat reference lines (summaries.write_baseline_runs)
 
@@ -57,8 +59,13 @@ class TrialRecord:
     params: dict[str, Any]  # the searched values, dotted keys
     history: tuple[dict[str, Any], ...]  # every complete result.json line, in order
     status: str  # see report.TrialRow.status
-    checkpoints: tuple[int, ...]  # epochs of the kept checkpoints in train_<id>/
+    checkpoint_dirs: tuple[tuple[int, str], ...]  # (epoch, directory relative to the experiment) of each kept one
     skipped_lines: int = 0  # result.json lines that could not be parsed (a running trial's half-written last line)
+
+    @property
+    def checkpoints(self) -> tuple[int, ...]:
+        """The epochs of the kept checkpoints, oldest first."""
+        return tuple(epoch for epoch, _ in self.checkpoint_dirs)
 
     @property
     def last(self) -> dict[str, Any]:
@@ -73,7 +80,8 @@ class TrialRecord:
         return None
 
     def checkpoint_dir(self, epoch: int) -> str:
-        return f"train_{self.trial_id}/epoch_{epoch:04d}"
+        """The kept checkpoint of `epoch`, relative to the experiment."""
+        return dict(self.checkpoint_dirs)[epoch]
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,7 @@ class Experiment:
 
     def baselines(self) -> dict[str, dict[str, float]]:
         """The classical fills of the experiment's validation images, as the search itself computed them."""
-        from raysearch.data.baselines import baselines_of
+        from raysearch.baselines import baselines_of
 
         return baselines_of(self.config())
 
@@ -262,16 +270,26 @@ def _read_trials(storage: Storage, settings: TuneSettings) -> list[TrialRecord]:
             params=params,
             history=tuple(history),
             status=trial_status(history[-1] if history else {}, error=error, max_epochs=settings.max_epochs, done=done),
-            checkpoints=_checkpoints(storage, trial_id),
+            checkpoint_dirs=_checkpoints(storage, trial_id, name, history),
             skipped_lines=skipped,
         ))
     return trials
 
 
-def _checkpoints(storage: Storage, trial_id: str) -> tuple[int, ...]:
-    epochs = []
+def _checkpoints(storage: Storage, trial_id: str, trial_dir: str | None,
+                 history: list[dict[str, Any]]) -> tuple[tuple[int, str], ...]:
+    """(epoch, relative directory) of every kept checkpoint with its state file, oldest first: Tune's
+    `<trial dir>/checkpoint_NNNNNN` (a one-process trial; the epoch from the result that reported it) and
+    Ray Train's `train_<id>/epoch_NNNN` (a DDP trial)."""
+    found: dict[int, str] = {}
+    if trial_dir:
+        for result in history:
+            name, epoch = result.get("checkpoint_dir_name"), result.get("epoch")
+            if isinstance(name, str) and isinstance(epoch, int) \
+                    and storage.kind(f"{trial_dir}/{name}/{CHECKPOINT_FILE}") == "file":
+                found[epoch] = f"{trial_dir}/{name}"
     for name, is_dir in storage.list_dir(f"train_{trial_id}"):
         match = CHECKPOINT_DIR.match(name)
         if is_dir and match and storage.kind(f"train_{trial_id}/{name}/{CHECKPOINT_FILE}") == "file":
-            epochs.append(int(match.group(1)))
-    return tuple(sorted(epochs))
+            found[int(match.group(1))] = f"train_{trial_id}/{name}"
+    return tuple(sorted(found.items()))

@@ -115,6 +115,8 @@ QUIET = (
     "Wrote the latest version of all result files",
     "Checkpoint successfully created",
     "Reporting training result",
+    "Running in local mode",  # Train's local mode, every one-process trial: raysearch's own choice
+    "Reported metrics",  # local mode logs every report; the progress table and TensorBoard show them
 )
 
 
@@ -140,7 +142,12 @@ def quiet_ray_logs() -> QuietRayLogs:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created in memory"
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # TPE's `group`
+    import ray.train.torch  # noqa: F401 - its loggers exist once it is imported
+    import ray.tune  # noqa: F401
+
     quiet = QuietRayLogs()
-    for name in ("ray.tune", "ray.tune.tune", "ray.train", "ray.tune.tuner", "ray.tune.execution.tune_controller"):
+    # A logger's filter sees only the records logged to it, not its children's: every Tune and Train logger.
+    names = [name for name in logging.root.manager.loggerDict if name.startswith(("ray.tune", "ray.train"))]
+    for name in names:
         logging.getLogger(name).addFilter(quiet)
     return quiet

@@ -39,7 +39,7 @@ class TrialRow:
 # finished: trained every epoch · stopped: by the scheduler (ASHA) · interrupted: the search ended (Ctrl-C)
 # before the trial did · diverged · error · running / pending: the search is still going (analyze).
 STATUSES = ("finished", "stopped", "interrupted", "running", "pending", "diverged", "error")
-BASELINE_STATUS = "baseline"  # a classical fill's row (raysearch.data.baselines): a reference, not a trial
+BASELINE_STATUS = "baseline"  # a classical fill's row (raysearch.baselines): a reference, not a trial
 
 
 def trial_rows(results, space: SearchSpace, settings: TuneSettings, psnr_floor: float | None = None) -> list[TrialRow]:
@@ -137,11 +137,11 @@ def fidelity_floor(best_classical_psnr: float | None) -> float | None:
 def search_psnr_floor(space: SearchSpace, baselines: dict[str, dict[str, float]] | None = None) -> float | None:
     """The PSNR floor of a search's ranking: GAN spaces only (realism subject to fidelity); None = no constraint.
 
-    `baselines`: the classical fills of the search's data (raysearch.data.baselines), read when not given.
+    `baselines`: the classical fills of the search's data (raysearch.baselines), read when not given.
     """
     if not space.config.objective.adversarial:
         return None
-    from raysearch.data.baselines import baselines_of, best_baseline
+    from raysearch.baselines import baselines_of, best_baseline
 
     _, best = best_baseline(baselines if baselines is not None else baselines_of(space.config), FIDELITY_METRIC, "max")
     return fidelity_floor(best)
@@ -239,7 +239,7 @@ def write_report(results, space: SearchSpace, settings: TuneSettings, experiment
 
     `baselines`: the fills as the search computed them (read from their cache when not given).
     """
-    from raysearch.data.baselines import baselines_of
+    from raysearch.baselines import baselines_of
 
     record = yaml.safe_load(storage.Storage(experiment_path).read_text(EXPERIMENT_FILE) or "{}") or {}
     fills = baselines if baselines is not None else baselines_of(space.config)

@@ -7,8 +7,9 @@ asks for rho >= 0.9; `data.val_images` and the SWD settings in metrics.py are
 chosen by this measurement (see the README).
 
 - `half_scores(state)`: a checkpoint's generator, run by the loop's own
-  validation (`Trial.validate`: same subset, noise, batches), scored with
-  every metric on the first and on the second half of the subset.
+  validation (`raysearch.loop.validate`: same subset, noise, batches), scored
+  with every metric (`raysearch.evaluate`) on the first and on the second half
+  of the subset.
 - `experiment_rank_stability(location)`: that for the latest kept checkpoint
   of every trial of a finished experiment that trained without diverging, and
   Spearman's rho between the halves for a metric. Used by bench/quality.py.
@@ -17,15 +18,14 @@ chosen by this measurement (see the README).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from models.geometry import crop_center
-from raysearch import metrics
-
-if TYPE_CHECKING:
-    from raysearch.experiment import Experiment
+from raysearch.checkpoint import load_checkpoint
+from raysearch.evaluate import score_centers
+from raysearch.experiment import Experiment, open_experiment
+from raysearch.loop import checkpoint_trial, validate
 
 
 @dataclass(frozen=True)
@@ -37,21 +37,15 @@ class HalfScores:
 
 def half_scores(state: dict[str, Any]) -> HalfScores:
     """Every validation metric of a checkpoint's generator on each half of its validation subset."""
-    from raysearch.analyze import validation_trial
-
-    trial = validation_trial(state)
-    _, generated = trial.validate()
-    half = len(trial.val_images) // 2
+    trial = checkpoint_trial(state)
+    _, generated = validate(trial)
+    images = trial.data.val_images
+    half = len(images) // 2
     if half < 1:
-        raise ValueError(f"the validation subset has {len(trial.val_images)} image(s): cannot split it in two")
-    as_unit = lambda x: (x + 1) / 2  # noqa: E731 - metrics take images in [0, 1]
-    scores = []
-    for part in (slice(0, half), slice(half, 2 * half)):
-        images = trial.val_images[part]
-        values = metrics.compute_all(as_unit(generated[part]), as_unit(crop_center(images, 0)), as_unit(images),
-                                     seed=trial.cfg.train.seed)
-        scores.append({f"val/{name}": float(value) for name, value in values.items()})
-    return HalfScores(scores[0], scores[1], half)
+        raise ValueError(f"the validation subset has {len(images)} image(s): cannot split it in two")
+    first, second = (score_centers(generated[part], images[part], seed=trial.cfg.train.seed)
+                     for part in (slice(0, half), slice(half, 2 * half)))
+    return HalfScores(first, second, half)
 
 
 def spearman(first: list[float], second: list[float]) -> float:
@@ -88,9 +82,6 @@ def experiment_rank_stability(location: str | Experiment, metric: str | None = N
     {"metric", "trials": {name: {"first", "second", "epoch"}}, "images_per_half",
     "rho" (of `metric`), "rhos": {metric: rho for `metric` and `also`}}.
     """
-    from raysearch.checkpoint import load_checkpoint
-    from raysearch.experiment import open_experiment
-
     experiment = open_experiment(location) if isinstance(location, str) else location
     metric = metric or experiment.metric
     ranked_by = list(dict.fromkeys((metric, *also)))

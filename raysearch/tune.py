@@ -1,12 +1,9 @@
 """`python -m raysearch.tune SPACE`: a resumable Ray Tune + Optuna search.
 
-Each Tune trial is a small driver function that builds a Ray Train trainer
-(ray_adapter.build_trainer) for its sampled config and forwards the workers'
-reports to Tune (`TuneReportCallback`). Tune reuses a driver process for the
-next trial; a trial stopped early has its Train run killed first. The driver
-holds a custom resource instead of a CPU, so drivers never starve the Train
-workers on small machines (Tune rejects `{"CPU": 0}`, and `{"CPU": 0.01}`
-deadlocks two trials on 2 cores).
+This module is the command: it checks everything before Ray starts, records
+the experiment, and hands the search to `raysearch.runtime`, where each trial
+trains in its Tune actor (or on Train's DDP workers) and Tune reuses the actor
+for the next trial.
 
 Optuna's seeded multivariate TPE proposes configs (the base config first);
 ASHA stops bad trials on the trial's own `epoch`. Both read the trial's score
@@ -22,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 import sys
 import time
@@ -34,169 +30,14 @@ import yaml
 from raysearch.config import config_to_dict, list_spaces
 from raysearch import cli
 from raysearch import storage as storage_io
-from raysearch.data.baselines import baselines_of
+from raysearch.baselines import baselines_of
 from raysearch.data.check import captions_possible, check_source
-from raysearch.constants import DRIVER_RESOURCE, DRIVER_SLOTS, EXPERIMENT_FILE, SMOKE_OVERRIDES, score_key
+from raysearch.constants import EXPERIMENT_FILE, SMOKE_OVERRIDES, score_key
 from raysearch.errors import ConfigError, RaysearchError
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
 
 # --smoke-test (Ray's convention): a tiny budget on constants.SMOKE_OVERRIDES' tiny dataset.
 SMOKE_TUNE = {"num_samples": 3, "max_epochs": 2, "grace_period": 1, "max_concurrent": 2}
-
-
-# ---------------------------------------------------------------- the trial driver
-
-
-def trial_driver(params: dict[str, Any], *, space_path: str, overrides: list[str], max_epochs: int, workers: int,
-                 experiment_path: str, use_gpu: bool, resources: dict[str, float], max_failures: int) -> None:
-    """One Tune trial: train the sampled config through Ray Train, reporting to Tune."""
-    from ray import tune
-    from ray.train._internal.session import get_session
-    from ray.tune.integration.ray_train import TuneReportCallback
-
-    from raysearch import ray_adapter
-
-    space = load_space(space_path, overrides)
-    # The tune section sets each trial's budget and its number of Train workers.
-    cfg = space.trial_config({**params, "train.epochs": max_epochs, "train.workers": workers})
-    context = tune.get_context()
-    trainer = ray_adapter.build_trainer(
-        cfg,
-        # Stable per trial: a restarted trial finds its Train run and resumes from its checkpoint.
-        name=f"train_{context.get_trial_id()}",
-        storage_path=experiment_path,
-        logdir=f"{experiment_path}/tensorboard/{context.get_trial_name()}",  # a path or a URI
-        use_gpu=use_gpu,
-        resources_per_worker=resources,
-        max_failures=max_failures,
-        callbacks=[TuneReportCallback()],
-    )
-    # With reuse_actors Tune keeps a stopped trial's process for the next trial: it sets the session's stop
-    # event, then waits TUNE_FUNCTION_THREAD_TIMEOUT_S (2 s) for this function to return.
-    trainer.fit_until(get_session().stop_event)
-
-
-# ---------------------------------------------------------------- building the search
-
-
-def make_searcher(space: SearchSpace, settings: TuneSettings, max_concurrent: int):
-    """OptunaSearch over the space's define-by-run function, seeded, base config first."""
-    import optuna
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
-
-    if settings.searcher == "optuna":
-        # multivariate + group: TPE models the joint distribution, conditional parameters included.
-        sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, group=True,
-                                             n_startup_trials=min(10, max(2, settings.num_samples // 3)))
-    else:
-        sampler = optuna.samplers.RandomSampler(seed=settings.seed)
-    point = space.base_point()
-    searcher = OptunaSearch(
-        space=space.define_by_run,
-        metric=score_key(space.metric),  # the mean of the last epochs: one lucky epoch does not win
-        mode=space.mode,
-        sampler=sampler,
-        points_to_evaluate=[point] if point and settings.searcher == "optuna" else None,
-    )
-    return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
-
-
-def make_scheduler(space: SearchSpace, settings: TuneSettings):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    if settings.scheduler == "none":
-        return FIFOScheduler()
-    # The trial's own epoch: Tune's training_iteration restarts at 1 after a trial restart.
-    # Rungs compare each trial's score (the mean of its last epochs), not one lucky epoch.
-    return ASHAScheduler(time_attr="epoch", metric=score_key(space.metric), mode=space.mode, max_t=settings.max_epochs,
-                         grace_period=min(settings.grace_period, settings.max_epochs),
-                         reduction_factor=settings.reduction_factor)
-
-
-# Trials packed onto one GPU when the space leaves `tune.resources.gpu_fraction`
-# unset. Measured through Tune + Train by bench/packing.py on one H100 (wgan's
-# base config, n_critic 5, batch 64, 3 epochs of 30 steps per trial): aggregate
-# 4,007 images/s for 1 trial, 7,942 for 2 (1.98x), 12,356 for 4 (3.08x),
-# 15,513 for 8 (3.87x). The issue's whole-loop processes on the same GPU: 2.51x
-# at 8, 2.59x at 16 (under 3% more). Each trial's step is launch-bound (one
-# CPU core feeding the GPU), so packing scales until the cores or the GPU run out.
-PACKED_TRIALS_PER_GPU = 8
-# GPU memory one trial of the shipped spaces is allowed for when packing: the
-# CUDA context (~0.5 GiB), the training set held on the device as uint8 (a
-# 2,000-image synthetic set is 25 MB; COCO's 83k training crops are 1 GiB),
-# networks, Adam state and batch-64 activations (a few hundred MB). An estimate,
-# not a measurement; a space that needs more sets gpu_fraction itself.
-TRIAL_GPU_MEMORY_BYTES = 3 * 2**30
-
-
-def gpu_fraction(settings: TuneSettings) -> float:
-    """The GPU share of one Train worker: the space's `gpu_fraction`, else packed (fewer if memory is short)."""
-    if settings.resources.gpu_fraction is not None:
-        return settings.resources.gpu_fraction
-    per_gpu = PACKED_TRIALS_PER_GPU
-    free = free_gpu_memory()
-    if free is not None:
-        per_gpu = max(1, min(per_gpu, free // TRIAL_GPU_MEMORY_BYTES))
-    return 1.0 / per_gpu
-
-
-def free_gpu_memory() -> int | None:
-    """Free bytes on the smallest GPU this process sees (a local Ray's GPUs), or None where it sees none.
-
-    On a cluster the driver usually has no GPU; then the packing default is not
-    memory-checked here and TRIAL_GPU_MEMORY_BYTES x PACKED_TRIALS_PER_GPU (24 GiB)
-    must fit the workers' GPUs (it does on 40 and 80 GB A100s and H100s).
-    """
-    import torch
-
-    if not torch.cuda.is_available():
-        return None
-    return min(torch.cuda.mem_get_info(device)[0] for device in range(torch.cuda.device_count()))
-
-
-def trial_resources(settings: TuneSettings, use_gpu: bool) -> dict[str, float]:
-    per_worker = {"CPU": settings.resources.cpus}
-    if use_gpu:
-        per_worker["GPU"] = gpu_fraction(settings)
-    return per_worker
-
-
-def concurrency(settings: TuneSettings, use_gpu: bool) -> int:
-    """How many trials fit at once: the setting, or what the cluster's CPUs/GPUs allow."""
-    import ray
-
-    if settings.max_concurrent:
-        return settings.max_concurrent
-    total = ray.cluster_resources()
-    workers = settings.resources.workers
-    by_cpu = total.get("CPU", 1) // (settings.resources.cpus * workers)
-    # A small epsilon: 1 // (1/8) must give 8, not 7.99 rounded down.
-    by_gpu = math.floor(total.get("GPU", 0) / (gpu_fraction(settings) * workers) + 1e-9) if use_gpu else math.inf
-    return int(max(1, min(by_cpu, by_gpu)))
-
-
-def build_trainable(space_path: str, overrides: list[str], settings: TuneSettings, experiment_path: str, use_gpu: bool):
-    import ray
-    from ray import tune
-
-    driver = tune.with_parameters(
-        trial_driver,
-        space_path=space_path,
-        overrides=overrides,
-        max_epochs=settings.max_epochs,
-        workers=settings.resources.workers,
-        experiment_path=experiment_path,
-        use_gpu=use_gpu,
-        resources=trial_resources(settings, use_gpu),
-        max_failures=settings.max_failures,
-    )
-    has_slot = ray.cluster_resources().get(DRIVER_RESOURCE, 0) > 0
-    if not has_slot:
-        print(f"note: the cluster declares no {DRIVER_RESOURCE!r} resource; trial drivers take 1 CPU each "
-              f"(declare it on the head node with --resources='{{\"{DRIVER_RESOURCE}\": {DRIVER_SLOTS}}}')",
-              file=sys.stderr)
-    return tune.with_resources(driver, {DRIVER_RESOURCE: 1} if has_slot else {"CPU": 1})
 
 
 # ---------------------------------------------------------------- command line
@@ -299,11 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         dry_run(space, settings)
         return 0
 
-    from raysearch import ray_adapter
+    from raysearch import runtime
     from raysearch.report import write_report
 
-    ray_adapter.start_ray(args.address, log_to_driver=args.verbose)
     try:
+        runtime.start_ray(args.address, log_to_driver=args.verbose, device=space.config.train.device)
         cli.check_gpu_on_cluster(space.config.train.device)
     except RaysearchError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -348,56 +189,28 @@ def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str],
                baselines: dict[str, dict[str, float]] | None = None):
     """Run (or resume) the experiment `storage/name`; return Tune's ResultGrid.
 
-    `baselines` (the classical fills, raysearch.data.baselines; computed here when not given) become TensorBoard
-    reference runs of a new experiment.
+    A new experiment is recorded first (for --resume and analyze), with the classical fills (`baselines`,
+    computed here when not given) as TensorBoard reference runs beside its trials.
     """
     # Tune's classic table, which takes a progress reporter (its newer output ignores one).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    from ray import tune
-
+    from raysearch import runtime
     from raysearch.progress import SearchProgress, quiet_ray_logs
-    from raysearch.ray_adapter import start_ray, wants_gpu
     from raysearch.summaries import write_baseline_runs
 
     if not verbose:
         quiet_ray_logs()
-    # The workers' own lines (Train's per-epoch "Reporting training result" and "Checkpoint successfully
-    # created", Ray's actor notices) stay in the trials' logs unless --verbose; a failed trial's error
-    # still reaches this console through Tune.
-    start_ray(address, log_to_driver=verbose)
-    use_gpu = wants_gpu(space.config)
+    # The trials' own lines (Tune's "Checkpoint successfully created", Ray's actor notices) stay in the trials'
+    # logs unless --verbose; a failed trial's error still reaches this console through Tune.
+    runtime.start_ray(address, log_to_driver=verbose)
     experiment_path = storage_io.join(storage, name)
-    trainable = build_trainable(str(space.path), overrides, settings, experiment_path, use_gpu)
-    if resume:
-        # restart_errored would crash OptunaSearch in Ray 2.60; resume_errored continues errored trials.
-        tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=True)
-    else:
+    if not resume:
         _remember_experiment(experiment_path, space, overrides, settings)
-        # The classical fills as reference runs beside the trials: every scalar chart shows what they score.
         fills = baselines if baselines is not None else baselines_of(space.config)
         write_baseline_runs(storage_io.join(experiment_path, "tensorboard"), fills, settings.max_epochs)
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=make_searcher(space, settings, concurrency(settings, use_gpu)),
-                scheduler=make_scheduler(space, settings),
-                num_samples=settings.num_samples,
-                # One trial driver process per concurrent trial for the whole search, not one per trial:
-                # a process start and its imports, about 3 s per trial on 2 cores (bench/overhead.py).
-                reuse_actors=True,
-                trial_name_creator=lambda trial: f"{space.path.stem}_{trial.trial_id}",
-                trial_dirname_creator=lambda trial: f"{space.path.stem}_{trial.trial_id}",
-            ),
-            run_config=tune.RunConfig(
-                name=name,
-                storage_path=storage,
-                failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-                progress_reporter=SearchProgress(space.metric, settings.num_samples, settings.max_epochs,
-                                                 [p.key for p in space.params]),
-                verbose=3 if verbose else 1,  # 1: the table and the experiment's own lines, no per-trial results
-            ),
-        )
-    return tuner.fit()
+    progress = SearchProgress(space.metric, settings.num_samples, settings.max_epochs, [p.key for p in space.params])
+    return runtime.run_tuner(space, settings, overrides, storage, name, resume=resume, progress=progress,
+                             verbose=verbose)
 
 
 def _remember_experiment(experiment_path: str, space: SearchSpace, overrides: list[str], settings: TuneSettings) -> None:

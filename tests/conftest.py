@@ -1,6 +1,8 @@
 """Shared fixtures: a per-session synthetic dataset cache, small configs."""
 
 import os
+import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -30,3 +32,25 @@ def dataset_cache(tmp_path_factory):
         os.environ.pop("RAYSEARCH_CACHE", None)
     else:
         os.environ["RAYSEARCH_CACHE"] = previous
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` TCP ports free on 127.0.0.1 right now (for a Ray or an sshd a test starts)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no output)"

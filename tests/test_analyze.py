@@ -26,10 +26,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from raysearch import analyze
 from raysearch.checkpoint import load_checkpoint, save_checkpoint
-from raysearch.data.baselines import BASELINE_NAMES, baselines_for, filled_images, validation_subset
+from raysearch.baselines import BASELINE_NAMES, baselines_for, filled_images, validation_subset
 from raysearch.experiment import TrialRecord, open_experiment
 from raysearch.spaces import load_space
-from raysearch.train import DIVERGED_METRICS, run_trial
+from raysearch.loop import DIVERGED_METRICS, run_trial
 from raysearch.tune import _remember_experiment
 from tests.conftest import SMALL_DATA
 
@@ -69,19 +69,23 @@ class FakeTune:
             handle.write(json.dumps(line) + "\n")
 
     def train(self, trial_id, trial_params, epochs, done=True):
-        """Train for real (no Ray), recording results, kept checkpoints and TensorBoard like Tune + Train."""
-        self.trial_dir(trial_id, trial_params)
+        """Train for real (no Ray), recording results, kept checkpoints and TensorBoard as a Tune trial does:
+        Tune keeps a one-process trial's checkpoints as <trial dir>/checkpoint_NNNNNN, named in result.json."""
+        trial_dir = self.trial_dir(trial_id, trial_params)
         cfg = self.space.trial_config({**trial_params, "train.epochs": epochs})
-        run_dir = self.root / f"train_{trial_id}"
-        reports = []
+        reports, saved = [], []
 
         def report(metrics, checkpoint_dir):
             reports.append(metrics)
-            self.result(trial_id, metrics, done=done and metrics["epoch"] == epochs)
+            line = dict(metrics)
             if checkpoint_dir is not None:
-                save_checkpoint(load_checkpoint(checkpoint_dir), run_dir / f"epoch_{metrics['epoch']:04d}")
-                for old in sorted(run_dir.glob("epoch_*"))[:-KEPT]:
+                name = f"checkpoint_{len(saved):06d}"
+                saved.append(name)
+                save_checkpoint(load_checkpoint(checkpoint_dir), trial_dir / name)
+                for old in sorted(trial_dir.glob("checkpoint_*"))[:-KEPT]:
                     shutil.rmtree(old)
+                line["checkpoint_dir_name"] = name
+            self.result(trial_id, line, done=done and metrics["epoch"] == epochs)
 
         run_trial(cfg, report, logdir=self.root / "tensorboard" / f"{SPACE}_{trial_id}")
         return reports
@@ -196,7 +200,7 @@ def test_final_and_best_come_from_the_history(experiment):
 
 def test_without_tunes_state_file_statuses_come_from_the_trial_files(experiment, tmp_path):
     copy = tmp_path / "copy"
-    shutil.copytree(experiment["root"], copy, ignore=shutil.ignore_patterns("experiment_state-*", "train_*", "tensorboard"))
+    shutil.copytree(experiment["root"], copy, ignore=shutil.ignore_patterns("experiment_state-*", "checkpoint_*", "tensorboard"))
     exp = open_experiment(str(copy))
     status = {t.name: t.status for t in exp.trials}
     # No state: the pending trial is unknown; done=true ends a trial; error.txt without a done result is an error.
@@ -208,7 +212,7 @@ def test_without_tunes_state_file_statuses_come_from_the_trial_files(experiment,
 def test_a_tune_state_ray_cannot_read_is_one_clear_error(experiment, tmp_path, capsys):
     # A Tune of another version, or a damaged file: never a silent empty list of trials.
     copy = tmp_path / "copy"
-    shutil.copytree(experiment["root"], copy, ignore=shutil.ignore_patterns("experiment_state-*", "train_*", "tensorboard"))
+    shutil.copytree(experiment["root"], copy, ignore=shutil.ignore_patterns("experiment_state-*", "checkpoint_*", "tensorboard"))
     (copy / "experiment_state-2026-01-02_00-00-00.json").write_text(
         json.dumps({"trial_data": [[json.dumps({"trial_id": "aaaa0001", "status": "TERMINATED"}), "{}"]]}))
     code, out, err = run([copy], capsys)
@@ -390,7 +394,8 @@ def test_grid_png_and_tensorboard(experiment, tmp_path, capsys):
 
 def test_best_kept_checkpoint():
     trial = TrialRecord("t", "l2_t", {}, tuple({"epoch": e, "val/swd": v} for e, v in ((1, 5.0), (2, 9.0), (3, 7.0))),
-                        "finished", checkpoints=(2, 3, 4))
+                        "finished", checkpoint_dirs=((2, "l2_t/checkpoint_000001"), (3, "l2_t/checkpoint_000002"),
+                                                     (4, "l2_t/checkpoint_000003")))
     # Epoch 1 was best but is no longer kept; epoch 4's metric is unknown (ahead of Tune's log).
     assert analyze.best_checkpoints(trial, "val/swd", "min") == [3, 2, 4]
     assert analyze.best_checkpoints(trial, "val/swd", "max") == [2, 3, 4]
@@ -494,15 +499,16 @@ def test_spearman_matches_scipy():
 
 
 def test_half_scores_are_the_loops_metrics_on_each_half(experiment):
-    from raysearch.analyze import validation_trial
+    from raysearch.loop import checkpoint_trial, validate
     from raysearch.stability import experiment_rank_stability, half_scores
 
-    state = load_checkpoint(experiment["root"] / "train_aaaa0001" / "epoch_0002")
+    trial = open_experiment(str(experiment["root"])).trial("l2_aaaa0001")
+    state = load_checkpoint(experiment["root"] / trial.checkpoint_dir(2))
     scores = half_scores(state)
     assert scores.images == 16  # data.val_images=32
     # The first half is what the loop measures on a 16-image subset (l2: no noise; eval-mode batch norm).
     config = dict(state["config"], data={**state["config"]["data"], "val_images": 16})
-    loop, _ = validation_trial({**state, "config": config}).validate()
+    loop, _ = validate(checkpoint_trial({**state, "config": config}))
     assert scores.first == pytest.approx(loop)
     assert scores.first != pytest.approx(scores.second)
 

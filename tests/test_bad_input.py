@@ -1,7 +1,7 @@
 """Every bad input a new user can give: one line `error: ...` naming the file, key or value, exit status 2,
 no traceback, Ray never started, nothing already on disk changed (issue 10, "Bad input").
 
-The commands run in-process (`main([...])`) with `ray_adapter.start_ray` replaced by a function that fails the
+The commands run in-process (`main([...])`) with `runtime.start_ray` replaced by a function that fails the
 test, so none of these tests starts Ray; a few run as real subprocesses to prove the behaviour end to end.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import raysearch.ray_adapter as ray_adapter
+import raysearch.runtime as runtime
 from raysearch import analyze, cluster_config, train, tune
 from raysearch.checkpoint import STATE_FILE, load_checkpoint, save_checkpoint
 from raysearch.config import load_config
@@ -34,7 +34,8 @@ def no_ray(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("Ray was started before the error")
 
-    monkeypatch.setattr(ray_adapter, "start_ray", refuse)
+    monkeypatch.setattr(runtime, "start_ray", refuse)
+    monkeypatch.setattr(runtime, "train_run", refuse)  # a one-worker run trains in-process, without Ray
     monkeypatch.setattr(tune, "run_search", refuse)
 
 
@@ -210,7 +211,7 @@ def test_cuda_on_a_cluster_without_gpus_yet_notes_the_autoscaler_and_goes_on(tmp
     import ray
 
     attached, built = [], []
-    monkeypatch.setattr(ray_adapter, "start_ray", lambda address, **kwargs: attached.append(address))
+    monkeypatch.setattr(runtime, "start_ray", lambda address, **kwargs: attached.append(address))
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 8.0})
     monkeypatch.setattr(ray, "get_runtime_context", lambda: type("Context", (), {"gcs_address": "10.0.0.1:6379"})())
 
@@ -222,11 +223,11 @@ def test_cuda_on_a_cluster_without_gpus_yet_notes_the_autoscaler_and_goes_on(tmp
         raise Stop
 
     monkeypatch.setattr(tune, "run_search", run_instead)
-    monkeypatch.setattr(ray_adapter, "build_trainer", run_instead)
-    main = tune.main if command == "tune" else train.main
+    monkeypatch.setattr(runtime, "train_run", run_instead)
+    # A one-worker `train` runs in this process, whatever the address: only its DDP runs go to the cluster.
+    main, where = (tune.main, ["--storage"]) if command == "tune" else (train.main, ["--workers", "2", "--logdir"])
     with pytest.raises(Stop):
-        main(["l2", "--set", "train.device=cuda", "--address", "10.0.0.1:6379",
-              "--storage" if command == "tune" else "--logdir", str(tmp_path / "out")])
+        main(["l2", "--set", "train.device=cuda", "--address", "10.0.0.1:6379", *where, str(tmp_path / "out")])
     assert attached == ["10.0.0.1:6379"] and built == [True]
     note = capsys.readouterr().err
     assert "train.device=cuda" in note and "10.0.0.1:6379" in note and "autoscaler" in note
@@ -312,7 +313,7 @@ def small_wgan(*extra):
 @pytest.fixture(scope="module")
 def good_checkpoint(tmp_path_factory, dataset_cache):
     """A real one-epoch checkpoint of a small WGAN (generator, critic, optimisers, schedulers)."""
-    from raysearch.train import run_trial
+    from raysearch.loop import run_trial
 
     root = tmp_path_factory.mktemp("good-checkpoint")
 
@@ -350,7 +351,7 @@ BAD_STATES = {
 
 @pytest.mark.parametrize("case", sorted(BAD_STATES))
 def test_resuming_from_a_checkpoint_that_does_not_fit_is_one_line(tmp_path, good_checkpoint, case):
-    from raysearch.train import run_trial
+    from raysearch.loop import run_trial
 
     spoil, words = BAD_STATES[case]
     state = {k: (dict(v) if isinstance(v, dict) else v) for k, v in good_checkpoint.items()}
@@ -400,7 +401,7 @@ def test_a_refused_pickle_is_one_line_and_never_advises_weights_only_false(tmp_p
 
 
 def test_a_refused_checkpoint_through_resume(tmp_path):
-    from raysearch.train import run_trial
+    from raysearch.loop import run_trial
 
     torch.save({"format_version": 1, "config": Payload()}, tmp_path / STATE_FILE)
     with pytest.raises(CheckpointError, match="refused"):

@@ -11,7 +11,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from raysearch.constants import score_key
-from raysearch.data import baselines as baselines_module
+from raysearch import baselines as baselines_module
 from raysearch.report import BASELINE_STATUS, search_psnr_floor, write_report
 from raysearch.spaces import load_space
 from raysearch.summaries import BASELINE_RUN_PREFIX, write_baseline_runs

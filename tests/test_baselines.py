@@ -14,9 +14,9 @@ from PIL import Image
 
 from raysearch import metrics
 from raysearch.config import DataConfig
-from raysearch.data import baselines as baselines_module
+from raysearch import baselines as baselines_module
 from raysearch.data.__main__ import main
-from raysearch.data.baselines import BASELINE_NAMES, baselines_for, best_baseline
+from raysearch.baselines import BASELINE_NAMES, baselines_for, best_baseline
 from raysearch.data.prepare import prepare_photos
 from raysearch.data.prepared import PreparedDataset
 

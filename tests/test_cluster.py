@@ -6,9 +6,9 @@ import copy
 import getpass
 import hashlib
 import os
+import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,7 +21,8 @@ import yaml
 
 from raysearch import cluster_config
 from raysearch.cluster_config import (
-    DRIVER_RESOURCE,
+    AUTH_MODE,
+    TOKEN_PATH,
     check_cluster_file,
     check_ray_version,
     load_cluster_yaml,
@@ -29,10 +30,22 @@ from raysearch.cluster_config import (
     validate_with_ray,
 )
 from raysearch.errors import ConfigError
+from tests.conftest import free_ports, listening, tail
 
 REPO = Path(__file__).resolve().parents[1]
 AWS = REPO / "cluster.yaml"
 LOCAL = REPO / "cluster-local.yaml"
+
+
+@pytest.fixture(autouse=True)
+def launching_home(tmp_path_factory, monkeypatch):
+    """The launching machine's home, holding the token `ray get-auth-token --generate` writes (the shipped files
+    mount it onto every node): a fresh one per test, never this machine's own ~/.ray."""
+    home = tmp_path_factory.mktemp("home")
+    (home / ".ray").mkdir()
+    (home / ".ray" / "auth_token").write_text(secrets.token_hex(32))
+    monkeypatch.setenv("HOME", str(home))
+    return home
 
 
 def shipped(path: Path) -> dict:
@@ -78,21 +91,13 @@ def test_shipped_file_passes_rays_validation_and_project_checks(path):
 
 def test_aws_file_shape():
     config = shipped(AWS)
-    head = config["available_node_types"][config["head_node_type"]]
-    assert head["resources"][DRIVER_RESOURCE] >= 1000
     workers = [t for name, t in config["available_node_types"].items() if name != config["head_node_type"]]
     assert workers and all(t["min_workers"] == 0 for t in workers)
-    assert config["file_mounts"] == {"~/raysearch": "."}
+    assert config["file_mounts"] == {"~/raysearch": ".", TOKEN_PATH: TOKEN_PATH}
     assert any("pip install -q -e ~/raysearch" in c for c in config["head_setup_commands"])
     assert any("pip install -q -e ~/raysearch" in c for c in config["worker_setup_commands"])
     assert config["provider"]["security_group"]["IpPermissions"] == []
     assert cluster_config.storage_setting(validate_with_ray(config, AWS))[1].startswith("s3://")
-
-
-def test_driver_resource_is_the_one_tune_uses():
-    from raysearch.tune import DRIVER_RESOURCE as TUNE_RESOURCE
-
-    assert DRIVER_RESOURCE == TUNE_RESOURCE
 
 
 def test_cli_ok_and_error(tmp_path, capsys):
@@ -189,27 +194,27 @@ def test_local_storage_must_be_on_the_declared_shared_filesystem(tmp_path):
     check_cluster_file(write(tmp_path, replace_in_commands(config, "/mnt/shared", "/nfs/lab")))
 
 
-# ---------------------------------------------------------------- driver resource
+# ---------------------------------------------------------------- token authentication
 
 
-def test_missing_driver_resource_aws(tmp_path):
-    config = shipped(AWS)
-    config["available_node_types"]["head"]["resources"] = {}
-    rejected(tmp_path, config, "available_node_types.head.resources", DRIVER_RESOURCE)
+@pytest.mark.parametrize("path, key", [(AWS, "head_start_ray_commands"), (AWS, "worker_start_ray_commands"),
+                                       (LOCAL, "head_start_ray_commands"), (LOCAL, "worker_start_ray_commands")])
+def test_a_ray_start_without_token_auth_is_refused(tmp_path, path, key):
+    config = shipped(path)
+    config[key] = [c.replace(f"{AUTH_MODE} ", "") for c in config[key]]
+    rejected(tmp_path, config, key, "RAY_AUTH_MODE=token")
 
 
-def test_missing_driver_resource_local(tmp_path):
-    config = shipped(LOCAL)
-    config["head_start_ray_commands"] = [c.replace("""--resources='{"raysearch_trial_driver": 1000}' """, "")
-                                         for c in config["head_start_ray_commands"]]
-    rejected(tmp_path, config, "head_start_ray_commands", DRIVER_RESOURCE, "--resources=")
+@pytest.mark.parametrize("path", [AWS, LOCAL], ids=["aws", "local"])
+def test_the_token_must_travel_to_every_node(tmp_path, path):
+    config = shipped(path)
+    del config["file_mounts"][TOKEN_PATH]
+    rejected(tmp_path, config, "file_mounts", TOKEN_PATH, "ray get-auth-token --generate")
 
 
-def test_driver_resource_in_ray_start_passes_on_aws(tmp_path):
-    config = shipped(AWS)
-    config["available_node_types"]["head"]["resources"] = {}
-    config["head_start_ray_commands"][-1] += """ --resources='{"raysearch_trial_driver": 500}'"""
-    check_cluster_file(write(tmp_path, config))
+def test_a_token_that_was_never_generated_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "fresh-home"))  # `~` of the launching machine: no token there yet
+    rejected(tmp_path, shipped(AWS), f"file_mounts.{TOKEN_PATH}", "does not exist", "ray get-auth-token --generate")
 
 
 # ---------------------------------------------------------------- network
@@ -273,9 +278,10 @@ def test_schema_wrong_type(tmp_path):
 
 
 def test_schema_unquoted_colon_in_a_command(tmp_path):
-    """`--resources={"x": 1}` unquoted in YAML is a mapping, not a command: Ray's schema says so."""
-    text = LOCAL.read_text().replace("  - >-\n    ulimit -c unlimited;", "  - ulimit -c unlimited;")
-    text = text.replace("--port=6379\n    --resources", "--port=6379 --resources")
+    """`- echo head: starting` unquoted in YAML is a mapping, not a command: Ray's schema says so."""
+    start = "head_start_ray_commands:\n  - ~/raysearch-venv/bin/ray stop\n"
+    assert start in LOCAL.read_text()
+    text = LOCAL.read_text().replace(start, start + "  - echo head: starting\n")
     path = tmp_path / "cluster-local.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=r"head_start_ray_commands\[1\]: .* is not of type string"):
@@ -331,27 +337,6 @@ threading.Thread(target=upstream, daemon=True).start()
 while data := conn.recv(65536):
     os.write(1, data)
 '''
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _tail(path: Path, lines: int = 60) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no output)"
 
 
 def _ensure_ssh_tools() -> None:
@@ -411,7 +396,7 @@ class LoopbackSSHD:
 
     def __init__(self, root: Path, env_for_sessions: dict[str, str]):
         self.root = root
-        self.port = _free_ports(1)[0]
+        self.port = free_ports(1)[0]
         self.home = root / "home"
         self.home.mkdir()
         self.bindir = str(Path(sys.executable).parent)
@@ -454,9 +439,9 @@ SetEnv {env}
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + 20
-        while not _listening(self.port):
+        while not listening(self.port):
             if self.process.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"sshd did not start: {_tail(self.log)}")
+                raise RuntimeError(f"sshd did not start: {tail(self.log)}")
             time.sleep(0.2)
 
     def stop(self) -> None:
@@ -504,7 +489,7 @@ def _loopback_config(sshd: LoopbackSSHD, cluster_name: str, ports: dict[str, int
 
 
 @pytest.mark.slow
-def test_ray_up_loopback_runs_a_smoke_search(dataset_cache):
+def test_ray_up_loopback_with_token_auth_runs_a_smoke_search_as_a_job(dataset_cache):
     if sys.platform != "linux" or os.geteuid() != 0:
         pytest.skip("`ray up` on loopback starts an sshd: needs Linux and root")
     _ensure_ssh_tools()
@@ -520,7 +505,7 @@ def test_ray_up_loopback_runs_a_smoke_search(dataset_cache):
                                "RAY_USAGE_STATS_ENABLED": "0"})
     if not sshd.isolated and _ray_processes():
         pytest.skip("no PID namespaces here, and other Ray processes run: `ray down` (its `ray stop`) would stop them")
-    ports = dict(zip(["gcs", "dashboard", "client", "agent", "agent_grpc", "runtime_env", "metrics"], _free_ports(7)))
+    ports = dict(zip(["gcs", "dashboard", "client", "agent", "agent_grpc", "runtime_env", "metrics"], free_ports(7)))
     config_path = root / "cluster-loopback.yaml"
     config_path.write_text(yaml.safe_dump(_loopback_config(sshd, cluster_name, ports, ray_temp), sort_keys=False))
     validate_with_ray(load_cluster_yaml(config_path), config_path)
@@ -534,7 +519,7 @@ def test_ray_up_loopback_runs_a_smoke_search(dataset_cache):
             result = subprocess.run([ray_cli, *args, str(config_path)], cwd=REPO, env=launcher_env, stdout=out,
                                     stderr=subprocess.STDOUT, timeout=timeout)
         timings[f"ray {args[0]}"] = time.time() - started
-        assert result.returncode == 0, f"`ray {' '.join(args)}` failed:\n{_tail(log)}\nsshd:\n{_tail(sshd.log, 20)}"
+        assert result.returncode == 0, f"`ray {' '.join(args)}` failed:\n{tail(log)}\nsshd:\n{tail(sshd.log, 20)}"
         return result
 
     try:
@@ -544,38 +529,42 @@ def test_ray_up_loopback_runs_a_smoke_search(dataset_cache):
         assert (sshd.home / "raysearch" / "pyproject.toml").is_file()  # file_mounts synced the repository
         assert (sshd.home / "ray_bootstrap_config.yaml").is_file()  # into the sshd's HOME, not root's
 
-        # The cluster first, with a tiny driver: the head's resources, a task on it.
+        # Token authentication is on: a client without the token is refused, one with it runs a task.
+        authed_env = dict(launcher_env, RAY_AUTH_MODE="token")
+        dashboard = f"http://127.0.0.1:{ports['dashboard']}"
+        refused = subprocess.run([ray_cli, "job", "list", "--address", dashboard], capture_output=True, text=True,
+                                 timeout=60, env={k: v for k, v in launcher_env.items() if k != "RAY_AUTH_MODE"})
+        assert refused.returncode != 0 and "authentication" in (refused.stdout + refused.stderr).lower()
         probe = subprocess.run([sys.executable, "-c", f"""
 import ray
 ray.init(address="{address}")
-resources = ray.cluster_resources()
-assert resources.get("{DRIVER_RESOURCE}") == 1000, resources
 print("task ran in", ray.get(ray.remote(lambda: __import__("raysearch").__name__).remote()))
-"""], capture_output=True, text=True, timeout=120, env=launcher_env)
+"""], capture_output=True, text=True, timeout=120, env=authed_env)
         assert probe.returncode == 0, probe.stdout + probe.stderr
         assert "task ran in raysearch" in probe.stdout
 
-        # Then the search, through the cluster's GCS address.
+        # Then the search as the README submits it: `ray job submit` from this machine, with its token.
         started = time.time()
-        log = root / "tune.log"
+        log = root / "job.log"
         with open(log, "w") as out:
             search = subprocess.run(
-                [sys.executable, "-m", "raysearch.tune", "l2", "--smoke-test", "--address", address,
-                 "--storage", str(storage)],
-                cwd=REPO, env=launcher_env, stdout=out, stderr=subprocess.STDOUT, timeout=420)
-        timings["smoke search"] = time.time() - started
-        assert search.returncode == 0, f"the smoke search failed through the cluster:\n{_tail(log)}"
+                [ray_cli, "job", "submit", "--address", dashboard, "--working-dir", ".", "--",
+                 "python", "-m", "raysearch.tune", "l2", "--smoke-test", "--storage", str(storage)],
+                cwd=REPO, env=authed_env, stdout=out, stderr=subprocess.STDOUT, timeout=420)
+        timings["smoke search (job)"] = time.time() - started
+        assert search.returncode == 0, f"the smoke search failed as a job:\n{tail(log)}"
+        assert "ranked by val/psnr" in log.read_text(), tail(log)
         experiments = [p for p in storage.glob("l2-*") if p.is_dir()]
         assert len(experiments) == 1, list(storage.iterdir())
         assert list(experiments[0].glob("l2_*")), list(experiments[0].iterdir())  # trial directories
 
         launcher("down", "-y", timeout=180)
         deadline = time.time() + 30
-        while _listening(ports["gcs"]) and time.time() < deadline:
+        while listening(ports["gcs"]) and time.time() < deadline:
             time.sleep(0.5)
-        assert not _listening(ports["gcs"]), "the head's GCS still listens after `ray down`"
+        assert not listening(ports["gcs"]), "the head's GCS still listens after `ray down`"
     finally:
-        if _listening(ports["gcs"]):  # a failure above: take the cluster down anyway
+        if listening(ports["gcs"]):  # a failure above: take the cluster down anyway
             subprocess.run([ray_cli, "down", "-y", str(config_path)], cwd=REPO, env=launcher_env,
                            capture_output=True, timeout=180)
         sshd.stop()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from raysearch import ray_adapter
+from raysearch import runtime
 from raysearch import train as train_cli
 from raysearch import tune as tune_cli
 from raysearch.data import check_source
@@ -19,7 +19,7 @@ def no_ray(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("Ray was started although --data is unusable")
 
-    monkeypatch.setattr(ray_adapter, "start_ray", fail)
+    monkeypatch.setattr(runtime, "start_ray", fail)
 
 
 @pytest.fixture(scope="module")

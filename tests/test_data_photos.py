@@ -143,7 +143,7 @@ def test_captionless_dataset_rejected_when_captions_are_on(bsds_few: Path, tmp_p
     assert items.tokens.shape == (3, 5, 16) and int(items.tokens.abs().sum()) == 0
     # The loop itself refuses too, for a config that bypassed the command-line check.
     from raysearch.config import load_config
-    from raysearch.train import Runtime, Trial
+    from raysearch.loop import Runtime, Trial
 
     cfg = load_config("captions", [f"data.path={out}", "data.val_images=2", "train.preview_images=2"])
     with pytest.raises(DataError, match="no captions"):

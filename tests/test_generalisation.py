@@ -9,12 +9,12 @@ import torch
 from PIL import Image
 
 from bench.generalisation import main, training_sample
-from raysearch.analyze import validation_trial
+from raysearch.loop import checkpoint_trial, validate
 from raysearch.checkpoint import load_checkpoint, save_checkpoint
 from raysearch.config import load_config
-from raysearch.data.baselines import baselines_for, score_fills
+from raysearch.baselines import baselines_for, score_fills
 from raysearch.data.prepare import prepare_photos
-from raysearch.train import run_trial
+from raysearch.loop import run_trial
 from tests.test_baselines import _smooth_photo
 
 PHOTOS = 20
@@ -68,9 +68,9 @@ def test_the_val_side_is_the_trials_own_validation_and_the_cached_fills(mirrored
     code, figures = _run(capsys, mirrored, "--train-images", 8)
     assert code == 0 and figures["train_images"] == 8 and figures["val_images"] == PHOTOS
     state = load_checkpoint(mirrored)
-    validated, _ = validation_trial(state).validate()
+    validated, _ = validate(checkpoint_trial(state))
     assert figures["val_model"] == pytest.approx(validated["val/psnr"], abs=1e-4)
-    fills = baselines_for(validation_trial(state).cfg.data, state["config"]["train"]["seed"])
+    fills = baselines_for(checkpoint_trial(state).cfg.data, state["config"]["train"]["seed"])
     best = max(fills, key=lambda name: fills[name]["val/psnr"])
     assert figures["val_best_fill"] == best
     assert figures["val_best_fill_value"] == pytest.approx(fills[best]["val/psnr"], abs=1e-4)

@@ -13,7 +13,7 @@ from bench.linear_fill import as_unit, band_mask, fit, linear_fill, main, oracle
 from models.fills import harmonic_fill
 from models.geometry import crop_center
 from raysearch.config import DataConfig
-from raysearch.data.baselines import baselines_for
+from raysearch.baselines import baselines_for
 from raysearch.data.prepare import prepare_photos
 from tests.test_baselines import _smooth_photo
 

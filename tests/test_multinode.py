@@ -1,4 +1,4 @@
-"""Fault tolerance across nodes: a trial whose worker's node dies resumes from its checkpoint."""
+"""Fault tolerance across nodes: a trial whose node dies resumes from its checkpoint on another node."""
 
 import json
 import threading
@@ -6,20 +6,20 @@ import time
 
 import pytest
 
-from raysearch.constants import DRIVER_RESOURCE
 from tests.conftest import SMALL_DATA
 
 pytestmark = pytest.mark.slow
 
 
-def _train_worker_node(deadline: float) -> str | None:
-    """The node id of the live Ray Train worker, once there is one."""
+def _trial_actor_node(address: str, deadline: float) -> str | None:
+    """The node id of the live Tune trial actor (a function trainable: Tune's ImplicitFunc), once there is one."""
     from ray.util.state import list_actors
 
     while time.monotonic() < deadline:
-        workers = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if a.class_name == "RayTrainWorker"]
-        if workers:
-            return workers[0].node_id
+        alive = list_actors(address=address, filters=[("state", "=", "ALIVE")])
+        actors = [a for a in alive if a.class_name.endswith("ImplicitFunc")]  # e.g. wrap_function.<locals>.ImplicitFunc
+        if actors:
+            return actors[0].node_id
         time.sleep(0.5)
     return None
 
@@ -32,37 +32,37 @@ def test_trial_resumes_from_its_checkpoint_when_its_node_dies(tmp_path):
     from raysearch.spaces import load_space
     from raysearch.tune import run_search
 
-    # A head that only runs trial drivers, and two 1-CPU worker nodes for Train workers.
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "resources": {DRIVER_RESOURCE: 10}})
+    # A head without CPUs (the search's driver only), and two 1-CPU worker nodes for the trial: no custom resources.
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]  # add_node from the main thread
     cluster.wait_for_nodes()
     ray.init(address=cluster.address)
     try:
-        overrides = SMALL_DATA + ["train.steps_per_epoch=10", "generator.base_width=8", "generator.max_width=32"]
+        overrides = SMALL_DATA + ["train.steps_per_epoch=8", "generator.base_width=8", "generator.max_width=32"]
         space = load_space("l2", overrides)
         import dataclasses
 
-        settings = dataclasses.replace(space.tune, num_samples=1, max_epochs=5, scheduler="none", max_concurrent=1,
+        settings = dataclasses.replace(space.tune, num_samples=1, max_epochs=8, scheduler="none", max_concurrent=1,
                                        max_failures=2)
         experiment = tmp_path / "multinode"
         killed = {}
 
-        def kill_the_worker_node_after_the_first_checkpoint():
+        def kill_the_trials_node_after_the_first_checkpoint():
             deadline = time.monotonic() + 240
-            while time.monotonic() < deadline and not list(experiment.glob("train_*/epoch_0001/state.pt")):
-                time.sleep(0.2)
-            node_id = _train_worker_node(deadline)
+            node_id = _trial_actor_node(cluster.address, deadline)  # the State API takes a moment: ask before the checkpoint
+            while time.monotonic() < deadline and not list(experiment.glob("l2_*/checkpoint_*/state.pt")):
+                time.sleep(0.1)
             victim = next((n for n in nodes if n.node_id == node_id), None)
             if victim is not None:
-                killed["epochs_done"] = len(list(experiment.glob("train_*/epoch_*/state.pt")))
+                killed["epochs_done"] = len(list(experiment.glob("l2_*/checkpoint_*/state.pt")))
                 cluster.remove_node(victim, allow_graceful=False)
                 killed["node"] = node_id
 
-        killer = threading.Thread(target=kill_the_worker_node_after_the_first_checkpoint, daemon=True)
+        killer = threading.Thread(target=kill_the_trials_node_after_the_first_checkpoint, daemon=True)
         killer.start()
         results = run_search(space, settings, overrides, str(tmp_path), "multinode", cluster.address, resume=False)
         killer.join(timeout=5)
-        assert "node" in killed, "the Train worker's node was never removed"
+        assert "node" in killed, "the trial's node was never removed"
         assert killed["epochs_done"] < settings.max_epochs, "the trial finished before its node was removed"
 
         (row,) = trial_rows(results, space, settings)

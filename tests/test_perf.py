@@ -13,7 +13,8 @@ from bench.throughput import images_trained, raysearch_epoch
 from raysearch import losses
 from raysearch.config import load_config
 from raysearch.errors import ConfigError
-from raysearch.train import EpochLog, Runtime, Trial, run_trial
+from raysearch.loop import Runtime, Trial, run_trial, train_epoch
+from raysearch.loop.epoch import EpochLog, non_finite_weights
 from tests.conftest import SMALL_DATA
 
 SMALL_NETS = ["generator.base_width=8", "generator.max_width=16", "critic.base_width=8", "critic.max_width=16"]
@@ -63,7 +64,7 @@ def test_throughput_bench_counts_what_train_epoch_trained():
     trial = Trial(cfg, Runtime())
     images, _ = raysearch_epoch(trial, 0)
     assert images == 6 * 16 == images_trained(6, 20, 1, 16)
-    logs, _ = trial.train_epoch()
+    logs, _ = train_epoch(trial)
     assert logs["train/images_per_s"] * logs["train/epoch_s"] == pytest.approx(images)
 
 
@@ -76,7 +77,7 @@ def test_packing_bench_data_holds_the_steps_it_times():
 
 
 def test_a_trial_run_without_ray_trains_on_the_device_the_config_names(monkeypatch):
-    from raysearch.train import local_runtime
+    from raysearch.loop import local_runtime
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert local_runtime(small("l2", "train.device=auto")).device == torch.device("cpu")
@@ -90,7 +91,7 @@ def test_a_trial_run_without_ray_trains_on_the_device_the_config_names(monkeypat
 def test_epoch_batches_are_on_the_device_and_cover_the_data_once():
     cfg = small("l2", "data.synthetic_train=100", "train.batch_size=16", "train.preview_images=0")
     trial = Trial(cfg, Runtime())
-    batches = trial.epoch_batches()
+    batches = trial.data.epoch_batches(0)
     assert [len(b) for b in batches] == [16] * 6  # full batches only
     seen = torch.cat(batches)
     assert len(set(seen.tolist())) == 96 and all(b.device == trial.device for b in batches)
@@ -123,11 +124,11 @@ def test_epoch_log_means_every_key_over_its_own_entries():
 @pytest.mark.parametrize("network", ["generator", "critic"])
 def test_non_finite_weight_check_names_the_network(network):
     trial = Trial(small("wgan", "train.preview_images=0"), Runtime())
-    assert trial._non_finite_weights() is None
+    assert non_finite_weights(trial) is None
     with torch.no_grad():
-        parameters = list(getattr(trial, network).parameters())
+        parameters = list(getattr(trial.networks, network).parameters())
         parameters[len(parameters) // 2].view(-1)[3] = math.nan
-    assert trial._non_finite_weights() == network
+    assert non_finite_weights(trial) == network
 
 
 def test_clip_weights_clamps_every_critic_parameter():
@@ -150,7 +151,7 @@ def _settings(**resources):
 
 
 def test_trials_are_packed_per_gpu_unless_the_space_sets_gpu_fraction(monkeypatch):
-    from raysearch import tune
+    from raysearch import runtime as tune
 
     monkeypatch.setattr(tune, "free_gpu_memory", lambda: None)
     assert tune.trial_resources(_settings(), use_gpu=True) == {"CPU": 1.0, "GPU": 1 / tune.PACKED_TRIALS_PER_GPU}
@@ -159,7 +160,7 @@ def test_trials_are_packed_per_gpu_unless_the_space_sets_gpu_fraction(monkeypatc
 
 
 def test_packing_fits_the_free_gpu_memory(monkeypatch):
-    from raysearch import tune
+    from raysearch import runtime as tune
 
     monkeypatch.setattr(tune, "free_gpu_memory", lambda: 3 * tune.TRIAL_GPU_MEMORY_BYTES + 1)
     assert tune.gpu_fraction(_settings()) == pytest.approx(1 / 3)
@@ -170,39 +171,13 @@ def test_packing_fits_the_free_gpu_memory(monkeypatch):
 def test_concurrency_fills_the_gpu_with_packed_trials(monkeypatch):
     import ray
 
-    from raysearch import tune
+    from raysearch import runtime as tune
 
     monkeypatch.setattr(tune, "free_gpu_memory", lambda: None)
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 16.0, "GPU": 1.0})
     assert tune.concurrency(_settings(), use_gpu=True) == tune.PACKED_TRIALS_PER_GPU
     assert tune.concurrency(_settings(gpu_fraction=0.25), use_gpu=True) == 4
     assert tune.concurrency(_settings(cpus=4), use_gpu=True) == 4  # CPUs bound it first
-
-
-def test_a_local_ray_starts_with_the_overhead_settings(monkeypatch):
-    import os
-    import types
-
-    import ray
-
-    from raysearch import ray_adapter
-
-    for key in ray_adapter.LOCAL_RAY_ENV:
-        monkeypatch.delenv(key, raising=False)
-    seen = {}
-    started = []
-    monkeypatch.setattr(ray, "is_initialized", lambda: bool(started))
-
-    def fake_init(address=None, **kwargs):
-        seen.update({key: os.environ.get(key) for key in ray_adapter.LOCAL_RAY_ENV})  # what Ray inherits
-        started.append(address)
-
-    monkeypatch.setattr(ray, "init", fake_init)
-    monkeypatch.setattr(ray, "get_runtime_context", lambda: types.SimpleNamespace(gcs_address="x"))
-    monkeypatch.setattr(ray, "cluster_resources", lambda: {})
-    ray_adapter.start_ray("local")
-    assert started == ["local"]
-    assert seen == {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
 
 
 @pytest.mark.parametrize("margin", [0, 2])
@@ -217,24 +192,6 @@ def test_rank_stability_bench_scores_the_hole_of_generated_centers(margin):
                ("black", torch.zeros_like(perfect), images, 0)]
     squared_error = lambda fake, real, seed: ((fake - real) ** 2).mean()  # noqa: E731
     assert half_rho(outputs, 2, squared_error) == pytest.approx(1.0)
-
-
-def test_a_one_worker_trial_runs_without_a_torch_process_group_and_ddp_keeps_it():
-    # One worker needs no torch process group; leaving TorchConfig out keeps torch out of Train's
-    # controller process (about 3 s per trial on 2 cores with reuse_actors, bench/overhead.py).
-    from ray.train import BackendConfig
-    from ray.train.torch import TorchConfig
-
-    from raysearch import ray_adapter
-
-    def trainer(workers):
-        cfg = load_config("l2", [f"train.workers={workers}"])
-        return ray_adapter.build_trainer(cfg, name="t", storage_path="/tmp/unused", logdir=None, use_gpu=False)
-
-    one, two = trainer(1), trainer(2)
-    assert type(one.backend_config) is BackendConfig
-    assert isinstance(two.backend_config, TorchConfig)
-    assert isinstance(one, ray_adapter.StoppableRun) and isinstance(two, ray_adapter.StoppableRun)
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in (Path(__file__).resolve().parent.parent / "bench").glob("*.py")

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from raysearch.config import load_config
-from raysearch.data.baselines import baselines_for, best_baseline
+from raysearch.baselines import baselines_for, best_baseline
 from raysearch.data.prepare import prepare_photos
-from raysearch.train import run_trial
+from raysearch.loop import run_trial
 from tests.test_data_photos import BSDS
 
 TRAIN_PHOTOS, VAL_PHOTOS = 24, 8

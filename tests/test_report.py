@@ -20,7 +20,7 @@ from raysearch.report import (
 )
 from raysearch.spaces import load_space
 from raysearch.summaries import HParamColumn, TrialSummary, write_experiment_hparams
-from raysearch.train import recent_scores, run_trial
+from raysearch.loop import recent_scores, run_trial
 
 TINY = ["data.synthetic_train=64", "data.synthetic_val=16", "data.val_images=16", "train.batch_size=16",
         "train.preview_images=0", "generator.base_width=8", "generator.max_width=16", "train.steps_per_epoch=2",

@@ -27,7 +27,7 @@ def test_one_trial_with_two_ddp_workers_prints_json_and_writes_tensorboard(tmp_p
     assert set(final) >= {"val/mse", "val/psnr", "val/ssim", "val/seam", "val/swd"}
     # How far the result is from the best classical fill of the same validation images.
     from raysearch.config import load_config
-    from raysearch.data.baselines import BASELINE_NAMES, baselines_for, best_baseline
+    from raysearch.baselines import BASELINE_NAMES, baselines_for, best_baseline
 
     cfg = load_config("wgan", SMALL_DATA)
     fill, psnr = best_baseline(baselines_for(cfg.data, cfg.train.seed), "val/psnr", "max")
@@ -58,8 +58,8 @@ def test_dry_run_prints_the_resolved_config(capsys):
 
 
 def test_a_baselines_failure_is_one_line_before_ray(tmp_path, monkeypatch, capsys):
-    from raysearch import ray_adapter
-    from raysearch.data import baselines
+    from raysearch import runtime
+    from raysearch import baselines
     from raysearch.errors import DataError
 
     def broken(data, seed):
@@ -69,7 +69,7 @@ def test_a_baselines_failure_is_one_line_before_ray(tmp_path, monkeypatch, capsy
         raise AssertionError("Ray started before the classical fills were computed")
 
     monkeypatch.setattr(baselines, "baselines_for", broken)
-    monkeypatch.setattr(ray_adapter, "start_ray", no_ray)
+    monkeypatch.setattr(runtime, "start_ray", no_ray)
     assert main(["l2", "--logdir", str(tmp_path / "run"), "--address", "local"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: DATA: has no val split to score the classical fills on"]

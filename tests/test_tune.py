@@ -17,7 +17,8 @@ from raysearch.config import list_spaces, load_config
 from raysearch.errors import ConfigError
 from raysearch.spaces import load_space
 from raysearch.summaries import BASELINE_RUN_PREFIX
-from raysearch.tune import main, make_searcher
+from raysearch.runtime import make_searcher
+from raysearch.tune import main, run_search
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -199,8 +200,7 @@ def test_two_trial_search_on_local_ray(tmp_path):
     assert len(trials) == 2
     for trial in trials:
         params = json.loads((trial / "params.json").read_text())
-        trial_id = trial.name.split("_")[-1]
-        checkpoints = sorted((experiment / f"train_{trial_id}").glob("epoch_*"))
+        checkpoints = sorted(trial.glob("checkpoint_*"))  # Tune keeps a one-process trial's checkpoints
         trained = load_checkpoint(checkpoints[-1])["config"]
         for dotted, value in params.items():
             section, key = dotted.split(".")
@@ -215,7 +215,7 @@ def test_two_trial_search_on_local_ray(tmp_path):
     trial_runs = [run for run in runs if run != "." and not run.startswith(BASELINE_RUN_PREFIX)]
     assert len(trial_runs) == 2
     # Beside them, the classical fills as reference runs: flat lines over the search's epochs.
-    from raysearch.data.baselines import BASELINE_NAMES
+    from raysearch.baselines import BASELINE_NAMES
 
     assert sorted(run for run in runs if run.startswith(BASELINE_RUN_PREFIX)) == sorted(
         f"{BASELINE_RUN_PREFIX}{name}" for name in BASELINE_NAMES)
@@ -300,16 +300,15 @@ def test_ctrl_c_prints_the_raysearch_resume_command_and_resume_finishes(tmp_path
 
 
 @pytest.mark.slow
-def test_a_trial_stopped_mid_run_ends_its_train_run_and_its_process_runs_the_next_trial(tmp_path, monkeypatch):
-    # Tune reuses a trial's driver process for the next trial (reuse_actors). A trial the scheduler stops
-    # part-way must end its Train run within Tune's 2 s reset window, or the next trial fails to start.
+def test_a_trial_stopped_mid_run_ends_at_its_report_and_its_actor_runs_the_next_trial(tmp_path, monkeypatch):
+    # One-process trials train in their Tune actor, which Tune hands to the next trial (reuse_actors). A trial
+    # the scheduler stops part-way ends at its next report, so the same process trains the next trial.
     import dataclasses
 
     import ray
     from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-    from raysearch import ray_adapter
-    from raysearch import tune as tune_module
+    from raysearch import runtime
     from raysearch.constants import SMOKE_OVERRIDES
 
     class StopTheFirstTrialAfterOneEpoch(FIFOScheduler):
@@ -319,24 +318,22 @@ def test_a_trial_stopped_mid_run_ends_its_train_run_and_its_process_runs_the_nex
             self.first = self.first or trial.trial_id
             return TrialScheduler.STOP if trial.trial_id == self.first else TrialScheduler.CONTINUE
 
-    monkeypatch.setattr(tune_module, "make_scheduler", lambda space, settings: StopTheFirstTrialAfterOneEpoch())
+    monkeypatch.setattr(runtime, "make_scheduler", lambda space, settings: StopTheFirstTrialAfterOneEpoch())
     overrides = SMOKE_OVERRIDES + ["train.steps_per_epoch=3"]
     space = load_space("l2", overrides)
     settings = dataclasses.replace(space.tune, num_samples=2, max_epochs=4, searcher="random", max_concurrent=1,
                                    max_failures=0)
-    ray_adapter.start_ray("local")
+    runtime.start_ray("local")
     try:
-        results = tune_module.run_search(space, settings, overrides, str(tmp_path), "reuse", "local", resume=False)
-        alive = [a for a in ray._private.state.actors().values()
-                 if a["ActorClassName"] == "TrainController" and a["State"] == "ALIVE"]
+        results = run_search(space, settings, overrides, str(tmp_path), "reuse", "local", resume=False)
     finally:
         ray.shutdown()
     assert [r.error for r in results if r.error] == []
     by_epochs = sorted((r.metrics["epoch"], r.metrics["pid"], r.path) for r in results)
     (stopped_epochs, stopped_pid, stopped_path), (finished_epochs, finished_pid, _) = by_epochs
     assert (stopped_epochs, finished_epochs) == (1, 4)
-    assert stopped_pid == finished_pid  # one driver process ran both trials
-    # The stopped trial's Train run was ended, not left training to its last epoch.
-    trial_id = Path(stopped_path).name.split("_")[-1]
-    assert not (tmp_path / "reuse" / f"train_{trial_id}" / "epoch_0004").exists()
-    assert alive == []
+    assert stopped_pid == finished_pid  # one actor process ran both trials
+    # The stopped trial ended at the report the scheduler stopped it at: one result, one checkpoint.
+    lines = (Path(stopped_path) / "result.json").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1]
+    assert len(list(Path(stopped_path).glob("checkpoint_*"))) == 1

@@ -159,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 "or file:///abs/path")
             push(args.dir, args.uri)
         elif args.command == "baselines":
-            from raysearch.data.baselines import print_baselines
+            from raysearch.baselines import print_baselines
 
             print_baselines(args.data, val_images=args.val_images, seed=args.seed)
     except RaysearchError as error:

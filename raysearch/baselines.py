@@ -6,8 +6,8 @@
 
 The figures are `raysearch.metrics.compute_all` on the same fixed validation subset a trial
 measures (the first `data.val_images` of the val split, 0 = all), with the same seed
-(`train.seed`) and the images mapped to [0, 1] as `Trial.validate` maps them, so a baseline and
-a trial compare number for number.
+(`train.seed`), through the one scoring path (`raysearch.evaluate.score_centers`), so a baseline
+and a trial compare number for number.
 
 They are computed once per dataset and cached beside it in `baselines.json` (under a file lock,
 written atomically), keyed by everything they depend on: the validation pixels themselves, the
@@ -30,7 +30,7 @@ from filelock import FileLock
 
 from models import fills
 from models.geometry import crop_center, hole_slice
-from raysearch import metrics
+from raysearch import evaluate, metrics
 from raysearch.config import DataConfig, TrainConfig
 from raysearch.data import layout
 from raysearch.data.cache import cache_root, resolve_dataset
@@ -38,6 +38,7 @@ from raysearch.data.check import check_source
 from raysearch.data.dataset import to_float_images
 from raysearch.data.prepared import PreparedDataset
 from raysearch.errors import ConfigError, DataError
+from raysearch.evaluate import score_centers
 
 BASELINE_NAMES = ("mean", "harmonic", "telea", "navier_stokes")
 CACHE_FILE = "baselines.json"
@@ -67,17 +68,11 @@ def filled_images(images: np.ndarray, name: str) -> torch.Tensor:
     raise ValueError(f"baseline: unknown fill {name!r}; allowed: {', '.join(BASELINE_NAMES)}")
 
 
-@torch.no_grad()
 def score_fills(images: np.ndarray, seed: int) -> dict[str, dict[str, float]]:
-    """{fill: {"val/mse": ..., ...}} for uint8 [N, 64, 64, 3] validation images, as Trial.validate scores."""
+    """{fill: {"val/mse": ..., ...}} for uint8 [N, 64, 64, 3] validation images, scored as validation scores."""
     real = to_float_images(torch.from_numpy(np.array(images)))
-    as_unit = lambda x: (x + 1) / 2  # noqa: E731 - as Trial.validate: metrics take images in [0, 1]
-    figures = {}
-    for name in BASELINE_NAMES:
-        generated = crop_center(filled_images(images, name), 0)
-        values = metrics.compute_all(as_unit(generated), as_unit(crop_center(real, 0)), as_unit(real), seed=seed)
-        figures[name] = {f"val/{metric}": float(value) for metric, value in values.items()}
-    return figures
+    return {name: score_centers(crop_center(filled_images(images, name), 0), real, seed=seed)
+            for name in BASELINE_NAMES}
 
 
 def metric_settings() -> dict[str, Any]:
@@ -91,7 +86,7 @@ def metric_settings() -> dict[str, Any]:
     swd = {name: p.default for name, p in inspect.signature(metrics.sliced_wasserstein).parameters.items()
            if p.kind == p.KEYWORD_ONLY and p.default is not p.empty}
     digest = hashlib.sha256()
-    for module in (metrics, fills):
+    for module in (metrics, fills, evaluate):
         digest.update(inspect.getsource(module).encode())
     return {"metrics": metrics.list_metrics(), "constants": constants, "swd": swd,
             "inpaint_radius": INPAINT_RADIUS, "source_sha256": digest.hexdigest()}

@@ -1,4 +1,4 @@
-"""The loop of one trial, run directly (no Ray): objectives, resume, divergence, TensorBoard, captions."""
+"""raysearch.loop, run directly (no Ray): objectives, resume, divergence, TensorBoard, captions, levers."""
 
 import math
 from pathlib import Path
@@ -12,8 +12,10 @@ from raysearch.config import load_config
 from raysearch.errors import CheckpointError
 from models.geometry import crop_center, mask_context
 from raysearch import losses
-from raysearch.data import to_float_images
-from raysearch.train import DIVERGED_METRICS, Runtime, Trial, WeightAverage, run_trial
+from raysearch.loop import DIVERGED_METRICS, Runtime, Trial, run_trial, train_epoch, validate
+from raysearch.loop.batches import augment
+from raysearch.loop.networks import WeightAverage
+from raysearch.loop.phases import generate
 from tests.conftest import SMALL_DATA
 
 # A narrow network keeps each step cheap on CPU; the architecture is still the space's.
@@ -153,10 +155,11 @@ def test_caption_conditioning_beats_no_captions_on_synthetic_data(tmp_path):
 
 def test_config_validation_happens_before_training(monkeypatch, capsys):
     # An invalid combination is refused by the command before Ray starts or any epoch trains.
-    from raysearch import ray_adapter, train
+    from raysearch import runtime, train
+    from raysearch.loop import run
 
-    monkeypatch.setattr(ray_adapter, "start_ray", lambda *a, **k: pytest.fail("Ray started before the config check"))
-    monkeypatch.setattr(train.Trial, "train_epoch", lambda self: pytest.fail("an epoch trained before the config check"))
+    monkeypatch.setattr(runtime, "start_ray", lambda *a, **k: pytest.fail("Ray started before the config check"))
+    monkeypatch.setattr(run, "train_epoch", lambda trial: pytest.fail("an epoch trained before the config check"))
     assert train.main(["wgan_gp", "--set", "critic.norm=batch", *[f for o in SMALL_DATA for f in ("--set", o)]]) == 2
     err = capsys.readouterr().err
     assert "critic.norm=batch" in err and len(err.strip().splitlines()) == 1
@@ -213,28 +216,27 @@ def test_weight_average_follows_the_trained_weights_with_a_warm_up():
 
 def test_validation_measures_the_weight_average_not_the_trained_weights():
     trial = Trial(small("l2", "train.epochs=1", "train.steps_per_epoch=2", "train.ema_decay=0.9"), Runtime())
-    trial.train_epoch()
-    before, _ = trial.validate()
+    train_epoch(trial)
+    before, _ = validate(trial)
     with torch.no_grad():
-        for parameter in trial.generator.parameters():
+        for parameter in trial.networks.generator.parameters():
             parameter.add_(torch.randn_like(parameter))
-    assert trial.validate()[0] == before  # the trained weights changed, the average did not
+    assert validate(trial)[0] == before  # the trained weights changed, the average did not
     with torch.no_grad():
-        for parameter in trial.generator_average.network.parameters():
+        for parameter in trial.networks.generator_average.network.parameters():
             parameter.add_(torch.randn_like(parameter))
-    assert trial.validate()[0]["val/mse"] != before["val/mse"]
+    assert validate(trial)[0]["val/mse"] != before["val/mse"]
 
 
 def test_the_generator_step_minimises_the_border_weighted_reconstruction():
     trial = Trial(small("l2", "objective.border_weight=3.0", "generator.context_margin=2", "data.augment=none"), Runtime())
-    images = to_float_images(trial.train_images[:16])
-    tokens = trial.train_tokens[:16]
+    images, tokens = trial.data.batch(torch.arange(16))
     with torch.no_grad():
-        center, _ = trial.generate(mask_context(images), tokens, None)  # train mode, as the step sees it
+        center, _ = generate(trial.cfg, trial.networks.generator, mask_context(images), tokens, None)  # train mode
     weights = losses.border_weights(36, 2, 4, 3.0)
     expected = losses.reconstruction(center, crop_center(images, 2), weights)
     assert not torch.isclose(expected, losses.reconstruction(center, crop_center(images, 2)))
-    logs = trial.generator_phase(images, tokens, adversarial=False)
+    logs = trial.update.generator(images, tokens, adversarial=False)
     assert logs["generator/l2"].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
@@ -260,10 +262,9 @@ def _symmetries(image):
 
 @pytest.mark.parametrize("kind,count", [("none", 1), ("flip", 2), ("dihedral", 8)])
 def test_augment_applies_a_random_symmetry_of_the_square_to_each_image(kind, count):
-    trial = Trial(small("l2", f"data.augment={kind}"), Runtime())
-    trial.sample_rng.manual_seed(0)
+    rng = torch.Generator().manual_seed(0)
     images = torch.randn(256, 3, 8, 8)
-    augmented = trial.augment(images)
+    augmented = augment(images, kind, rng)
     used = set()
     for original, seen in zip(images, augmented):
         allowed = _symmetries(original) if kind == "dihedral" else [original, original.flip(-1)][:count]
@@ -271,16 +272,19 @@ def test_augment_applies_a_random_symmetry_of_the_square_to_each_image(kind, cou
         assert matches, "not a symmetry of its input"
         used.add(matches[0])
     assert len(used) == count  # every allowed symmetry is drawn over 256 images
-    trial.sample_rng.manual_seed(0)
-    assert torch.equal(trial.augment(images), augmented)  # from the trial's seeded sampling RNG
+    rng.manual_seed(0)
+    assert torch.equal(augment(images, kind, rng), augmented)  # from the seeded sampling RNG
 
 
-def test_both_phases_train_on_augmented_images():
+def test_both_phases_train_on_augmented_images(monkeypatch):
+    from raysearch.loop import phases
+
     trial = Trial(small("wgan", "data.augment=flip"), Runtime())
-    images, tokens = to_float_images(trial.train_images[:16]), trial.train_tokens[:16]
+    images, tokens = trial.data.batch(torch.arange(16))
     calls = []
-    original = trial.augment
-    trial.augment = lambda batch: calls.append(len(batch)) or original(batch)
-    trial.critic_phase(images, tokens)
-    trial.generator_phase(images, tokens, adversarial=True)
-    assert calls == [16, 16]
+    original = phases.augment
+    monkeypatch.setattr(phases, "augment",
+                        lambda batch, kind, rng: calls.append((len(batch), kind)) or original(batch, kind, rng))
+    trial.update.critic(images, tokens)
+    trial.update.generator(images, tokens, adversarial=True)
+    assert calls == [(16, "flip"), (16, "flip")]

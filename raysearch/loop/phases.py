@@ -1,0 +1,141 @@
+"""The GAN update as named phases, whose names prefix their log keys (STYLE: 6):
+
+- `critic`: one critic step on a batch of real and generated centers (`critic/loss`,
+  `critic/real_score`, `critic/fake_score`), with its gradient penalty logged as
+  `critic_gp/penalty` under `wgan-gp`, and WGAN's weight clipping after the step;
+- `generator`: one generator step on the reconstruction and, past the L2
+  pretraining epochs, the adversarial term (`generator/l2`, `generator/adversarial`,
+  `generator/clip_penalty`, `generator/loss`).
+
+An epoch feeds its batches to the phases in the order `phase_cycle` gives.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+from torch import Tensor, nn
+
+from models.generators import activate_output
+from models.geometry import crop_center, mask_context, output_size, paste_center
+from raysearch import losses
+from raysearch.config import ExperimentConfig
+from raysearch.loop.batches import augment
+from raysearch.loop.networks import Networks, Optimizers, unwrap
+
+CRITIC, CRITIC_GP, GENERATOR = "critic", "critic_gp", "generator"
+
+
+def phase_cycle(cfg: ExperimentConfig, adversarial: bool) -> list[str]:
+    """Which phase each batch of an epoch feeds: critic_steps critic batches then generator_steps
+    generator batches, repeated; only the generator without an adversary (or while pretraining)."""
+    if not adversarial:
+        return [GENERATOR]
+    return [CRITIC] * cfg.train.critic_steps + [GENERATOR] * cfg.train.generator_steps
+
+
+def autocast(cfg: ExperimentConfig, device: torch.device):
+    """bf16 autocast with `train.bf16`, else nothing."""
+    if not cfg.train.bf16:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def generate(cfg: ExperimentConfig, generator: nn.Module, context: Tensor, tokens: Tensor,
+             noise: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """The center `generator` fills in, in image space, and the clip penalty of seed 000's clip output."""
+    raw = generator(context, tokens, noise)
+    return activate_output(raw.float(), cfg.generator.output_activation)
+
+
+class GanUpdate:
+    """The phases of one trial: its networks, optimisers and sampling generator, stepped one batch at a time."""
+
+    def __init__(self, cfg: ExperimentConfig, networks: Networks, optimizers: Optimizers, device: torch.device,
+                 sample_rng: torch.Generator) -> None:
+        self.cfg = cfg
+        self.networks = networks
+        self.optimizers = optimizers
+        self.device = device
+        self.rng = sample_rng  # noise, instance noise, augmentation and penalty interpolation
+        self.margin = cfg.generator.context_margin
+        objective = cfg.objective
+        self.reconstruction_weights = (
+            losses.border_weights(output_size(self.margin), self.margin, objective.border_width,
+                                  objective.border_weight).to(device)
+            if objective.border_weight else None
+        )
+
+    def noise(self, count: int) -> Tensor | None:
+        dim = self.cfg.generator.noise_dim
+        return torch.randn(count, dim, generator=self.rng, device=self.device) if dim else None
+
+    def critic_inputs(self, context: Tensor, center: Tensor) -> Tensor:
+        """What the critic sees: the center alone, or the context with the center pasted in."""
+        return paste_center(context, center) if self.cfg.critic.input == "whole" else center
+
+    def critic(self, images: Tensor, tokens: Tensor) -> dict[str, Tensor]:
+        """One critic step; the logs of phases `critic` and `critic_gp`."""
+        cfg = self.cfg.objective
+        critic, generator = self.networks.critic, self.networks.generator
+        images = augment(images, self.cfg.data.augment, self.rng)
+        context = mask_context(images)
+        real_center = crop_center(images, self.margin)
+        with torch.no_grad(), autocast(self.cfg, self.device):
+            fake_center, _ = generate(self.cfg, generator, context, tokens, self.noise(len(images)))
+        real = losses.instance_noise(self.critic_inputs(context, real_center), cfg.instance_noise, self.rng)
+        fake = self.critic_inputs(context, fake_center)
+        if cfg.instance_noise_on == "both":
+            fake = losses.instance_noise(fake, cfg.instance_noise, self.rng)
+        with autocast(self.cfg, self.device):
+            real_scores = critic(real).float()
+            fake_scores = critic(fake).float()
+            loss = losses.critic_loss(cfg.name, real_scores, fake_scores, cfg.label_smoothing)
+            logs = {f"{CRITIC}/loss": loss.detach(), f"{CRITIC}/real_score": real_scores.detach().mean(),
+                    f"{CRITIC}/fake_score": fake_scores.detach().mean()}
+            total = loss
+            if cfg.name == "wgan-gp":
+                penalty = losses.gradient_penalty(critic, real, fake, self.rng)
+                total = loss + cfg.gp_weight * penalty
+                logs[f"{CRITIC_GP}/penalty"] = penalty.detach()
+        optimizer = self.optimizers.critic
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        if cfg.name == "wgan":
+            losses.clip_weights(critic, cfg.clip)
+        return logs
+
+    def generator(self, images: Tensor, tokens: Tensor, adversarial: bool) -> dict[str, Tensor]:
+        """One generator step; the logs of phase `generator`."""
+        cfg = self.cfg.objective
+        images = augment(images, self.cfg.data.augment, self.rng)
+        context = mask_context(images)
+        real_center = crop_center(images, self.margin)
+        with autocast(self.cfg, self.device):
+            fake_center, clip_penalty = generate(self.cfg, self.networks.generator, context, tokens,
+                                                 self.noise(len(images)))
+            l2 = losses.reconstruction(fake_center, real_center, self.reconstruction_weights, cfg.reconstruction)
+            # During L2 pretraining the reconstruction trains alone, unscaled.
+            loss = cfg.l2_weight * l2 if adversarial else l2
+            logs = {f"{GENERATOR}/l2": l2.detach()}
+            if adversarial:
+                # The unwrapped critic: its weights are not trained here, so no DDP sync is needed.
+                critic = unwrap(self.networks.critic)
+                critic.requires_grad_(False)
+                adv = losses.generator_adversarial(cfg.name, critic(self.critic_inputs(context, fake_center)).float())
+                critic.requires_grad_(True)
+                loss = loss + cfg.adv_weight * adv
+                logs[f"{GENERATOR}/adversarial"] = adv.detach()
+            if clip_penalty is not None:
+                loss = loss + cfg.clip_penalty_weight * clip_penalty
+                logs[f"{GENERATOR}/clip_penalty"] = clip_penalty.detach()
+        logs[f"{GENERATOR}/loss"] = loss.detach()
+        optimizer = self.optimizers.generator
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if self.networks.generator_average is not None:
+            self.networks.generator_average.update()
+        return logs

@@ -1,0 +1,256 @@
+"""raysearch.runtime: one train function under TorchTrainer (local mode in the trial's actor, DDP on Train's
+workers), trials that leave nothing behind in a reused actor, Tune's own resources on any cluster, and no
+private Ray API anywhere in the package or the benches."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from raysearch import runtime
+from raysearch.config import load_config
+from raysearch.spaces import Resources, TuneSettings, load_space
+from tests.conftest import SMALL_DATA, free_ports, listening, tail
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL_NETS = ["generator.base_width=8", "generator.max_width=16", "critic.base_width=8", "critic.max_width=16"]
+
+
+# ---------------------------------------------------------------- one train function, two ways to run it
+
+
+def test_one_worker_trains_in_local_mode_and_several_on_train_workers_through_one_function():
+    one = runtime.make_trainer(load_config("l2", ["train.workers=1"]), "tune", logdir="x", run_name="t",
+                               storage_path="/tmp/unused")
+    two = runtime.make_trainer(load_config("l2", ["train.workers=2"]), "train", logdir="x", run_name="t",
+                               storage_path="/tmp/unused")
+    assert one.scaling_config.num_workers == 0  # Train's local mode: this process, no worker actors
+    assert two.scaling_config.num_workers == 2
+    assert one.train_loop_per_worker is two.train_loop_per_worker is runtime.train_function
+
+
+def _settings(**resources) -> TuneSettings:
+    return TuneSettings(resources=Resources(**resources))
+
+
+def test_a_one_process_trials_actor_holds_its_share_and_a_ddp_trials_actor_holds_no_cpu():
+    assert runtime.actor_resources(_settings(cpus=2), use_gpu=False) == {"CPU": 2}
+    assert runtime.actor_resources(_settings(cpus=1, gpu_fraction=0.25), use_gpu=True) == {"CPU": 1, "GPU": 0.25}
+    ddp = runtime.actor_resources(_settings(cpus=1, workers=2), use_gpu=True)
+    assert ddp["CPU"] == 0 and "GPU" not in ddp and ddp["memory"] > 0
+
+
+@pytest.mark.parametrize("cpus, workers, total", [(1, 1, 2), (1, 2, 2), (0.5, 2, 2), (2, 1, 3), (1, 3, 8), (4, 2, 8)])
+def test_concurrent_trials_never_hold_more_cpus_than_the_cluster_has(monkeypatch, cpus, workers, total):
+    # A deadlock is trial actors holding the CPUs their Train workers wait for: whatever runs at once must fit.
+    import ray
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": float(total)})
+    settings = _settings(cpus=cpus, workers=workers)
+    running = runtime.concurrency(settings, use_gpu=False)
+    worker_cpus = 0 if workers == 1 else workers * cpus  # a one-process trial's workers are its actor
+    per_trial = runtime.actor_resources(settings, use_gpu=False)["CPU"] + worker_cpus
+    assert running >= 1 and running * per_trial <= total
+
+
+def test_a_trial_uses_its_cpu_share_and_a_standalone_run_the_machines_cores():
+    assert [runtime.threads_for(c) for c in (0.25, 1, 1.5, 2, 8)] == [1, 1, 1, 2, 8]
+    assert runtime.available_cores() == len(os.sched_getaffinity(0))
+
+
+# ---------------------------------------------------------------- nothing leaks between trials in one process
+
+LEAK_SCRIPT = """
+import gc, json, sys
+import numpy, torch
+from raysearch import runtime
+from raysearch.config import load_config
+from raysearch.loop.networks import ConditionedGenerator
+
+base = {base!r}
+runs = {{
+    "A": load_config("l2", base + ["train.ema_decay=0.9", "data.augment=dihedral"]),
+    "B": load_config("wgan", base + ["train.seed=7", "train.critic_steps=2", "optim.generator_lr=0.003"]),
+}}
+last = None
+for index, step in enumerate(sys.argv[2:]):
+    if step == "pollute":  # what another trial, or a library it called, may leave in the process
+        torch.manual_seed(12345); torch.rand(1000); numpy.random.seed(3)
+        torch.set_grad_enabled(False)
+        torch.set_num_threads(1)
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.deterministic = True
+        continue
+    last = runtime.train_run(runs[step], __import__("pathlib").Path(sys.argv[1]) / f"{{index}}-{{step}}")
+gc.collect()
+alive = sum(isinstance(o, ConditionedGenerator) for o in gc.get_objects())
+print(json.dumps({{"metrics": last, "generators_alive": alive, "threads": torch.get_num_threads()}}))
+"""
+
+
+def _runs_in_one_process(tmp_path: Path, name: str, *steps: str) -> dict:
+    base = SMALL_DATA + SMALL_NETS + ["train.epochs=2", "train.steps_per_epoch=3", "train.preview_images=0"]
+    done = subprocess.run([sys.executable, "-c", LEAK_SCRIPT.format(base=base), str(tmp_path / name), *steps],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_trial_scores_the_same_first_in_a_fresh_process_or_after_other_trials(tmp_path):
+    fresh = _runs_in_one_process(tmp_path, "fresh", "A")
+    after = _runs_in_one_process(tmp_path, "after", "B", "pollute", "A", "B", "A")
+    for key in ("val/psnr", "val/swd", "val/ssim", "val/mse"):
+        assert after["metrics"][key] == fresh["metrics"][key], key  # exactly: same state, same arithmetic
+    # Nothing of the trials outlives them (their networks would pin their optimiser states and data too).
+    assert after["generators_alive"] == fresh["generators_alive"] == 0
+    assert after["threads"] == 1  # the process's own setting is given back after each trial
+
+
+@pytest.mark.slow
+def test_a_trial_in_a_reused_tune_actor_scores_as_it_does_first(tmp_path):
+    # The real path: three trials one after another in one Tune actor; the first and the last have the same config.
+    import ray
+    from ray import tune
+
+    overrides = SMALL_DATA + ["generator.max_width=32", "train.steps_per_epoch=3", "train.preview_images=0",
+                              "train.ema_decay=0.9"]
+    space = load_space("l2", overrides)
+    settings = dataclasses.replace(space.tune, num_samples=1, max_epochs=2, max_concurrent=1, max_failures=0)
+    runtime.start_ray("local", log_to_driver=False)
+    try:
+        trainable = runtime.build_trainable(str(space.path), overrides, settings, f"{tmp_path}/reuse", use_gpu=False)
+        results = tune.Tuner(
+            trainable,
+            param_space={"optim.generator_lr": tune.grid_search([1e-3, 3e-3, 1e-3])},
+            tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=1),
+            run_config=tune.RunConfig(name="reuse", storage_path=str(tmp_path), verbose=0),
+        ).fit()
+    finally:
+        ray.shutdown()
+    assert [r.error for r in results if r.error] == []
+    ordered = sorted(results, key=lambda r: r.metrics["trial_id"])
+    first, other, again = (r.metrics for r in ordered)
+    assert first["pid"] == other["pid"] == again["pid"]  # one actor process ran all three
+    assert other["val/psnr"] != first["val/psnr"]
+    for key in ("val/psnr", "val/swd", "generator/loss"):
+        assert again[key] == first[key], key
+    assert first["train/threads"] == again["train/threads"] == runtime.threads_for(settings.resources.cpus)
+
+
+# ---------------------------------------------------------------- Ray's public API only
+
+PRIVATE_RAY = ("ray._private", "ray._raylet", "ray._common")
+
+
+def private_ray_uses(source: str) -> list[str]:
+    """Every import of, or attribute path into, a private Ray module in a Python source."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Attribute):
+            parts, value = [node.attr], node.value
+            while isinstance(value, ast.Attribute):
+                parts.append(value.attr)
+                value = value.value
+            if isinstance(value, ast.Name):
+                names = [".".join([value.id, *reversed(parts)])]
+        for name in names:
+            if name.startswith(PRIVATE_RAY) or (name.startswith("ray.") and
+                                                ("._internal" in name or name.startswith("ray.train.v2"))):
+                found.append(name)
+    return found
+
+
+def test_the_private_ray_check_catches_what_it_must():
+    assert private_ray_uses("from ray._private.services import x") == ["ray._private.services",
+                                                                        "ray._private.services.x"]
+    assert private_ray_uses("import ray\nray._private.state.actors()") != []
+    assert private_ray_uses("from ray.train.v2._internal.execution import controller") != []
+    assert private_ray_uses("from ray.train._internal.session import get_session") != []
+    assert private_ray_uses("from ray import tune\nfrom ray.train import Checkpoint\ntune.report({})") == []
+
+
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO)) for folder in ("raysearch", "bench")
+                                        for p in (REPO / folder).rglob("*.py")))
+def test_no_private_ray_api(path):
+    assert private_ray_uses((REPO / path).read_text()) == []
+
+
+# ---------------------------------------------------------------- any Ray cluster, token authentication on
+
+
+def _space_with_ddp_trials(directory: Path) -> Path:
+    """The l2 space with each trial trained by two DDP workers of 1 CPU."""
+    values = yaml.safe_load(load_space("l2").path.read_text())
+    values.setdefault("tune", {}).setdefault("resources", {})["workers"] = 2
+    path = directory / "l2_ddp.yaml"
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    return path
+
+
+@pytest.mark.slow
+def test_searches_on_a_ray_started_by_hand_with_two_cpus_and_token_auth(tmp_path, dataset_cache):
+    # As a new user does it (README, Cluster): `ray start --head --num-cpus 2` with Ray's token authentication,
+    # no custom resource; a search attached to it (DDP trials: two 1-CPU workers each), and one submitted with
+    # `ray job submit`. Both must finish: no trial actor may hold the CPUs its workers wait for.
+    root = Path(f"/tmp/rs-start-{os.getpid()}")  # Ray's socket paths must stay short
+    home = tmp_path / "home"
+    home.mkdir()
+    gcs, dashboard, client, agent, agent_grpc, runtime_env_port, metrics = free_ports(7)
+    env = dict(os.environ, HOME=str(home), RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0")
+    env.pop("RAY_ADDRESS", None)
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    subprocess.run([ray_cli, "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=60)
+    head = subprocess.Popen(
+        [ray_cli, "start", "--head", "--num-cpus", "2", "--num-gpus", "0", f"--port={gcs}",
+         f"--dashboard-port={dashboard}", f"--ray-client-server-port={client}",
+         f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
+         f"--runtime-env-agent-port={runtime_env_port}", f"--metrics-export-port={metrics}",
+         f"--temp-dir={root}", "--disable-usage-stats", "--block"],
+        env=env, stdout=open(tmp_path / "head.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not listening(dashboard) and time.monotonic() < deadline:
+            assert head.poll() is None, tail(tmp_path / "head.log")
+            time.sleep(0.5)
+        time.sleep(2)  # the dashboard's job API comes up just after its port
+        # A search attached to it: its address from the environment, as `ray start` tells a user to do.
+        attached = subprocess.run(
+            [sys.executable, "-m", "raysearch.tune", str(_space_with_ddp_trials(tmp_path)), "--smoke-test",
+             "--num-samples", "2", "--storage", str(tmp_path / "runs")],
+            cwd=REPO, env=dict(env, RAY_ADDRESS=f"127.0.0.1:{gcs}"), capture_output=True, text=True, timeout=400)
+        assert attached.returncode == 0, attached.stderr[-3000:]
+        assert "ranked by val/psnr" in attached.stdout and "error" not in attached.stdout.split("ranked by")[-1]
+        # The same through the job API, from this machine with the cluster's token.
+        job = subprocess.run(
+            [ray_cli, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--working-dir", ".", "--",
+             "python", "-m", "raysearch.tune", "l2", "--smoke-test", "--storage", str(tmp_path / "jobs")],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+        assert job.returncode == 0, (job.stdout + job.stderr)[-3000:]
+        assert "ranked by val/psnr" in job.stdout and "succeeded" in job.stdout + job.stderr
+        # Without the token the cluster refuses the client.
+        refused = subprocess.run([ray_cli, "job", "list", "--address", f"http://127.0.0.1:{dashboard}"],
+                                 env=dict(env, RAY_AUTH_MODE="disabled"), capture_output=True, text=True, timeout=60)
+        assert refused.returncode != 0
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # `ray start --block` stops the cluster it started
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(timeout=30)
+        subprocess.run(["rm", "-rf", str(root)], check=False)
