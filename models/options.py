@@ -95,13 +95,16 @@ class GeneratorOptions:
 
 @dataclass(frozen=True)
 class CriticOptions:
-    """A critic: image -> one raw score per image (no sigmoid; losses apply it).
+    """A critic: image -> raw scores (no sigmoid; losses apply it).
 
+    name: `conv` (the seeds: one score per image) or `patch` (a score per cell of a map, each
+        cell seeing a patch of the whole image; models.critics.PatchCritic).
     input: `center` scores the generated (32 + 2m)-pixel square alone; `whole`
         scores the 64x64 context with the center pasted in (seed 000's variant).
     pooling: how each stage halves the resolution: strided convolution (seed 001),
         or a stride-1 convolution followed by max / average pooling (seed 000).
-    depth: number of downsampling stages before the pooled linear head.
+    depth: number of downsampling stages before the pooled linear head (`conv`) or the
+        convolution that scores each cell (`patch`: kernel_size 5 and depth 2 give 29-px patches).
     """
 
     name: str = "conv"

@@ -686,15 +686,15 @@ def test_caption_encoder_rejects_bad_input() -> None:
 
 def test_registered_names() -> None:
     assert GENERATORS.names() == ["autoencoder", "cnn", "unet"]
-    assert CRITICS.names() == ["conv"]
+    assert CRITICS.names() == ["conv", "patch"]
     assert CAPTION_ENCODERS.names() == ["bow", "gru", "lstm"]
 
 
 def test_unknown_names_list_the_valid_ones() -> None:
     with pytest.raises(ValueError, match="unknown generator 'resnet'; choose one of: autoencoder, cnn, unet"):
         build_generator(GeneratorOptions(name="resnet"))
-    with pytest.raises(ValueError, match="unknown critic 'patch'; choose one of: conv"):
-        build_critic(CriticOptions(name="patch"), 64)
+    with pytest.raises(ValueError, match="unknown critic 'resnet'; choose one of: conv, patch"):
+        build_critic(CriticOptions(name="resnet"), 64)
     with pytest.raises(ValueError, match="unknown caption encoder 'transformer'; choose one of: bow, gru, lstm"):
         build_caption_encoder(CaptionOptions(encoder="transformer"), VOCAB)
 
