@@ -201,10 +201,13 @@ def up_stage(in_channels: int, width: int, blocks: int, style: BlockStyle, size:
     return Stage([first] + rest, before=_resample(size))
 
 
-def output_stage(in_channels: int, width: int, blocks: int, style: BlockStyle, size: int | None) -> Stage:
-    """Upsample to `size` (None: the caller resamples), `blocks - 1` conv blocks of `width`, then a raw conv to RGB."""
+def output_stage(
+    in_channels: int, width: int, blocks: int, style: BlockStyle, size: int | None, out_channels: int = 3
+) -> Stage:
+    """Upsample to `size` (None: the caller resamples), `blocks - 1` conv blocks of `width`, then a raw conv to
+    `out_channels` (RGB, or RGB twice for a generator with a realism residual)."""
     inner = [ConvBlock(in_channels if i == 0 else width, width, style) for i in range(blocks - 1)]
-    last = ConvBlock(width if inner else in_channels, 3, style.raw())
+    last = ConvBlock(width if inner else in_channels, out_channels, style.raw())
     return Stage(inner + [last], before=_resample(size))
 
 
@@ -216,3 +219,58 @@ def tile_cat(x: torch.Tensor, vectors: Sequence[torch.Tensor]) -> torch.Tensor:
     """
     tiles = [v[:, :, None, None].expand(-1, -1, *x.shape[2:]) for v in vectors]
     return torch.cat([x, *tiles], dim=1)
+
+
+class ContextualAttention(nn.Module):
+    """DeepFill v1's contextual attention (Yu et al. 2018, sec. 4.1): copy features from the known region into the hole.
+
+    Built for one hole ([H, W] bool, True inside; models.geometry.hole_mask). Forward: [B, C, H, W]
+    -> the same map with every hole location replaced by copies of known-region features; the known
+    locations come back untouched.
+
+    - keys: the 3x3 feature patches centred on every location whose patch lies wholly outside the hole
+      (zero padding past the map's edge included, as DeepFill's same-padded extraction);
+    - queries: the 3x3 patches centred on the hole's locations (their features are the network's own
+      guess there, the coarse fill in DeepFill);
+    - attention: softmax over the keys of `scale` x the cosine similarity of query and key
+      (scale 10, DeepFill's softmax_scale);
+    - copy: each query's attention-weighted sum of the raw key patches, put back where the query's
+      patch lies (F.fold: the transposed convolution with the patches as filters) and averaged over
+      the overlapping copies each hole location gets (one from every hole location in its 3x3).
+
+    Unlike DeepFill only hole locations query (known ones would be discarded), and it matches at
+    the map's own resolution (no rate-2 downsampling) with no attention propagation ("fuse").
+    Vectorised over the batch: two [B, Q, L] x [C*9] matrix products (Q hole locations, L keys).
+    """
+
+    def __init__(self, hole: torch.Tensor, scale: float = 10.0) -> None:
+        super().__init__()
+        if hole.dim() != 2 or hole.dtype != torch.bool:
+            raise ValueError(f"hole: expected an [H, W] bool mask, got {hole.dtype} of shape {list(hole.shape)}")
+        near_hole = nn.functional.max_pool2d(hole[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
+        if near_hole.all() or not hole.any():
+            raise ValueError("hole: needs hole locations and at least one 3x3 patch wholly outside the hole")
+        self.size = tuple(hole.shape)
+        self.scale = scale
+        self.register_buffer("hole", hole, persistent=False)
+        self.register_buffer("queries", hole.flatten().nonzero().squeeze(1), persistent=False)
+        self.register_buffer("keys", (~near_hole).flatten().nonzero().squeeze(1), persistent=False)
+        # How many query patches cover each location: the copies a hole location averages.
+        spread = torch.zeros(1, 9, hole.numel()).index_fill(2, self.queries, 1.0)
+        self.register_buffer("copies", nn.functional.fold(spread, self.size, 3, padding=1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[2:]) != self.size:
+            raise ValueError(f"x: this attention was built for {list(self.size)} maps, got {list(x.shape)}")
+        patches = nn.functional.unfold(x, 3, padding=1)  # [B, C*9, H*W]
+        keys = patches.index_select(2, self.keys)  # [B, C*9, L]
+        queries = patches.index_select(2, self.queries)  # [B, C*9, Q]
+        # DeepFill normalises with max(norm, 1e-4): a patch of zeros matches nothing.
+        similarity = nn.functional.normalize(queries, dim=1, eps=1e-4).transpose(1, 2) @ nn.functional.normalize(
+            keys, dim=1, eps=1e-4
+        )
+        attention = torch.softmax(self.scale * similarity, dim=2)  # [B, Q, L]
+        pasted = keys @ attention.transpose(1, 2)  # [B, C*9, Q]
+        spread = patches.new_zeros(patches.shape).index_copy(2, self.queries, pasted)
+        copied = nn.functional.fold(spread, self.size, 3, padding=1) / self.copies.clamp_min(1.0)
+        return torch.where(self.hole, copied, x)
