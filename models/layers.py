@@ -224,9 +224,9 @@ def tile_cat(x: torch.Tensor, vectors: Sequence[torch.Tensor]) -> torch.Tensor:
 class ContextualAttention(nn.Module):
     """DeepFill v1's contextual attention (Yu et al. 2018, sec. 4.1): copy features from the known region into the hole.
 
-    Built for one hole ([H, W] bool, True inside; models.geometry.hole_mask). Forward: [B, C, H, W]
-    -> the same map with every hole location replaced by copies of known-region features; the known
-    locations come back untouched.
+    Built for one hole ([H, W] bool, True inside, not touching the map's edge; models.geometry.hole_mask).
+    Forward: [B, C, H, W] -> the same map with every hole location replaced by copies of known-region
+    features; the known locations come back untouched.
 
     - keys: the 3x3 feature patches centred on every location whose patch lies wholly outside the hole
       (zero padding past the map's edge included, as DeepFill's same-padded extraction);
@@ -234,43 +234,68 @@ class ContextualAttention(nn.Module):
       guess there, the coarse fill in DeepFill);
     - attention: softmax over the keys of `scale` x the cosine similarity of query and key
       (scale 10, DeepFill's softmax_scale);
-    - copy: each query's attention-weighted sum of the raw key patches, put back where the query's
-      patch lies (F.fold: the transposed convolution with the patches as filters) and averaged over
-      the overlapping copies each hole location gets (one from every hole location in its 3x3).
+    - copy: each query's attention-weighted sum of the raw key patches is pasted where the query's
+      patch lies (DeepFill's transposed convolution with the patches as filters), and each hole
+      location averages the copies it gets (one from every hole location in its 3x3).
 
     Unlike DeepFill only hole locations query (known ones would be discarded), and it matches at
     the map's own resolution (no rate-2 downsampling) with no attention propagation ("fuse").
-    Vectorised over the batch: two [B, Q, L] x [C*9] matrix products (Q hole locations, L keys).
+    Vectorised over the batch: patches are gathered as rows of the channels-last map (index tables
+    built here), then two [B, Q, L] x [9C] matrix products (Q hole locations, L keys).
     """
 
     def __init__(self, hole: torch.Tensor, scale: float = 10.0) -> None:
         super().__init__()
         if hole.dim() != 2 or hole.dtype != torch.bool:
             raise ValueError(f"hole: expected an [H, W] bool mask, got {hole.dtype} of shape {list(hole.shape)}")
+        height, width = hole.shape
         near_hole = nn.functional.max_pool2d(hole[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
-        if near_hole.all() or not hole.any():
-            raise ValueError("hole: needs hole locations and at least one 3x3 patch wholly outside the hole")
-        self.size = tuple(hole.shape)
+        if not hole.any() or near_hole.all() or hole[[0, -1]].any() or hole[:, [0, -1]].any():
+            raise ValueError("hole: needs hole locations, none on the map's edge, and a 3x3 patch wholly outside it")
+        self.size = (height, width)
         self.scale = scale
+        offsets = [(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)]
+        queries = [tuple(p) for p in hole.nonzero().tolist()]
+        keys = [tuple(p) for p in (~near_hole).nonzero().tolist()]
+
+        def padded(i: int, j: int) -> int:  # a location's row in the zero-padded, flattened, channels-last map
+            return (i + 1) * (width + 2) + j + 1
+
+        def patch_rows(centres: list[tuple[int, int]]) -> torch.Tensor:
+            return torch.tensor([padded(i + di, j + dj) for i, j in centres for di, dj in offsets])
+
+        # A hole location y gets slot o of the pasted patch centred at y - o, where that is a query;
+        # rows past Q * 9 read a zero row.
+        query_row = {q: n for n, q in enumerate(queries)}
+        paste = [
+            query_row[(i - di, j - dj)] * 9 + slot if (i - di, j - dj) in query_row else len(queries) * 9
+            for i, j in queries for slot, (di, dj) in enumerate(offsets)
+        ]
+        counts = torch.tensor(paste).view(len(queries), 9).lt(len(queries) * 9).sum(1)
         self.register_buffer("hole", hole, persistent=False)
-        self.register_buffer("queries", hole.flatten().nonzero().squeeze(1), persistent=False)
-        self.register_buffer("keys", (~near_hole).flatten().nonzero().squeeze(1), persistent=False)
-        # How many query patches cover each location: the copies a hole location averages.
-        spread = torch.zeros(1, 9, hole.numel()).index_fill(2, self.queries, 1.0)
-        self.register_buffer("copies", nn.functional.fold(spread, self.size, 3, padding=1), persistent=False)
+        self.register_buffer("query_index", torch.tensor([i * width + j for i, j in queries]), persistent=False)
+        self.register_buffer("query_rows", patch_rows(queries), persistent=False)
+        self.register_buffer("key_rows", patch_rows(keys), persistent=False)
+        self.register_buffer("paste_rows", torch.tensor(paste), persistent=False)
+        self.register_buffer("copies", counts.float()[None, :, None], persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if tuple(x.shape[2:]) != self.size:
             raise ValueError(f"x: this attention was built for {list(self.size)} maps, got {list(x.shape)}")
-        patches = nn.functional.unfold(x, 3, padding=1)  # [B, C*9, H*W]
-        keys = patches.index_select(2, self.keys)  # [B, C*9, L]
-        queries = patches.index_select(2, self.queries)  # [B, C*9, Q]
-        # DeepFill normalises with max(norm, 1e-4): a patch of zeros matches nothing.
-        similarity = nn.functional.normalize(queries, dim=1, eps=1e-4).transpose(1, 2) @ nn.functional.normalize(
-            keys, dim=1, eps=1e-4
-        )
+        batch, channels = x.shape[:2]
+        rows = x.permute(0, 2, 3, 1)  # channels last: a location's features are one row
+        padded = nn.functional.pad(rows, (0, 0, 1, 1, 1, 1)).reshape(batch, -1, channels)
+        keys = padded.index_select(1, self.key_rows).view(batch, -1, 9 * channels)  # [B, L, 9C]
+        queries = padded.index_select(1, self.query_rows).view(batch, -1, 9 * channels)  # [B, Q, 9C]
+        # Cosine similarity; the patch norms come from the locations' squared norms (small tensors, a cheap
+        # backward). DeepFill divides by max(norm, 1e-4): a patch of zeros matches nothing.
+        squares = padded.square().sum(2)  # [B, (H + 2) * (W + 2)]
+        key_norms = squares.index_select(1, self.key_rows).view(batch, -1, 9).sum(2).clamp_min(1e-8).sqrt()
+        query_norms = squares.index_select(1, self.query_rows).view(batch, -1, 9).sum(2).clamp_min(1e-8).sqrt()
+        similarity = (queries @ keys.transpose(1, 2)) / (query_norms[:, :, None] * key_norms[:, None, :])
         attention = torch.softmax(self.scale * similarity, dim=2)  # [B, Q, L]
-        pasted = keys @ attention.transpose(1, 2)  # [B, C*9, Q]
-        spread = patches.new_zeros(patches.shape).index_copy(2, self.queries, pasted)
-        copied = nn.functional.fold(spread, self.size, 3, padding=1) / self.copies.clamp_min(1.0)
-        return torch.where(self.hole, copied, x)
+        pasted = (attention @ keys).view(batch, -1, channels)  # [B, Q * 9, C]: each query's copied patch
+        pasted = torch.cat([pasted, pasted.new_zeros(batch, 1, channels)], dim=1)
+        copied = pasted.index_select(1, self.paste_rows).view(batch, -1, 9, channels).sum(2) / self.copies
+        out = rows.reshape(batch, -1, channels).index_copy(1, self.query_index, copied)
+        return out.view(batch, *self.size, channels).permute(0, 3, 1, 2)

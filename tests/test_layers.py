@@ -43,6 +43,13 @@ def test_known_locations_come_back_untouched() -> None:
     assert not torch.equal(out[:, :, hole], features[:, :, hole])
 
 
+def test_matching_is_by_cosine_similarity_so_scaling_the_map_scales_the_copies() -> None:
+    # A dot product would sharpen the softmax as the features grow; the cosine does not see the scale.
+    attention = ContextualAttention(hole_mask(16))
+    features = torch.randn(2, 8, 16, 16)
+    assert torch.allclose(attention(3.0 * features), 3.0 * attention(features), atol=1e-5)
+
+
 def test_each_image_copies_from_its_own_context() -> None:
     attention = ContextualAttention(hole_mask(16))
     features = torch.randn(3, 8, 16, 16)
@@ -64,11 +71,24 @@ def test_attention_is_differentiable_and_keeps_the_shape(size) -> None:
     assert grad[0, :, 0].abs().sum() > 0
 
 
+def test_patches_of_zeros_keep_the_gradient_finite() -> None:
+    # After a ReLU whole patches are zero; a norm's square root there must not turn into NaN.
+    features = torch.relu(torch.randn(2, 4, 16, 16))
+    features[:, :, :6] = 0.0
+    features.requires_grad_(True)
+    ContextualAttention(hole_mask(16))(features).square().sum().backward()
+    assert torch.isfinite(features.grad).all()
+
+
 def test_bad_holes_and_maps_are_refused() -> None:
     with pytest.raises(ValueError, match=r"hole: expected an \[H, W\] bool mask"):
         ContextualAttention(torch.zeros(1, 8, 8))
     with pytest.raises(ValueError, match="hole: needs hole locations"):
         ContextualAttention(torch.zeros(8, 8, dtype=torch.bool))
+    edge = torch.zeros(8, 8, dtype=torch.bool)
+    edge[0, 3] = True
+    with pytest.raises(ValueError, match="none on the map's edge"):
+        ContextualAttention(edge)
     with pytest.raises(ValueError, match="x: this attention was built for"):
         ContextualAttention(hole_mask(16))(torch.randn(1, 4, 32, 32))
 

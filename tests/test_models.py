@@ -726,6 +726,10 @@ def test_unet_contextual_attention_joins_copies_to_the_decoder_map(size, aligned
     with_attention = layer_shapes(generator, [after], context)[after][0]
     without = layer_shapes(plain, [after], context)[after][0]
     assert with_attention == (2 * without[0], size, size)  # the map and its copies, side by side
+    records = record_layers(generator, ["attention", after], context)
+    (read, copies), (joined, _) = records["attention"], records[after]
+    assert torch.equal(joined, torch.cat([read, copies], dim=1))
+    assert not torch.equal(copies, read)
     raw = generator(context)
     assert raw.shape == (BATCH, 3, 32, 32)
     raw.square().mean().backward()
