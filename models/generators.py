@@ -104,9 +104,9 @@ def activate_output(raw: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.T
 def mix_paths(l2_path: torch.Tensor, residual: torch.Tensor, alpha: float) -> torch.Tensor:
     """A realism-residual generator's raw output: l2_path + alpha * residual.
 
-    alpha = 0 is the L2 path exactly, 1 the output trained to look real; the mix is taken
-    on the raw values, so it is linear in image space where the output activation is
-    (none; tanh near 0). A free function so the loop can mix a DDP-wrapped generator's paths.
+    alpha = 0 is the L2 path exactly, 1 the output trained to look real. The mix is taken on
+    the raw values: linear in image space with output_activation none, close to it with tanh
+    away from saturation. A free function so the loop can mix a DDP-wrapped generator's paths.
     """
     return l2_path + alpha * residual
 
@@ -145,9 +145,10 @@ class Generator(nn.Module):
                                 + feature_matching_weight * feature_matching(critic features, real vs full_image)
         critic phase:    fakes are full_image (no gradient)
 
-    The L2 path learns the reconstruction alone (MMSE, the blur L2 rewards): the full
-    output's losses reach the shared trunk through the residual only, never its head.
-    The full output trains exactly as a generator without the option does. Validation
+    The L2 path learns the reconstruction alone, at weight 1 whatever l2_weight is (the
+    MMSE estimate, the blur L2 rewards): the full output's losses reach the shared trunk
+    through the residual only, never the L2 head. The full output gets the losses a
+    generator without the option gets (its L2 path held fixed in them). Validation
     at alpha in [0, 1] then traces the distortion/realism trade-off of one network
     (Blau and Michaeli 2018; Freirich et al. 2021 show that the optimal estimators along
     it interpolate between the MMSE and the perfect-realism ones).

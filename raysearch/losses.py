@@ -216,8 +216,9 @@ def r1_penalty(critic: nn.Module, real: Tensor) -> Tensor:
 
     Mescheder et al. add (gamma / 2) * R1 to the critic's loss: the config's r1_weight is
     gamma / 2 (their gamma = 10 is r1_weight = 5). For a patch critic D(x) is the sum of its
-    score map, as LaMa's make_r1_gp and StyleGAN2 (real_logits.sum()) take it: about N*N times
-    the mean per-cell penalty, so a patch critic wants a smaller weight than a one-score critic.
+    score map, as LaMa's make_r1_gp and StyleGAN2 (real_logits.sum()) take it: N*N times the
+    mean per-cell penalty where the cells' input gradients do not overlap, more where neighbours
+    agree, so a patch critic wants a smaller weight than a one-score critic.
     Differentiable (create_graph): its gradient reaches the critic's weights. The extra forward
     costs one critic pass; with lazy regularisation (`lazy_weight`) it runs every k steps only.
     """
