@@ -17,6 +17,12 @@ optionally with the hole's mask as a fourth channel (`mask_channel`); with
 `residual` the raw prediction is a correction added to that fill. Layers are named after the seed tables: `encoder.conv1`...,
 `decoder.deconv1`..., plus `code`/`dense` (cnn) and `bottleneck` (autoencoder).
 
+Two recipes of current inpainting models (issue 22), off by default:
+- `contextual_attention` (unet): DeepFill v1's layer after a decoder stage, which
+  copies known-region feature patches into the hole (models.layers.ContextualAttention);
+- `realism_residual` (all three): the last convolution makes two raw RGB maps, an
+  L2 path and a realism residual, mixed as l2 + alpha * residual (`Generator`).
+
 Conditioning, the same in all three:
 - noise, and a caption code injected by `concat`, are concatenated to the
   bottleneck: to the dense code (cnn), to the 1x1 code (autoencoder), or as
@@ -35,10 +41,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.fills import fill_hole
-from models.geometry import HOLE_START, IMAGE_SIZE, crop_center, hole_slice, output_size
+from models.geometry import HOLE_START, IMAGE_SIZE, crop_center, hole_mask, hole_slice, output_size
 from models.layers import (
     BlockStyle,
     ChannelwiseFC,
+    ContextualAttention,
     ConvBlock,
     SkipUp,
     Stage,
@@ -94,6 +101,16 @@ def activate_output(raw: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.T
     return choose(OUTPUT_ACTIVATIONS, kind, "output_activation")(raw)
 
 
+def mix_paths(l2_path: torch.Tensor, residual: torch.Tensor, alpha: float) -> torch.Tensor:
+    """A realism-residual generator's raw output: l2_path + alpha * residual.
+
+    alpha = 0 is the L2 path exactly, 1 the output trained to look real. The mix is taken on
+    the raw values: linear in image space with output_activation none, close to it with tanh
+    away from saturation. A free function so the loop can mix a DDP-wrapped generator's paths.
+    """
+    return l2_path + alpha * residual
+
+
 def _check_vector(name: str, vector: torch.Tensor | None, size: int, batch: int) -> None:
     if size == 0 and vector is not None:
         raise ValueError(f"{name}: this generator was built without one (size 0) but got a tensor")
@@ -109,7 +126,32 @@ class Generator(nn.Module):
     A subclass builds `self.encoder` (a ModuleDict of stages `conv1`...) and
     implements `generate(context, extras, shift)`, where `extras` are the
     [B, n] vectors to concatenate at its bottleneck and `shift` the caption
-    bias of its last encoder stage.
+    bias of its last encoder stage; its last convolution makes `out_channels`.
+
+    With `realism_residual` that last convolution makes 6 channels: an L2 path
+    (the first 3; with `residual` it is the one added to the input fill) and a
+    realism residual (the last 3, starting at zero). `forward` returns
+    l2_path + alpha * residual (raw, `mix_paths`), alpha from the call or the
+    `alpha` attribute (1.0; set it to evaluate at another trade-off);
+    `return_paths=True` returns (l2_path, residual) instead. How the loop trains it,
+    with act = activate_output and real = the real center:
+
+        l2_path, residual = generator(context, code, noise, return_paths=True)
+        l2_image, full_image = act(l2_path), act(mix_paths(l2_path.detach(), residual, 1.0))
+        L2 pretraining:  loss = reconstruction(l2_image, real)
+        adversarial:     loss = reconstruction(l2_image, real)
+                                + l2_weight * reconstruction(full_image, real)
+                                + adv_weight * adversarial(critic(full_image))
+                                + feature_matching_weight * feature_matching(critic features, real vs full_image)
+        critic phase:    fakes are full_image (no gradient)
+
+    The L2 path learns the reconstruction alone, at weight 1 whatever l2_weight is (the
+    MMSE estimate, the blur L2 rewards): the full output's losses reach the shared trunk
+    through the residual only, never the L2 head. The full output gets the losses a
+    generator without the option gets (its L2 path held fixed in them). Validation
+    at alpha in [0, 1] then traces the distortion/realism trade-off of one network
+    (Blau and Michaeli 2018; Freirich et al. 2021 show that the optimal estimators along
+    it interpolate between the MMSE and the perfect-realism ones).
     """
 
     default_stages: ClassVar[int]
@@ -137,6 +179,12 @@ class Generator(nn.Module):
             # Every decoder upsamples from the encoder's last map, which must be below 32x32.
             raise ValueError(f"stages: the {opts.name!r} generator needs at least 2, got {self.stages}")
         check_choice(opts.input_fill, get_args(InputFill), "input_fill")
+        sizes = self.attention_sizes(opts)
+        if opts.contextual_attention and not sizes:
+            raise ValueError(f"contextual_attention: only the unet generator has one, not {opts.name!r}")
+        if opts.contextual_attention not in (0, *sizes):
+            raise ValueError(f"contextual_attention: this unet's decoder makes {', '.join(map(str, sizes))}-px maps, "
+                             f"not {opts.contextual_attention} (32 needs aligned_output)")
         self.options = opts
         self.in_channels = 4 if opts.mask_channel else 3
         # The hole's mask (the 4th input channel with `mask_channel`): built once, moved with the module,
@@ -155,14 +203,26 @@ class Generator(nn.Module):
         self.concat_caption = caption_dim > 0 and not bias
         self.extra_dim = (caption_dim if self.concat_caption else 0) + opts.noise_dim
         self.caption_bias = nn.Linear(caption_dim, self.widths[-1]) if bias else None
+        self.out_channels = 6 if opts.realism_residual else 3
+        # The realism trade-off the plain call uses (realism_residual only): 0 = the L2 path.
+        self.alpha = 1.0
 
     def forward(
         self,
         context: torch.Tensor,
         caption_code: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """[B, 3, 64, 64] context -> [B, 3, S, S] raw center, S = 32 + 2 * context_margin."""
+        *,
+        alpha: float | None = None,
+        return_paths: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """[B, 3, 64, 64] context -> [B, 3, S, S] raw center, S = 32 + 2 * context_margin.
+
+        With `realism_residual`: l2_path + alpha * residual (alpha None: `self.alpha`), or
+        with `return_paths` the pair (l2_path, residual). Without it both are refused.
+        """
+        if not self.options.realism_residual and (alpha is not None or return_paths):
+            raise ValueError("alpha, return_paths: this generator has no realism residual (realism_residual: false)")
         if context.dim() != 4 or tuple(context.shape[1:]) != (3, IMAGE_SIZE, IMAGE_SIZE):
             raise ValueError(f"context: expected shape [B, 3, {IMAGE_SIZE}, {IMAGE_SIZE}], got {list(context.shape)}")
         batch = context.shape[0]
@@ -174,9 +234,14 @@ class Generator(nn.Module):
         shift = self.caption_bias(caption_code) if self.caption_bias is not None else None
         filled = fill_hole(context, self.options.input_fill)
         raw = self.generate(self.with_mask(filled), extras, shift)
+        raw, realism = raw[:, :3], raw[:, 3:]
         if self.options.residual:
             raw = raw + OUTPUT_INVERSES[self.options.output_activation](crop_center(filled, self.options.context_margin))
-        return raw
+        if not self.options.realism_residual:
+            return raw
+        if return_paths:
+            return raw, realism
+        return mix_paths(raw, realism, self.alpha if alpha is None else alpha)
 
     def with_mask(self, filled: torch.Tensor) -> torch.Tensor:
         """The filled context, plus the hole's mask as a fourth channel when `mask_channel` is on."""
@@ -185,12 +250,19 @@ class Generator(nn.Module):
         mask = self.hole_mask.to(filled.dtype).expand(filled.shape[0], -1, -1, -1)
         return torch.cat([filled, mask], dim=1)
 
-    def start_at_the_fill(self, output: ConvBlock) -> None:
-        """With `residual`, zero the last convolution: an untrained generator then returns its input fill."""
-        if self.options.residual:
-            nn.init.zeros_(output.conv.weight)
+    def start_output(self, output: ConvBlock) -> None:
+        """Initialise the last convolution: zero with `residual` (an untrained generator then returns its
+        input fill), and zero on the realism residual's channels (its output then starts at the L2 path)."""
+        zeroed = slice(0, None) if self.options.residual else slice(3, None)
+        with torch.no_grad():
+            output.conv.weight[zeroed] = 0.0
             if output.conv.bias is not None:
-                nn.init.zeros_(output.conv.bias)
+                output.conv.bias[zeroed] = 0.0
+
+    @classmethod
+    def attention_sizes(cls, opts: GeneratorOptions) -> tuple[int, ...]:
+        """The decoder map sizes `contextual_attention` can run at (none but the unet's)."""
+        return ()
 
     def generate(self, context: torch.Tensor, extras: list[torch.Tensor], shift: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
@@ -250,9 +322,9 @@ class DenseCodeCNN(Generator):
             size = self.sizes[target] if j < self.stages - 1 else self.output_size
             decoder[f"deconv{j}"] = up_stage(channels, self.widths[target], opts.blocks_per_stage, self.up, size)
             channels = self.widths[target]
-        decoder["output"] = ConvBlock(channels, 3, self.up.raw())
+        decoder["output"] = ConvBlock(channels, self.out_channels, self.up.raw())
         self.decoder = nn.Sequential(decoder)
-        self.start_at_the_fill(self.decoder.output)
+        self.start_output(self.decoder.output)
 
     def generate(self, context: torch.Tensor, extras: list[torch.Tensor], shift: torch.Tensor | None) -> torch.Tensor:
         code = self.code(self.encode(context, shift)[-1])
@@ -300,10 +372,10 @@ class ConvAutoencoder(Generator):
             )
             channels = self.widths[target]
         decoder[f"deconv{self.stages}"] = output_stage(
-            channels, self.widths[0], opts.blocks_per_stage, self.up, self.output_size
+            channels, self.widths[0], opts.blocks_per_stage, self.up, self.output_size, self.out_channels
         )
         self.decoder = nn.Sequential(decoder)
-        self.start_at_the_fill(decoder[f"deconv{self.stages}"].blocks[-1])
+        self.start_output(decoder[f"deconv{self.stages}"].blocks[-1])
 
     def generate(self, context: torch.Tensor, extras: list[torch.Tensor], shift: torch.Tensor | None) -> torch.Tensor:
         code = self.bottleneck(self.encode(context, shift)[-1])
@@ -324,10 +396,22 @@ class UNet(Generator):
     `encoder.conv0`) and `decoder.output` ends in the raw conv. The 64x64 end
     works on the output square plus what its convolutions reach (`_full_res_reach`),
     not the whole frame: the corners cannot change the hole there.
+
+    With `contextual_attention` S, `attention` (models.layers.ContextualAttention) runs
+    on the output of the decoder stage that makes the SxS map (after its skip join) and
+    its result is concatenated to that map: the next stage sees the network's own
+    features and, in the hole, the copies of known-region patches beside them.
     """
 
     default_stages = 4
     has_aligned_output = True
+
+    @classmethod
+    def attention_sizes(cls, opts: GeneratorOptions) -> tuple[int, ...]:
+        """The sizes of the maps the skip-joined decoder stages make, deepest first."""
+        stages = opts.stages or cls.default_stages
+        joins = range(1, stages if opts.aligned_output else stages - 1)
+        return tuple(IMAGE_SIZE >> (stages - j) for j in joins)
 
     def __init__(self, opts: GeneratorOptions, caption_dim: int = 0) -> None:
         super().__init__(opts, caption_dim)
@@ -339,25 +423,32 @@ class UNet(Generator):
         self.encoder = nn.ModuleDict(encoder)
         channels = self.widths[-1] + self.extra_dim
         decoder = OrderedDict()
+        # The index of the join whose output the attention reads (None: no attention).
+        self.attention_after = None
+        self.attention = None
         # Aligned, the decoder also joins the first encoder map (32x32) before the 64x64 output.
         for j in range(1, self.stages if opts.aligned_output else self.stages - 1):
             target = self.stages - 1 - j  # the encoder stage this one is concatenated with
             stage = up_stage(channels, self.widths[target], opts.blocks_per_stage, self.up, self.sizes[target])
             decoder[f"deconv{j}"] = SkipUp(stage)
             channels = 2 * self.widths[target]
+            if self.sizes[target] == opts.contextual_attention:
+                self.attention_after = j - 1
+                self.attention = ContextualAttention(hole_mask(self.sizes[target]))
+                channels *= 2
         if top:
             # Upsampled and cropped in `generate`, so neither stage resamples on its own.
             decoder[f"deconv{self.stages}"] = SkipUp(up_stage(channels, top, opts.blocks_per_stage, self.up, None))
-            decoder["output"] = output_stage(2 * top, top, opts.blocks_per_stage + 1, self.up, None)
+            decoder["output"] = output_stage(2 * top, top, opts.blocks_per_stage + 1, self.up, None, self.out_channels)
             last = "output"
         else:
             last = f"deconv{len(decoder) + 1}"
             decoder[last] = output_stage(
                 channels, self.widths[0], opts.blocks_per_stage, self.up,
-                IMAGE_SIZE if opts.aligned_output else self.output_size,
+                IMAGE_SIZE if opts.aligned_output else self.output_size, self.out_channels,
             )
         self.decoder = nn.ModuleDict(decoder)
-        self.start_at_the_fill(decoder[last].blocks[-1])
+        self.start_output(decoder[last].blocks[-1])
 
     def _full_res_reach(self) -> int:
         """Pixels beyond the output square that the 64x64 end's convolutions read (zero-padded past them)."""
@@ -373,8 +464,10 @@ class UNet(Generator):
         if full_res is not None:
             *joins, top = joins
         # Encoder maps from the second deepest up; zip stops at the last skip stage.
-        for join, skip in zip(joins, reversed(features[:-1])):
+        for index, (join, skip) in enumerate(zip(joins, reversed(features[:-1]))):
             x = join(x, skip)
+            if index == self.attention_after:
+                x = torch.cat([x, self.attention(x)], dim=1)
         if full_res is None:
             x = final(x)
             return crop_center(x, margin) if self.options.aligned_output else x

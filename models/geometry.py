@@ -48,3 +48,18 @@ def paste_center(context: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
     keep = torch.ones(1, 1, size, size, dtype=center.dtype, device=center.device)
     inside = torch.nn.functional.pad(keep, pad)
     return context * (1 - inside) + torch.nn.functional.pad(center, pad) * inside
+
+
+def hole_mask(size: int) -> torch.Tensor:
+    """[size, size] bool: where the 32x32 hole falls on a map of `size` that covers the whole 64x64 image.
+
+    `size` divides 64 and is at least 4, so the hole's edges fall on cell edges: the hole is the
+    map's central half (16x16 -> rows/columns 4..11).
+    """
+    if size < 4 or IMAGE_SIZE % size:
+        raise ValueError(f"size: a map covering the whole image must divide {IMAGE_SIZE} and be >= 4, got {size}")
+    scale = IMAGE_SIZE // size
+    mask = torch.zeros(size, size, dtype=torch.bool)
+    region = slice(HOLE_START // scale, (HOLE_START + HOLE_SIZE) // scale)
+    mask[region, region] = True
+    return mask

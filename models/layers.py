@@ -201,10 +201,13 @@ def up_stage(in_channels: int, width: int, blocks: int, style: BlockStyle, size:
     return Stage([first] + rest, before=_resample(size))
 
 
-def output_stage(in_channels: int, width: int, blocks: int, style: BlockStyle, size: int | None) -> Stage:
-    """Upsample to `size` (None: the caller resamples), `blocks - 1` conv blocks of `width`, then a raw conv to RGB."""
+def output_stage(
+    in_channels: int, width: int, blocks: int, style: BlockStyle, size: int | None, out_channels: int = 3
+) -> Stage:
+    """Upsample to `size` (None: the caller resamples), `blocks - 1` conv blocks of `width`, then a raw conv to
+    `out_channels` (RGB, or RGB twice for a generator with a realism residual)."""
     inner = [ConvBlock(in_channels if i == 0 else width, width, style) for i in range(blocks - 1)]
-    last = ConvBlock(width if inner else in_channels, 3, style.raw())
+    last = ConvBlock(width if inner else in_channels, out_channels, style.raw())
     return Stage(inner + [last], before=_resample(size))
 
 
@@ -216,3 +219,83 @@ def tile_cat(x: torch.Tensor, vectors: Sequence[torch.Tensor]) -> torch.Tensor:
     """
     tiles = [v[:, :, None, None].expand(-1, -1, *x.shape[2:]) for v in vectors]
     return torch.cat([x, *tiles], dim=1)
+
+
+class ContextualAttention(nn.Module):
+    """DeepFill v1's contextual attention (Yu et al. 2018, sec. 4.1): copy features from the known region into the hole.
+
+    Built for one hole ([H, W] bool, True inside, not touching the map's edge; models.geometry.hole_mask).
+    Forward: [B, C, H, W] -> the same map with every hole location replaced by copies of known-region
+    features; the known locations come back untouched.
+
+    - keys: the 3x3 feature patches centred on every location whose patch lies wholly outside the hole
+      (zero padding past the map's edge included, as DeepFill's same-padded extraction);
+    - queries: the 3x3 patches centred on the hole's locations (their features are the network's own
+      guess there, the coarse fill in DeepFill);
+    - attention: softmax over the keys of `scale` x the cosine similarity of query and key
+      (scale 10, DeepFill's softmax_scale);
+    - copy: each query's attention-weighted sum of the raw key patches is pasted where the query's
+      patch lies (DeepFill's transposed convolution with the patches as filters), and each hole
+      location averages the copies it gets (one from every hole location in its 3x3).
+
+    Unlike DeepFill only hole locations query (known ones would be discarded), and it matches at
+    the map's own resolution (no rate-2 downsampling) with no attention propagation ("fuse").
+    Vectorised over the batch: patches are gathered as rows of the channels-last map (index tables
+    built here), then two [B, Q, L] x [9C] matrix products (Q hole locations, L keys).
+    """
+
+    def __init__(self, hole: torch.Tensor, scale: float = 10.0) -> None:
+        super().__init__()
+        if hole.dim() != 2 or hole.dtype != torch.bool:
+            raise ValueError(f"hole: expected an [H, W] bool mask, got {hole.dtype} of shape {list(hole.shape)}")
+        height, width = hole.shape
+        near_hole = nn.functional.max_pool2d(hole[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
+        if not hole.any() or near_hole.all() or hole[[0, -1]].any() or hole[:, [0, -1]].any():
+            raise ValueError("hole: needs hole locations, none on the map's edge, and a 3x3 patch wholly outside it")
+        self.size = (height, width)
+        self.scale = scale
+        offsets = [(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)]
+        queries = [tuple(p) for p in hole.nonzero().tolist()]
+        keys = [tuple(p) for p in (~near_hole).nonzero().tolist()]
+
+        def padded(i: int, j: int) -> int:  # a location's row in the zero-padded, flattened, channels-last map
+            return (i + 1) * (width + 2) + j + 1
+
+        def patch_rows(centres: list[tuple[int, int]]) -> torch.Tensor:
+            return torch.tensor([padded(i + di, j + dj) for i, j in centres for di, dj in offsets])
+
+        # A hole location y gets slot o of the pasted patch centred at y - o, where that is a query;
+        # rows past Q * 9 read a zero row.
+        query_row = {q: n for n, q in enumerate(queries)}
+        paste = [
+            query_row[(i - di, j - dj)] * 9 + slot if (i - di, j - dj) in query_row else len(queries) * 9
+            for i, j in queries for slot, (di, dj) in enumerate(offsets)
+        ]
+        counts = torch.tensor(paste).view(len(queries), 9).lt(len(queries) * 9).sum(1)
+        self.register_buffer("hole", hole, persistent=False)
+        self.register_buffer("query_index", torch.tensor([i * width + j for i, j in queries]), persistent=False)
+        self.register_buffer("query_rows", patch_rows(queries), persistent=False)
+        self.register_buffer("key_rows", patch_rows(keys), persistent=False)
+        self.register_buffer("paste_rows", torch.tensor(paste), persistent=False)
+        self.register_buffer("copies", counts.float()[None, :, None], persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[2:]) != self.size:
+            raise ValueError(f"x: this attention was built for {list(self.size)} maps, got {list(x.shape)}")
+        batch, channels = x.shape[:2]
+        rows = x.permute(0, 2, 3, 1)  # channels last: a location's features are one row
+        padded = nn.functional.pad(rows, (0, 0, 1, 1, 1, 1)).reshape(batch, -1, channels)
+        keys = padded.index_select(1, self.key_rows).view(batch, -1, 9 * channels)  # [B, L, 9C]
+        queries = padded.index_select(1, self.query_rows).view(batch, -1, 9 * channels)  # [B, Q, 9C]
+        # Cosine similarity; the patch norms come from the locations' squared norms (small tensors, a cheap
+        # backward). DeepFill divides by max(norm, 1e-4): a patch of zeros matches nothing.
+        squares = padded.square().sum(2)  # [B, (H + 2) * (W + 2)]
+        key_norms = squares.index_select(1, self.key_rows).view(batch, -1, 9).sum(2).clamp_min(1e-8).sqrt()
+        query_norms = squares.index_select(1, self.query_rows).view(batch, -1, 9).sum(2).clamp_min(1e-8).sqrt()
+        similarity = (queries @ keys.transpose(1, 2)) / (query_norms[:, :, None] * key_norms[:, None, :])
+        attention = torch.softmax(self.scale * similarity, dim=2)  # [B, Q, L]
+        pasted = (attention @ keys).view(batch, -1, channels)  # [B, Q * 9, C]: each query's copied patch
+        pasted = torch.cat([pasted, pasted.new_zeros(batch, 1, channels)], dim=1)
+        copied = pasted.index_select(1, self.paste_rows).view(batch, -1, 9, channels).sum(2) / self.copies
+        out = rows.reshape(batch, -1, channels).index_copy(1, self.query_index, copied)
+        return out.view(batch, *self.size, channels).permute(0, 3, 1, 2)

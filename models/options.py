@@ -56,6 +56,15 @@ class GeneratorOptions:
         raw output is added to the fill mapped back through the output activation
         (atanh for tanh), and the last convolution starts at zero, so an untrained
         generator returns the fill exactly.
+    contextual_attention: `unet` only. 0 (the seeds) for none; 16 or 32 inserts DeepFill v1's
+        contextual attention (models.layers.ContextualAttention) after the decoder stage that makes
+        the map of that size: its hole locations get copies of known-region feature patches, which
+        are concatenated to the map (the next stage takes twice the channels). 32 needs
+        `aligned_output` (the seeds' decoder stops at 16x16 before stretching to the hole).
+    realism_residual: a second raw output beside the first, a "realism residual": the generator
+        returns l2_path + alpha * residual (alpha = the `alpha` argument or attribute, 1.0 by
+        default), both raw; the residual's output convolution starts at zero. How the loop trains
+        the two paths: models.generators.Generator.
     """
 
     name: str = "unet"
@@ -79,6 +88,8 @@ class GeneratorOptions:
     aligned_output: bool = False
     full_res_width: int = 0
     residual: bool = False
+    contextual_attention: int = 0
+    realism_residual: bool = False
 
     def __post_init__(self) -> None:
         _require(self.kernel_size in (1, 3, 5, 7, 9), f"kernel_size: must be odd, 1 to 9, got {self.kernel_size}")
@@ -91,17 +102,24 @@ class GeneratorOptions:
         _require(self.noise_dim >= 0, f"noise_dim: must be >= 0, got {self.noise_dim}")
         _require(self.context_margin in (0, 2), f"context_margin: must be 0 or 2, got {self.context_margin}")
         _require(0 <= self.full_res_width <= 256, f"full_res_width: must be 0 (none) to 256, got {self.full_res_width}")
+        _require(
+            self.contextual_attention in (0, 16, 32),
+            f"contextual_attention: must be 0 (none), 16 or 32 (the decoder map it runs on), got {self.contextual_attention}",
+        )
 
 
 @dataclass(frozen=True)
 class CriticOptions:
-    """A critic: image -> one raw score per image (no sigmoid; losses apply it).
+    """A critic: image -> raw scores (no sigmoid; losses apply it).
 
+    name: `conv` (the seeds: one score per image) or `patch` (a score per cell of a map, each
+        cell seeing a patch of the whole image; models.critics.PatchCritic).
     input: `center` scores the generated (32 + 2m)-pixel square alone; `whole`
         scores the 64x64 context with the center pasted in (seed 000's variant).
     pooling: how each stage halves the resolution: strided convolution (seed 001),
         or a stride-1 convolution followed by max / average pooling (seed 000).
-    depth: number of downsampling stages before the pooled linear head.
+    depth: number of downsampling stages before the pooled linear head (`conv`) or the
+        convolution that scores each cell (`patch`: kernel_size 5 and depth 2 give 29-px patches).
     """
 
     name: str = "conv"

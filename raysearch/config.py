@@ -24,8 +24,10 @@ from typing import Any, Literal
 import yaml
 
 from models import CAPTION_ENCODERS, CRITICS, GENERATORS
+from models.critics import patch_field
 from models.options import CaptionOptions, CriticOptions, GeneratorOptions
 from raysearch.errors import ConfigError
+from raysearch.losses import CLASSIFYING_OBJECTIVES
 
 Objective = Literal["l2", "gan", "nsgan", "wgan", "wgan-gp", "hinge"]
 Reconstruction = Literal["mse", "image_psnr"]
@@ -92,6 +94,17 @@ class ObjectiveConfig:
     reconstruction: `mse` (the seeds' L2 of the batch) or `image_psnr` (each
         image weighted by the inverse of its own error: the gradient of the mean
         per-image PSNR that validation reports; losses.reconstruction).
+    r1_weight: weight of R1, the zero-centred gradient penalty on real images
+        (Mescheder et al. 2018; their gamma / 2: gamma 10 is 5), added to the critic's
+        loss (losses.r1_penalty); 0 = none. For gan, nsgan and hinge (wgan-gp has gp_weight).
+    r1_every: lazy R1 (StyleGAN2): computed on one critic step in r1_every, weighted
+        r1_every * r1_weight there (losses.lazy_weight).
+    feature_matching_weight: weight of the L1 between the critic's features of real
+        and generated images in the generator's loss (pix2pixHD, LaMa;
+        losses.feature_matching); 0 = none.
+    mask_aware_labels: with the `patch` critic, a generated image's cells are fake only
+        where they see the hole, real elsewhere (LaMa; losses.mask_aware_critic_loss);
+        false labels every cell of a generated image fake.
     """
 
     name: Objective = "l2"
@@ -106,6 +119,10 @@ class ObjectiveConfig:
     border_weight: float = 0.0
     border_width: int = 4
     reconstruction: Reconstruction = "mse"
+    r1_weight: float = 0.0
+    r1_every: int = 1
+    feature_matching_weight: float = 0.0
+    mask_aware_labels: bool = False
 
     def __post_init__(self) -> None:
         _require(self.l2_weight >= 0, f"l2_weight: must be >= 0, got {self.l2_weight}")
@@ -117,6 +134,12 @@ class ObjectiveConfig:
         _require(self.clip_penalty_weight >= 0, f"clip_penalty_weight: must be >= 0, got {self.clip_penalty_weight}")
         _require(self.border_weight >= 0, f"border_weight: must be >= 0, got {self.border_weight}")
         _require(1 <= self.border_width <= 15, f"border_width: must be 1 to 15, got {self.border_width}")
+        _require(self.r1_weight >= 0, f"r1_weight: must be >= 0 (0 = none), got {self.r1_weight}")
+        _require(1 <= self.r1_every <= 64, f"r1_every: must be 1 to 64 (critic steps), got {self.r1_every}")
+        _require(
+            self.feature_matching_weight >= 0,
+            f"feature_matching_weight: must be >= 0 (0 = none), got {self.feature_matching_weight}",
+        )
 
     @property
     def adversarial(self) -> bool:
@@ -256,6 +279,63 @@ def check_combinations(cfg: ExperimentConfig) -> None:
         raise ConfigError(
             f"train.preview_images={train.preview_images} exceeds data.val_images={cfg.data.val_images}"
         )
+    _check_recipes(cfg)
+
+
+def _check_recipes(cfg: ExperimentConfig) -> None:
+    """The adversarial recipes of current inpainting models (issue 22): what each needs."""
+    gen, critic, obj = cfg.generator, cfg.critic, cfg.objective
+    if obj.r1_weight and obj.name not in CLASSIFYING_OBJECTIVES:
+        raise ConfigError(
+            f"objective.r1_weight applies to {', '.join(CLASSIFYING_OBJECTIVES)}, not {obj.name} "
+            "(wgan-gp has its own penalty, gp_weight); set it to 0"
+        )
+    if obj.r1_every != 1 and not obj.r1_weight:
+        raise ConfigError(f"objective.r1_every={obj.r1_every} has no effect without objective.r1_weight > 0; set it to 1")
+    if obj.r1_weight and critic.norm == "batch":
+        raise ConfigError(
+            "critic.norm=batch cannot be used with objective.r1_weight > 0: R1 is a per-sample gradient and "
+            "batch norm mixes samples; use layer, none or spectral"
+        )
+    if obj.feature_matching_weight and not obj.adversarial:
+        raise ConfigError(
+            f"objective.feature_matching_weight needs a critic; objective.name={obj.name} has none "
+            f"(choose one of {', '.join(ADVERSARIAL_OBJECTIVES)} or set it to 0)"
+        )
+    if critic.name == "patch":
+        if critic.input != "whole":
+            raise ConfigError(
+                f"critic.input={critic.input} cannot be used with critic.name=patch: its cells are labelled by "
+                "where the hole is in the whole image; use critic.input=whole"
+            )
+        try:
+            patch_field(critic)
+        except ValueError as err:
+            raise ConfigError(f"critic.{err}") from None
+    if obj.mask_aware_labels and critic.name != "patch":
+        raise ConfigError(
+            f"objective.mask_aware_labels needs critic.name=patch (a score per patch), got {critic.name}; "
+            "set it to false"
+        )
+    if obj.mask_aware_labels and obj.name not in CLASSIFYING_OBJECTIVES:
+        raise ConfigError(
+            f"objective.mask_aware_labels labels cells real or fake: it applies to "
+            f"{', '.join(CLASSIFYING_OBJECTIVES)}, not {obj.name}"
+        )
+    if gen.realism_residual and not obj.adversarial:
+        raise ConfigError(
+            f"generator.realism_residual is trained by a critic; objective.name={obj.name} has none "
+            f"(choose one of {', '.join(ADVERSARIAL_OBJECTIVES)} or set it to false)"
+        )
+    if gen.contextual_attention:
+        sizes = GENERATORS.get(gen.name).attention_sizes(gen)
+        if not sizes:
+            raise ConfigError(f"generator.contextual_attention needs generator.name=unet, got {gen.name}; set it to 0")
+        if gen.contextual_attention not in sizes:
+            raise ConfigError(
+                f"generator.contextual_attention={gen.contextual_attention}: this unet's decoder makes "
+                f"{', '.join(map(str, sizes))}-px maps (32 needs generator.aligned_output=true)"
+            )
 
 
 def _check_name(key: str, value: str, allowed: list[str]) -> None:

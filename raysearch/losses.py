@@ -14,9 +14,21 @@ Critics output raw scores; each objective says how scores become losses:
 
 The generator loss is l2_weight * MSE + adv_weight * adversarial (+ the clip
 penalty of seed 000's clip output activation).
+
+Every loss above takes [B] scores or [B, N, N] score maps of a patch critic
+(averaged over cells). The recipes of current inpainting models add:
+
+- `mask_aware_critic_loss` / `generator_adversarial_map`: per-cell losses of a
+  patch critic where only the cells that see the hole are fake (LaMa);
+- `r1_penalty` and `lazy_weight`: the zero-centred gradient penalty on real
+  data (Mescheder et al. 2018), applied every k critic steps (StyleGAN2);
+- `feature_matching`: L1 between the critic's features of real and generated
+  images (pix2pixHD, LaMa).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -100,10 +112,15 @@ def generator_adversarial(objective: str, fake_scores: Tensor) -> Tensor:
 
 
 def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """WGAN-GP (Gulrajani et al. 2017): (||grad D(x_hat)|| - 1)^2 on random interpolates."""
+    """WGAN-GP (Gulrajani et al. 2017): (||grad D(x_hat)|| - 1)^2 on random interpolates.
+
+    A patch critic's D(x) is the mean of its score map, the score its Wasserstein losses use.
+    """
     alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype, generator=generator)
     interpolates = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     scores = critic(interpolates)
+    if scores.dim() > 1:
+        scores = scores.flatten(1).mean(1)
     (grads,) = torch.autograd.grad(scores.sum(), interpolates, create_graph=True)
     return ((grads.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
@@ -125,3 +142,115 @@ def instance_noise(images: Tensor, std: float, generator: torch.Generator | None
         return images
     noise = torch.randn(images.shape, device=images.device, dtype=images.dtype, generator=generator)
     return images + std * noise
+
+
+# ---------------------------------------------------------------- recipes of current inpainting models
+
+# The objectives whose critic classifies (a target per score): per-cell labels and R1 apply to them
+# (raysearch.config refuses them with the others).
+CLASSIFYING_OBJECTIVES = ("gan", "nsgan", "hinge")
+
+
+def cell_losses(objective: str, scores: Tensor, real: bool, label_smoothing: float = 0.0) -> Tensor:
+    """The critic's loss of each score (any shape) labelled real (target 1 - label_smoothing) or fake.
+
+    `gan` keeps seed 000's explicit log(sigmoid) form (it can reach log(0)); `nsgan`
+    is the same cross-entropy on logits; `hinge` is relu(1 - s) real, relu(1 + s) fake.
+    """
+    if objective == "gan":
+        d = torch.sigmoid(scores)
+        if not real:
+            return -torch.log(1 - d)
+        target = 1.0 - label_smoothing
+        return -(target * torch.log(d) + (1 - target) * torch.log(1 - d))
+    if objective == "nsgan":
+        target = torch.full_like(scores, 1.0 - label_smoothing if real else 0.0)
+        return F.binary_cross_entropy_with_logits(scores, target, reduction="none")
+    if objective == "hinge":
+        return F.relu(1 - scores) if real else F.relu(1 + scores)
+    raise ValueError(f"no per-cell labels for objective {objective!r}; choose one of: {', '.join(CLASSIFYING_OBJECTIVES)}")
+
+
+def mask_aware_critic_loss(
+    objective: str, real_scores: Tensor, fake_scores: Tensor, fake_labels: Tensor, label_smoothing: float = 0.0
+) -> Tensor:
+    """A patch critic's loss with mask-aware labels (LaMa, Suvorov et al. 2022; DeepFill v2, Yu et al. 2019).
+
+    real_scores, fake_scores: [B, N, N] score maps of real and generated images.
+    fake_labels: [N, N] or [B, N, N] bool, True where a generated image's cell is fake (it sees the
+    hole: models.critics.hole_label_map); the other cells see only the real context and are
+    labelled real, as LaMa's `mask_as_fake_target` does. Every cell of a real image is real.
+    The mean over the cells of each, summed: with every label True it is `critic_loss`.
+    """
+    fake_labels = fake_labels.to(torch.bool).expand_as(fake_scores)
+    real = cell_losses(objective, real_scores, True, label_smoothing).mean()
+    as_fake = cell_losses(objective, fake_scores, False)
+    as_real = cell_losses(objective, fake_scores, True, label_smoothing)
+    return real + torch.where(fake_labels, as_fake, as_real).mean()
+
+
+def generator_adversarial_map(objective: str, fake_scores: Tensor, weights: Tensor | None = None) -> Tensor:
+    """The generator's adversarial term on a patch critic's [B, N, N] maps, a weighted mean over cells.
+
+    weights: None averages every cell (LaMa: `use_unmasked_for_gen`), which is
+    `generator_adversarial` on the map; the hole labels (as float) average the cells
+    that see the hole only. The other cells do not depend on the generated pixels, so
+    the choice only rescales the term, by cells / cells touching the hole.
+    """
+    if weights is None:
+        return generator_adversarial(objective, fake_scores)
+    if objective == "gan":
+        cells = torch.log(1 - torch.sigmoid(fake_scores))
+    elif objective == "nsgan":
+        cells = F.softplus(-fake_scores)
+    elif objective in ("wgan", "wgan-gp", "hinge"):
+        cells = -fake_scores
+    else:
+        raise ValueError(f"no generator loss for objective {objective!r}")
+    weights = weights.to(cells.dtype).expand_as(cells)
+    return (cells * weights).sum() / weights.sum()
+
+
+def r1_penalty(critic: nn.Module, real: Tensor) -> Tensor:
+    """R1 (Mescheder, Geiger and Nowozin 2018, eq. 9): E_real ||grad_x D(x)||^2, zero-centred, on real data.
+
+    Mescheder et al. add (gamma / 2) * R1 to the critic's loss: the config's r1_weight is
+    gamma / 2 (their gamma = 10 is r1_weight = 5). For a patch critic D(x) is the sum of its
+    score map, as LaMa's make_r1_gp and StyleGAN2 (real_logits.sum()) take it: N*N times the
+    mean per-cell penalty where the cells' input gradients do not overlap, more where neighbours
+    agree, so a patch critic wants a smaller weight than a one-score critic.
+    Differentiable (create_graph): its gradient reaches the critic's weights. The extra forward
+    costs one critic pass; with lazy regularisation (`lazy_weight`) it runs every k steps only.
+    """
+    real = real.detach().requires_grad_(True)
+    scores = critic(real)
+    (grads,) = torch.autograd.grad(scores.sum(), real, create_graph=True)
+    return grads.pow(2).flatten(1).sum(1).mean()
+
+
+def lazy_weight(weight: float, every: int, step: int) -> float:
+    """A regulariser's weight at critic step `step` (0, 1, ...) when it runs every `every` steps only.
+
+    StyleGAN2's lazy regularisation (Karras et al. 2020, sec. 3.1): the penalty is computed on one
+    step in `every` and multiplied by `every` there (0 on the others), so its weight averaged over
+    steps is unchanged and its cost is divided by `every`. Added to that step's critic loss (one
+    optimiser step), StyleGAN2's separate step with rescaled Adam betas is not needed.
+    """
+    if every < 1:
+        raise ValueError(f"every: must be >= 1, got {every}")
+    return weight * every if step % every == 0 else 0.0
+
+
+def feature_matching(real_features: Sequence[Tensor], fake_features: Sequence[Tensor]) -> Tensor:
+    """L1 between the critic's features of real and generated images, each layer's mean, then the mean over layers.
+
+    pix2pixHD's feature-matching loss (Wang et al. 2018, eq. 4, whose weights 1/N_i are this
+    per-layer mean), as LaMa uses it on its patch critic (LaMa's code takes the squared error).
+    The real features are targets: detached here, so only the generator learns from it (run the
+    critic with its weights frozen, as for the adversarial term). Outside the hole's reach the
+    two images are the same context, so those feature cells add nothing.
+    """
+    if len(real_features) != len(fake_features) or not real_features:
+        raise ValueError(f"features: expected the same non-zero number of layers, got {len(real_features)} real "
+                         f"and {len(fake_features)} generated")
+    return torch.stack([F.l1_loss(fake, real.detach()) for real, fake in zip(real_features, fake_features)]).mean()

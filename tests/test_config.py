@@ -8,6 +8,7 @@ from raysearch.config import (
     ExperimentConfig,
     build_config,
     config_to_dict,
+    flatten,
     list_spaces,
     load_config,
     load_space_file,
@@ -164,3 +165,72 @@ def test_a_yaml_tag_is_still_refused(tmp_path):
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(str(path))
     assert not (tmp_path / "pwned.txt").exists()
+
+
+# ---------------------------------------------------------------- recipes of current inpainting models (issue 22)
+
+RECIPE_DEFAULTS = {
+    "objective.r1_weight": 0.0, "objective.r1_every": 1, "objective.feature_matching_weight": 0.0,
+    "objective.mask_aware_labels": False, "generator.contextual_attention": 0, "generator.realism_residual": False,
+}
+
+NSGAN = {"name": "nsgan", "adv_weight": 1.0}
+PATCH = {"name": "patch", "depth": 2, "norm": "spectral"}
+
+
+@pytest.mark.parametrize("space", SHIPPED_SPACES + ["seed000_cnn", "seed001_unet_wgan"])
+def test_the_shipped_spaces_keep_every_recipe_off(space):
+    flat = flatten(config_to_dict(load_config(space)))
+    assert {key: flat[key] for key in RECIPE_DEFAULTS} == RECIPE_DEFAULTS
+    assert flat["critic.name"] == "conv"
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        {"objective": {**NSGAN, "r1_weight": 5.0, "r1_every": 16, "mask_aware_labels": True,
+                       "feature_matching_weight": 10.0}, "critic": PATCH},
+        {"objective": {"name": "hinge", "adv_weight": 1.0, "r1_weight": 0.1}, "critic": {"norm": "spectral"}},
+        {"objective": {"name": "wgan-gp", "adv_weight": 1.0, "feature_matching_weight": 1.0},
+         "critic": {**PATCH, "norm": "layer"}},
+        {"objective": NSGAN, "generator": {"contextual_attention": 32, "aligned_output": True, "realism_residual": True}},
+        {"objective": NSGAN, "generator": {"contextual_attention": 16}},
+    ],
+    ids=["lama", "hinge-spectral-r1", "patch-wgan-gp-fm", "attention32-realism", "attention16"],
+)
+def test_the_recipes_build_where_they_apply(base):
+    cfg = build_config(base)
+    assert cfg.objective.name in ("nsgan", "hinge", "wgan-gp")
+
+
+@pytest.mark.parametrize(
+    "base, words",
+    [
+        ({"objective": {"name": "wgan-gp", "adv_weight": 1.0, "r1_weight": 1.0}, "critic": {"norm": "layer"}},
+         ["objective.r1_weight", "gan, nsgan, hinge", "not wgan-gp"]),
+        ({"objective": {**NSGAN, "r1_every": 4}}, ["objective.r1_every=4", "r1_weight > 0"]),
+        ({"objective": {**NSGAN, "r1_weight": 1.0}}, ["critic.norm=batch", "r1_weight", "layer, none or spectral"]),
+        ({"objective": {"feature_matching_weight": 1.0}}, ["objective.feature_matching_weight", "needs a critic", "l2"]),
+        ({"objective": {**NSGAN, "mask_aware_labels": True}}, ["objective.mask_aware_labels", "critic.name=patch"]),
+        ({"objective": {"name": "wgan", "adv_weight": 1.0, "mask_aware_labels": True}, "critic": PATCH},
+         ["objective.mask_aware_labels", "not wgan"]),
+        ({"objective": NSGAN, "critic": {**PATCH, "input": "center"}}, ["critic.input=center", "critic.name=patch"]),
+        ({"objective": NSGAN, "critic": {"name": "patch"}}, ["critic.depth", "sees 125 px", "depth 2: 29 px"]),
+        ({"generator": {"realism_residual": True}}, ["generator.realism_residual", "objective.name=l2"]),
+        ({"generator": {"name": "cnn", "contextual_attention": 16}}, ["generator.contextual_attention", "unet", "cnn"]),
+        ({"generator": {"contextual_attention": 32}}, ["generator.contextual_attention=32", "8, 16", "aligned_output"]),
+        ({"generator": {"contextual_attention": 8}}, ["generator.contextual_attention", "0 (none), 16 or 32"]),
+        ({"objective": {"r1_weight": -1.0}}, ["objective.r1_weight", ">= 0"]),
+        ({"objective": {"r1_every": 0}}, ["objective.r1_every", "1 to 64"]),
+        ({"objective": {"feature_matching_weight": -0.5}}, ["objective.feature_matching_weight", ">= 0"]),
+        ({"objective": {"mask_aware_labels": "yes"}}, ["objective.mask_aware_labels", "bool"]),
+        ({"critic": {"name": "patchgan"}}, ["critic.name", "did you mean 'patch'"]),
+    ],
+    ids=["r1-wgan-gp", "r1-every-alone", "r1-batch-norm", "fm-without-critic", "mask-aware-conv", "mask-aware-wgan",
+         "patch-center", "patch-too-deep", "realism-l2", "attention-cnn", "attention-32-unaligned", "attention-8",
+         "r1-negative", "r1-every-0", "fm-negative", "mask-aware-type", "critic-name"],
+)
+def test_each_recipe_is_refused_in_one_line_where_it_cannot_apply(base, words):
+    message = _error(base)
+    for word in words:
+        assert word in message, (word, message)

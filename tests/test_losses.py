@@ -171,3 +171,128 @@ def test_image_psnr_reconstruction_caps_the_weight_of_a_near_perfect_image():
     assert torch.isfinite(gradient).all()
     weights = gradient.flatten(1).abs().mean(1) / (2 * fake.detach().flatten(1).abs().mean(1))  # d mse_i / d x = 2x/n
     assert weights[0] / weights[1] == pytest.approx(0.01 / losses.IMAGE_MSE_FLOOR, rel=1e-3)
+
+
+# ---------------------------------------------------------------- recipes of current inpainting models
+
+
+class LinearCritic(nn.Module):
+    """D(x) = <w, x> + b: its input gradient is w everywhere, so R1 = ||w||^2."""
+
+    def __init__(self, shape=(3, 4, 4)):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(shape))
+        self.bias = nn.Parameter(torch.randn(()))
+
+    def forward(self, x):
+        return (x * self.weight).flatten(1).sum(1) + self.bias
+
+
+class QuadraticCritic(nn.Module):
+    """D(x) = c / 2 * ||x||^2: its input gradient is c x, so R1 = c^2 E||x||^2 (a mean over the batch)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Parameter(torch.tensor(3.0))
+
+    def forward(self, x):
+        return 0.5 * self.c * x.flatten(1).square().sum(1)
+
+
+def test_r1_of_a_linear_critic_is_its_squared_weight_norm():
+    critic = LinearCritic()
+    penalty = losses.r1_penalty(critic, torch.randn(5, 3, 4, 4))
+    assert penalty.item() == pytest.approx(critic.weight.square().sum().item(), rel=1e-5)
+    penalty.backward()  # create_graph: the penalty trains the critic, d||w||^2/dw = 2w
+    assert torch.allclose(critic.weight.grad, 2 * critic.weight.detach())
+
+
+def test_r1_is_zero_centred_and_averaged_over_the_real_batch():
+    real = torch.randn(6, 3, 4, 4)
+    penalty = losses.r1_penalty(QuadraticCritic(), real)
+    assert penalty.item() == pytest.approx(9.0 * real.flatten(1).square().sum(1).mean().item(), rel=1e-5)
+    assert losses.r1_penalty(QuadraticCritic(), torch.zeros(2, 3, 4, 4)).item() == 0.0  # (not (||g|| - 1)^2)
+
+
+def test_r1_of_a_score_map_takes_the_gradient_of_the_maps_sum():
+    # A 1x1 convolution scores every pixel <w, x_pixel>: the sum's gradient is w at each of the 16 pixels.
+    critic = nn.Conv2d(3, 1, 1, bias=False)
+    map_critic = lambda x: critic(x).squeeze(1)  # noqa: E731
+    penalty = losses.r1_penalty(map_critic, torch.randn(2, 3, 4, 4))
+    assert penalty.item() == pytest.approx(16 * critic.weight.square().sum().item(), rel=1e-5)
+
+
+def test_lazy_r1_runs_every_k_steps_with_k_times_the_weight():
+    weights = [losses.lazy_weight(0.5, 4, step) for step in range(8)]
+    assert weights == [2.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0]
+    assert sum(weights) / len(weights) == 0.5  # the same weight on average
+    assert [losses.lazy_weight(0.5, 1, step) for step in range(3)] == [0.5] * 3
+    with pytest.raises(ValueError, match="every: must be >= 1"):
+        losses.lazy_weight(0.5, 0, 0)
+
+
+def test_feature_matching_is_the_mean_over_layers_of_each_layers_mean_l1():
+    real = [torch.zeros(2, 4, 8, 8), torch.zeros(2, 8, 4, 4)]
+    fake = [torch.full((2, 4, 8, 8), 1.0), torch.full((2, 8, 4, 4), -3.0)]
+    assert losses.feature_matching(real, fake).item() == pytest.approx((1.0 + 3.0) / 2)
+    assert losses.feature_matching(real, [r.clone() for r in real]).item() == 0.0
+
+
+def test_feature_matching_trains_the_generated_side_only():
+    real = [torch.randn(2, 4, 8, 8, requires_grad=True)]
+    fake = [torch.randn(2, 4, 8, 8, requires_grad=True)]
+    loss = losses.feature_matching(real, fake)
+    assert loss.item() > 0
+    loss.backward()
+    assert real[0].grad is None and fake[0].grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="features: expected the same non-zero number of layers"):
+        losses.feature_matching(real, fake + fake)
+
+
+@pytest.mark.parametrize("objective", ["gan", "nsgan", "hinge"])
+def test_mask_aware_loss_with_every_cell_fake_is_the_plain_loss(objective):
+    real, fake = torch.randn(3, 4, 4), torch.randn(3, 4, 4)
+    every = torch.ones(4, 4, dtype=torch.bool)
+    expected = losses.critic_loss(objective, real.flatten(), fake.flatten(), 0.1)
+    assert losses.mask_aware_critic_loss(objective, real, fake, every, 0.1).item() == pytest.approx(expected.item(), rel=1e-5)
+    # With no cell fake, the generated maps are judged as real ones.
+    none = torch.zeros(4, 4, dtype=torch.bool)
+    both_real = 2 * losses.cell_losses(objective, torch.cat([real, fake]), True, 0.1).mean()
+    assert losses.mask_aware_critic_loss(objective, real, fake, none, 0.1).item() == pytest.approx(both_real.item(), rel=1e-5)
+
+
+def test_mask_aware_hinge_by_hand_and_its_pull_on_each_cell():
+    real = torch.zeros(1, 2, 2)  # relu(1 - 0) = 1 per cell
+    fake = torch.full((1, 2, 2), 0.5, requires_grad=True)
+    labels = torch.tensor([[True, False], [False, False]])
+    loss = losses.mask_aware_critic_loss("hinge", real, fake, labels)
+    assert loss.item() == pytest.approx(1.0 + (1.5 + 3 * 0.5) / 4)
+    loss.backward()
+    # The fake cell is pushed down, the cells that only see the context up, towards "real".
+    assert fake.grad[0, 0, 0] > 0 and (fake.grad[0][~labels] < 0).all()
+
+
+@pytest.mark.parametrize("objective", ["gan", "nsgan", "hinge", "wgan"])
+def test_generator_term_on_maps_weighted_by_the_hole_labels(objective):
+    fake = torch.randn(2, 4, 4)
+    assert losses.generator_adversarial_map(objective, fake).item() == pytest.approx(
+        losses.generator_adversarial(objective, fake).item())
+    labels = torch.zeros(4, 4, dtype=torch.bool)
+    labels[1:3, 1:3] = True
+    weighted = losses.generator_adversarial_map(objective, fake, labels)
+    assert weighted.item() == pytest.approx(losses.generator_adversarial(objective, fake[:, 1:3, 1:3]).item(), rel=1e-5)
+
+
+def test_cell_losses_refuse_the_wasserstein_objectives():
+    with pytest.raises(ValueError, match="no per-cell labels for objective 'wgan'; choose one of: gan, nsgan, hinge"):
+        losses.cell_losses("wgan", torch.zeros(2), True)
+
+
+def test_gradient_penalty_of_a_score_map_is_that_of_its_mean():
+    conv = nn.Conv2d(3, 1, 3, padding=1)
+    map_critic = lambda x: conv(x).squeeze(1)  # noqa: E731
+    mean_critic = lambda x: conv(x).flatten(1).mean(1)  # noqa: E731
+    real, fake = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8)
+    on_map = losses.gradient_penalty(map_critic, real, fake, torch.Generator().manual_seed(1))
+    on_mean = losses.gradient_penalty(mean_critic, real, fake, torch.Generator().manual_seed(1))
+    assert on_map.item() == pytest.approx(on_mean.item(), rel=1e-6)

@@ -11,7 +11,7 @@ from torch.nn.utils import parametrize
 
 from models import CAPTION_ENCODERS, CRITICS, GENERATORS, build_caption_encoder, build_critic, build_generator
 from models.fills import fill_hole
-from models.generators import activate_output
+from models.generators import activate_output, mix_paths
 from models.geometry import crop_center, mask_context
 from models.options import CaptionOptions, CriticOptions, GeneratorOptions
 from raysearch import losses
@@ -686,15 +686,15 @@ def test_caption_encoder_rejects_bad_input() -> None:
 
 def test_registered_names() -> None:
     assert GENERATORS.names() == ["autoencoder", "cnn", "unet"]
-    assert CRITICS.names() == ["conv"]
+    assert CRITICS.names() == ["conv", "patch"]
     assert CAPTION_ENCODERS.names() == ["bow", "gru", "lstm"]
 
 
 def test_unknown_names_list_the_valid_ones() -> None:
     with pytest.raises(ValueError, match="unknown generator 'resnet'; choose one of: autoencoder, cnn, unet"):
         build_generator(GeneratorOptions(name="resnet"))
-    with pytest.raises(ValueError, match="unknown critic 'patch'; choose one of: conv"):
-        build_critic(CriticOptions(name="patch"), 64)
+    with pytest.raises(ValueError, match="unknown critic 'resnet'; choose one of: conv, patch"):
+        build_critic(CriticOptions(name="resnet"), 64)
     with pytest.raises(ValueError, match="unknown caption encoder 'transformer'; choose one of: bow, gru, lstm"):
         build_caption_encoder(CaptionOptions(encoder="transformer"), VOCAB)
 
@@ -710,3 +710,93 @@ def test_critic_supports_a_gradient_penalty(norm, pooling) -> None:
     (scores.mean() + 10 * penalty).backward()  # a WGAN-GP critic loss (its real term left out)
     assert penalty.item() > 0
     assert_finite_grads(critic)
+
+
+# --- recipes of current inpainting models (issue 22) -----------------------------------------
+
+
+@pytest.mark.parametrize("size,aligned", [(16, False), (16, True), (32, True)])
+def test_unet_contextual_attention_joins_copies_to_the_decoder_map(size, aligned) -> None:
+    opts = GeneratorOptions(contextual_attention=size, aligned_output=aligned, **SMALL)
+    generator = build_generator(opts)
+    plain = build_generator(replace(opts, contextual_attention=0))
+    assert generator.attention is not None and generator.attention.size == (size, size)
+    after = {16: "decoder.deconv3", 32: "decoder.deconv4"}[size]  # the stage after the map of that size
+    context = mask_context(torch.randn(BATCH, 3, 64, 64))
+    with_attention = layer_shapes(generator, [after], context)[after][0]
+    without = layer_shapes(plain, [after], context)[after][0]
+    assert with_attention == (2 * without[0], size, size)  # the map and its copies, side by side
+    records = record_layers(generator, ["attention", after], context)
+    (read, copies), (joined, _) = records["attention"], records[after]
+    assert torch.equal(joined, torch.cat([read, copies], dim=1))
+    assert not torch.equal(copies, read)
+    raw = generator(context)
+    assert raw.shape == (BATCH, 3, 32, 32)
+    raw.square().mean().backward()
+    assert_finite_grads(generator)
+
+
+def test_contextual_attention_is_refused_where_there_is_no_such_decoder_map() -> None:
+    with pytest.raises(ValueError, match="contextual_attention: only the unet generator has one, not 'cnn'"):
+        build_generator(GeneratorOptions(name="cnn", contextual_attention=16, **SMALL))
+    with pytest.raises(ValueError, match=r"makes 8, 16-px maps, not 32 \(32 needs aligned_output\)"):
+        build_generator(GeneratorOptions(contextual_attention=32, **SMALL))
+    with pytest.raises(ValueError, match="contextual_attention: must be 0"):
+        GeneratorOptions(contextual_attention=8)
+
+
+REALISM_CASES = [
+    ("unet", {}), ("unet", {"aligned_output": True, "full_res_width": 4, "context_margin": 2}),
+    ("autoencoder", {}), ("cnn", {"residual": True, "input_fill": "harmonic"}),
+]
+
+
+def realism_generator(name: str, extra: dict) -> nn.Module:
+    generator = build_generator(GeneratorOptions(name=name, realism_residual=True, **SMALL, **extra))
+    with torch.no_grad():  # a trained residual: its head starts at zero
+        for parameter in generator.parameters():
+            if parameter.dim() == 4 and parameter.shape[0] == 6:
+                parameter[3:] = 0.1 * torch.randn_like(parameter[3:])
+    return generator.eval()
+
+
+@pytest.mark.parametrize("name,extra", REALISM_CASES, ids=[c[0] + str(i) for i, c in enumerate(REALISM_CASES)])
+def test_realism_residual_mixes_the_l2_path_and_the_residual_by_alpha(name, extra) -> None:
+    generator = realism_generator(name, extra)
+    context = mask_context(torch.randn(BATCH, 3, 64, 64))
+    with torch.no_grad():
+        l2_path, residual = generator(context, return_paths=True)
+        assert torch.equal(generator(context, alpha=0.0), l2_path)
+        assert torch.allclose(generator(context, alpha=0.3), l2_path + 0.3 * residual)
+        assert torch.allclose(generator(context), l2_path + residual)  # alpha 1.0 by default
+        assert residual.abs().max() > 1e-3
+        generator.alpha = 0.0
+        assert torch.equal(generator(context), l2_path)
+
+
+@pytest.mark.parametrize("name,extra", REALISM_CASES, ids=[c[0] + str(i) for i, c in enumerate(REALISM_CASES)])
+def test_an_untrained_realism_residual_is_zero(name, extra) -> None:
+    generator = build_generator(GeneratorOptions(name=name, realism_residual=True, **SMALL, **extra)).eval()
+    with torch.no_grad():
+        _, residual = generator(mask_context(torch.randn(BATCH, 3, 64, 64)), return_paths=True)
+    assert torch.equal(residual, torch.zeros_like(residual))
+
+
+def test_the_full_outputs_losses_reach_the_residual_head_not_the_l2_head() -> None:
+    generator = realism_generator("unet", {})
+    head = generator.decoder["deconv3"].blocks[-1].conv
+    l2_path, residual = generator(mask_context(torch.randn(BATCH, 3, 64, 64)), return_paths=True)
+    full, _ = activate_output(mix_paths(l2_path.detach(), residual, 1.0), "tanh")
+    full.square().mean().backward()
+    assert torch.equal(head.weight.grad[:3], torch.zeros_like(head.weight.grad[:3]))
+    assert head.weight.grad[3:].abs().sum() > 0
+    assert generator.encoder["conv1"].blocks[0].conv.weight.grad.abs().sum() > 0  # the shared trunk learns from it
+
+
+def test_alpha_and_paths_need_a_realism_residual() -> None:
+    generator = build_generator(GeneratorOptions(**SMALL))
+    context = mask_context(torch.randn(2, 3, 64, 64))
+    with pytest.raises(ValueError, match="alpha, return_paths: this generator has no realism residual"):
+        generator(context, alpha=0.5)
+    with pytest.raises(ValueError, match="no realism residual"):
+        generator(context, return_paths=True)
