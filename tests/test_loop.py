@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from raysearch.checkpoint import load_checkpoint, save_checkpoint
 from raysearch.config import load_config
-from raysearch.errors import CheckpointError
+from raysearch.errors import CheckpointError, ConfigError
 from models.geometry import crop_center, mask_context
 from raysearch import losses
 from raysearch.loop import DIVERGED_METRICS, Runtime, Trial, run_trial, train_epoch, validate
@@ -288,3 +288,87 @@ def test_both_phases_train_on_augmented_images(monkeypatch):
     trial.update.critic(images, tokens)
     trial.update.generator(images, tokens, adversarial=True)
     assert calls == [(16, "flip"), (16, "flip")]
+
+
+# --- the adversarial recipes of current inpainting models (issue 22) -------------------------
+
+RECIPES = {
+    "patch_critic": ["critic.name=patch", "critic.depth=2", "critic.input=whole"],
+    "mask_aware_labels": ["critic.name=patch", "critic.depth=2", "critic.input=whole",
+                          "objective.mask_aware_labels=true"],
+    "lazy_r1": ["objective.r1_weight=1.0", "objective.r1_every=2", "critic.norm=spectral"],
+    "spectral_norm": ["critic.norm=spectral"],
+    "feature_matching": ["objective.feature_matching_weight=1.0"],
+    "contextual_attention": ["generator.contextual_attention=16"],
+    "realism_residual": ["generator.realism_residual=true"],
+}
+OBJECTIVES = ["l2", "gan", "nsgan", "wgan", "wgan-gp", "hinge"]
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_every_recipe_trains_an_epoch_or_is_refused_in_one_line(tmp_path, recipe, objective):
+    space = {"l2": "l2", "wgan-gp": "wgan_gp"}.get(objective, "wgan")
+    norm = [] if objective != "wgan-gp" or "critic.norm=spectral" in RECIPES[recipe] else ["critic.norm=layer"]
+    overrides = ["train.epochs=1", "train.steps_per_epoch=2", "train.critic_steps=2", "train.preview_images=0",
+                 f"objective.name={objective}", *norm, *RECIPES[recipe]]
+    try:
+        cfg = small(space, *overrides)
+    except ConfigError as err:
+        message = str(err)
+        assert "\n" not in message and any(key.split("=")[0] in message for key in RECIPES[recipe]), message
+        return
+    last = run_trial(cfg, Recorder(tmp_path))
+    assert last["diverged"] == 0 and math.isfinite(last["generator/loss"]) and math.isfinite(last["val/psnr"])
+    if recipe == "lazy_r1":
+        assert math.isfinite(last["critic_r1/penalty"])
+    if recipe == "feature_matching" and cfg.objective.adversarial:
+        assert last["generator/feature_matching"] > 0
+    if recipe == "realism_residual":
+        assert math.isfinite(last["generator/l2_path"])
+
+
+def test_the_recipes_that_need_a_critic_or_a_classifying_loss_are_refused_where_they_cannot_apply():
+    refused = {(recipe, objective) for recipe in RECIPES for objective in OBJECTIVES
+               if not _builds({"l2": "l2", "wgan-gp": "wgan_gp"}.get(objective, "wgan"),
+                              f"objective.name={objective}", *RECIPES[recipe])}
+    assert ("lazy_r1", "wgan") in refused and ("lazy_r1", "wgan-gp") in refused and ("lazy_r1", "nsgan") not in refused
+    assert ("mask_aware_labels", "wgan") in refused and ("mask_aware_labels", "hinge") not in refused
+    assert {("feature_matching", "l2"), ("realism_residual", "l2")} <= refused
+    assert ("contextual_attention", "l2") not in refused  # a generator option: every objective
+
+
+def _builds(space, *overrides) -> bool:
+    try:
+        small(space, *overrides)
+    except ConfigError:
+        return False
+    return True
+
+
+def test_lazy_r1_runs_every_kth_critic_step_and_its_clock_survives_a_resume(tmp_path):
+    overrides = ["objective.name=nsgan", "objective.r1_weight=1.0", "objective.r1_every=3", "critic.norm=spectral",
+                 "train.steps_per_epoch=2", "train.critic_steps=2", "train.preview_images=0"]
+    trial = Trial(small("wgan", *overrides), Runtime())
+    images, tokens = trial.data.batch(torch.arange(16))
+    fired = ["critic_r1/penalty" in trial.update.critic(images, tokens) for _ in range(7)]
+    assert fired == [True, False, False, True, False, False, True]
+    assert trial.state()["critic_steps"] == 7
+    straight = Recorder(tmp_path / "straight")
+    run_trial(small("wgan", "train.epochs=2", *overrides), straight)
+    first = Recorder(tmp_path / "first")
+    run_trial(small("wgan", "train.epochs=1", *overrides), first)
+    second = Recorder(tmp_path / "second")
+    run_trial(small("wgan", "train.epochs=2", *overrides), second, checkpoint=first.checkpoints[-1])
+    assert second.reports[-1]["critic_r1/penalty"] == pytest.approx(straight.reports[-1]["critic_r1/penalty"])
+
+
+def test_a_checkpoint_from_before_an_option_existed_resumes_with_its_default(tmp_path):
+    recorder = Recorder(tmp_path)
+    run_trial(small("l2", "train.epochs=1", "train.steps_per_epoch=2"), recorder)
+    state = load_checkpoint(recorder.checkpoints[0])
+    del state["config"]["objective"]["r1_weight"], state["critic_steps"]  # as an older raysearch wrote it
+    save_checkpoint(state, tmp_path / "older")
+    last = run_trial(small("l2", "train.epochs=2", "train.steps_per_epoch=2"), Recorder(tmp_path / "b"),
+                     checkpoint=tmp_path / "older")
+    assert last["epoch"] == 2

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from raysearch.loop.networks import COMPILE_MODE
-from raysearch.loop.phases import CRITIC, CRITIC_GP, GENERATOR, phase_cycle
+from raysearch.loop.phases import CRITIC, CRITIC_GP, CRITIC_R1, GENERATOR, phase_cycle
 from raysearch.loop.trial import Trial
 
 # How often (in batches) the loop synchronises with the device to look for a
@@ -63,8 +63,8 @@ class EpochLog:
 
 
 def watched(key: str) -> bool:
-    """The logs whose non-finite value means a phase diverged: its loss, and the gradient penalty."""
-    return key.endswith("/loss") or key == f"{CRITIC_GP}/penalty"
+    """The logs whose non-finite value means a phase diverged: its loss, and the gradient penalties."""
+    return key.endswith("/loss") or key in (f"{CRITIC_GP}/penalty", f"{CRITIC_R1}/penalty")
 
 
 def train_epoch(trial: Trial) -> tuple[dict[str, float], str | None]:

@@ -32,8 +32,12 @@ class ConditionedGenerator(nn.Module):
         self.num_captions = captions.num_captions
         self.generator = build_generator(cfg.generator, caption_dim=captions.code_size if captions.enabled else 0)
 
-    def forward(self, context: Tensor, tokens: Tensor, noise: Tensor | None) -> Tensor:
+    def forward(self, context: Tensor, tokens: Tensor, noise: Tensor | None,
+                return_paths: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """The raw center; with `return_paths` (a `realism_residual` generator) its (L2 path, realism residual)."""
         code = self.caption_encoder(tokens[:, : self.num_captions]) if self.caption_encoder is not None else None
+        if return_paths:
+            return self.generator(context, code, noise, return_paths=True)
         return self.generator(context, code, noise)
 
 

@@ -2,10 +2,17 @@
 
 - `critic`: one critic step on a batch of real and generated centers (`critic/loss`,
   `critic/real_score`, `critic/fake_score`), with its gradient penalty logged as
-  `critic_gp/penalty` under `wgan-gp`, and WGAN's weight clipping after the step;
+  `critic_gp/penalty` under `wgan-gp`, R1 on real images as `critic_r1/penalty`
+  (`objective.r1_weight`, every `r1_every` critic steps), and WGAN's weight clipping
+  after the step; a patch critic's cells are labelled by what they see with
+  `objective.mask_aware_labels`;
 - `generator`: one generator step on the reconstruction and, past the L2
-  pretraining epochs, the adversarial term (`generator/l2`, `generator/adversarial`,
-  `generator/clip_penalty`, `generator/loss`).
+  pretraining epochs, the adversarial term and the feature matching on the critic's
+  features (`generator/l2`, `generator/adversarial`, `generator/feature_matching`,
+  `generator/clip_penalty`, `generator/loss`). A `realism_residual` generator's L2
+  path learns the reconstruction alone (`generator/l2_path`); its full output
+  (the L2 path held fixed, plus the residual) learns the weighted reconstruction and
+  the adversarial terms.
 
 An epoch feeds its batches to the phases in the order `phase_cycle` gives.
 """
@@ -17,14 +24,14 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor, nn
 
-from models.generators import activate_output
+from models.generators import activate_output, mix_paths
 from models.geometry import crop_center, mask_context, output_size, paste_center
 from raysearch import losses
 from raysearch.config import ExperimentConfig
 from raysearch.loop.batches import augment
 from raysearch.loop.networks import Networks, Optimizers, unwrap
 
-CRITIC, CRITIC_GP, GENERATOR = "critic", "critic_gp", "generator"
+CRITIC, CRITIC_GP, CRITIC_R1, GENERATOR = "critic", "critic_gp", "critic_r1", "generator"
 
 
 def phase_cycle(cfg: ExperimentConfig, adversarial: bool) -> list[str]:
@@ -59,6 +66,7 @@ class GanUpdate:
         self.optimizers = optimizers
         self.device = device
         self.rng = sample_rng  # noise, instance noise, augmentation and penalty interpolation
+        self.critic_steps = 0  # lazy R1's clock; part of the trial's state
         self.margin = cfg.generator.context_margin
         objective = cfg.objective
         self.reconstruction_weights = (
@@ -91,7 +99,11 @@ class GanUpdate:
         with autocast(self.cfg, self.device):
             real_scores = critic(real).float()
             fake_scores = critic(fake).float()
-            loss = losses.critic_loss(cfg.name, real_scores, fake_scores, cfg.label_smoothing)
+            if cfg.mask_aware_labels:  # a generated image's cells are fake only where they see the hole
+                loss = losses.mask_aware_critic_loss(cfg.name, real_scores, fake_scores, unwrap(critic).hole_labels,
+                                                     cfg.label_smoothing)
+            else:
+                loss = losses.critic_loss(cfg.name, real_scores, fake_scores, cfg.label_smoothing)
             logs = {f"{CRITIC}/loss": loss.detach(), f"{CRITIC}/real_score": real_scores.detach().mean(),
                     f"{CRITIC}/fake_score": fake_scores.detach().mean()}
             total = loss
@@ -99,10 +111,16 @@ class GanUpdate:
                 penalty = losses.gradient_penalty(critic, real, fake, self.rng)
                 total = loss + cfg.gp_weight * penalty
                 logs[f"{CRITIC_GP}/penalty"] = penalty.detach()
+            r1_weight = losses.lazy_weight(cfg.r1_weight, cfg.r1_every, self.critic_steps) if cfg.r1_weight else 0.0
+            if r1_weight:
+                penalty = losses.r1_penalty(critic, real)
+                total = total + r1_weight * penalty
+                logs[f"{CRITIC_R1}/penalty"] = penalty.detach()
         optimizer = self.optimizers.critic
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
+        self.critic_steps += 1
         if cfg.name == "wgan":
             losses.clip_weights(critic, cfg.clip)
         return logs
@@ -114,20 +132,14 @@ class GanUpdate:
         context = mask_context(images)
         real_center = crop_center(images, self.margin)
         with autocast(self.cfg, self.device):
-            fake_center, clip_penalty = generate(self.cfg, self.networks.generator, context, tokens,
-                                                 self.noise(len(images)))
+            logs: dict[str, Tensor] = {}
+            fake_center, clip_penalty, loss = self.generated_for_training(context, tokens, real_center, logs)
             l2 = losses.reconstruction(fake_center, real_center, self.reconstruction_weights, cfg.reconstruction)
+            logs[f"{GENERATOR}/l2"] = l2.detach()
             # During L2 pretraining the reconstruction trains alone, unscaled.
-            loss = cfg.l2_weight * l2 if adversarial else l2
-            logs = {f"{GENERATOR}/l2": l2.detach()}
+            loss = loss + (cfg.l2_weight * l2 if adversarial else l2)
             if adversarial:
-                # The unwrapped critic: its weights are not trained here, so no DDP sync is needed.
-                critic = unwrap(self.networks.critic)
-                critic.requires_grad_(False)
-                adv = losses.generator_adversarial(cfg.name, critic(self.critic_inputs(context, fake_center)).float())
-                critic.requires_grad_(True)
-                loss = loss + cfg.adv_weight * adv
-                logs[f"{GENERATOR}/adversarial"] = adv.detach()
+                loss = loss + self.adversarial_terms(context, fake_center, real_center, logs)
             if clip_penalty is not None:
                 loss = loss + cfg.clip_penalty_weight * clip_penalty
                 logs[f"{GENERATOR}/clip_penalty"] = clip_penalty.detach()
@@ -139,3 +151,45 @@ class GanUpdate:
         if self.networks.generator_average is not None:
             self.networks.generator_average.update()
         return logs
+
+    def generated_for_training(self, context: Tensor, tokens: Tensor, real_center: Tensor,
+                               logs: dict[str, Tensor]) -> tuple[Tensor, Tensor | None, Tensor]:
+        """(the generated center, its clip penalty, the loss so far). A `realism_residual` generator's L2 path
+        learns the reconstruction here at weight 1; its full output holds that path fixed (`mix_paths` of the
+        detached path and the residual at alpha 1), so the critic's terms train the residual alone."""
+        noise = self.noise(len(context))
+        if not self.cfg.generator.realism_residual:
+            fake_center, clip_penalty = generate(self.cfg, self.networks.generator, context, tokens, noise)
+            return fake_center, clip_penalty, torch.zeros((), device=context.device)
+        l2_path, residual = self.networks.generator(context, tokens, noise, return_paths=True)
+        kind = self.cfg.generator.output_activation
+        l2_center, l2_penalty = activate_output(l2_path.float(), kind)
+        fake_center, clip_penalty = activate_output(mix_paths(l2_path.detach(), residual, 1.0).float(), kind)
+        path_loss = losses.reconstruction(l2_center, real_center, self.reconstruction_weights,
+                                          self.cfg.objective.reconstruction)
+        logs[f"{GENERATOR}/l2_path"] = path_loss.detach()
+        if l2_penalty is not None:
+            clip_penalty = clip_penalty + l2_penalty
+        return fake_center, clip_penalty, path_loss
+
+    def adversarial_terms(self, context: Tensor, fake_center: Tensor, real_center: Tensor,
+                          logs: dict[str, Tensor]) -> Tensor:
+        """adv_weight x the adversarial term (+ feature_matching_weight x the feature matching) of a batch."""
+        cfg = self.cfg.objective
+        # The unwrapped critic: its weights are not trained here, so no DDP sync is needed.
+        critic = unwrap(self.networks.critic)
+        critic.requires_grad_(False)
+        matching = cfg.feature_matching_weight > 0
+        fake = critic(self.critic_inputs(context, fake_center), return_features=matching)
+        fake_scores, fake_features = fake if matching else (fake, None)
+        adversarial = losses.generator_adversarial(cfg.name, fake_scores.float())
+        logs[f"{GENERATOR}/adversarial"] = adversarial.detach()
+        total = cfg.adv_weight * adversarial
+        if matching:
+            with torch.no_grad():
+                _, real_features = critic(self.critic_inputs(context, real_center), return_features=True)
+            matched = losses.feature_matching(real_features, fake_features)
+            logs[f"{GENERATOR}/feature_matching"] = matched.detach()
+            total = total + cfg.feature_matching_weight * matched
+        critic.requires_grad_(True)
+        return total

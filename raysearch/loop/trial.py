@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from raysearch.checkpoint import STATE_FILE, check_state, config_differences, load_part
-from raysearch.config import ExperimentConfig, config_to_dict
+from raysearch.config import ExperimentConfig, build_config, config_to_dict
 from raysearch.errors import CheckpointError, ConfigError
 from raysearch.loop.batches import TrainingData
 from raysearch.loop.networks import Networks, Optimizers, build_networks, build_optimizers, unwrap
@@ -81,13 +81,18 @@ class Trial:
             "sched_g": optimizers.generator_schedule.state_dict(),
             "sched_d": optimizers.critic_schedule.state_dict() if optimizers.critic_schedule is not None else None,
             "rng": {"torch": torch.get_rng_state()},
+            "critic_steps": self.update.critic_steps,
         }
 
     def restore(self, state: dict[str, Any], source: Path) -> None:
         """Load a checkpoint made by this config (its epochs may differ); CheckpointError names what does not fit."""
         path = Path(source) / STATE_FILE
         check_state(state, path)
-        differences = [d for d in config_differences(state["config"], config_to_dict(self.cfg))
+        try:  # the saved config with today's defaults for options added since it was written
+            saved = config_to_dict(build_config(state["config"], source=f"{path}: its config"))
+        except ConfigError as err:
+            raise CheckpointError(str(err)) from None
+        differences = [d for d in config_differences(saved, config_to_dict(self.cfg))
                        if not d.startswith("train.epochs ")]
         if differences:
             raise CheckpointError(f"{path}: checkpoint was made with another config: {'; '.join(differences)}")
@@ -107,6 +112,8 @@ class Trial:
             raise CheckpointError(f"{path}: its random-generator state is not torch's ({err})") from None
         self.epoch = state["epoch"]
         self.step = state["step"]
+        # Lazy R1's clock; checkpoints from before R1 existed never ran it.
+        self.update.critic_steps = state.get("critic_steps", 0)
 
     def load_weights(self, state: dict[str, Any], path: Path | str) -> None:
         """The networks' weights (and the generator's average) of a checkpoint, without the optimisers:
