@@ -83,10 +83,9 @@ def rank_rhos(checkpoints: list[Path], metrics: tuple[str, ...]) -> dict[str, fl
 def draw_grid(path: Path, rows: dict[str, dict[str, float]], finals: dict[str, Path], count: int = 8) -> None:
     """Context, truth, each classical fill and each space's final generator on the same validation images."""
     from models.geometry import crop_center, mask_context, paste_center
-    from raysearch.analyze import _labelled
     from raysearch.loop import checkpoint_trial, validate
     from raysearch.baselines import filled_images
-    from raysearch.summaries import image_grid
+    from raysearch.pictures import image_grid, labelled
 
     tiles, labels = [], []
     for space, checkpoint in finals.items():
@@ -104,7 +103,7 @@ def draw_grid(path: Path, rows: dict[str, dict[str, float]], finals: dict[str, P
         tiles.append(paste_center(mask_context(images), centers[:count].to(images.dtype)))
         labels.append((space, _figures(rows[space])))
     path.parent.mkdir(parents=True, exist_ok=True)
-    _labelled(image_grid(tiles, padding=2), labels).save(path)
+    labelled(image_grid(tiles), labels).save(path)
     print(f"grid: {path}", file=sys.stderr)
 
 

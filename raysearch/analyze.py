@@ -43,14 +43,11 @@ from typing import Any
 
 from raysearch import cli
 from raysearch.errors import RaysearchError
-from raysearch.experiment import CHECKPOINT_FILE, Experiment, ExperimentError, TrialRecord, open_experiment
-from raysearch.report import FIDELITY_METRIC, TrialRow, baseline_rows, fidelity_floor, format_table
+from raysearch.experiment import CHECKPOINT_FILE, MODEL_STATUSES, Experiment, ExperimentError, open_experiment
+from raysearch.report import FIDELITY_METRIC, TrialRow, baseline_rows, format_table
 
 ANALYSIS_RUN = "tensorboard/analysis"  # a TensorBoard run of its own: never shares a directory with a trial's writer
 GRID_TAG = "analysis/top_trials"
-LABEL_WIDTH = 132  # pixels left of the grid for the row labels
-PADDING = 2  # summaries.image_grid's default
-GRID_STATUSES = ("finished", "stopped", "running")  # a diverged trial's checkpoint predates its divergence
 MIN_IMPORTANCE_TRIALS = 2
 
 
@@ -188,17 +185,6 @@ class GridTrial:
     kept: tuple[int, ...]  # the epochs whose checkpoints were kept
 
 
-def best_checkpoints(trial: TrialRecord, metric: str, mode: str) -> list[int]:
-    """The kept checkpoints' epochs, best metric first (unknown metric last, latest first among those)."""
-    sign = 1 if mode == "min" else -1
-
-    def key(epoch: int) -> tuple[bool, float, int]:
-        value = trial.value_at(epoch, metric)
-        return (not _finite(value), sign * value if _finite(value) else 0.0, -epoch)
-
-    return sorted(trial.checkpoints, key=key)
-
-
 def _generate(state: dict[str, Any], count: int, where: str = "checkpoint"):
     """(images, generated centers) of a checkpoint's generator on the first `count` validation images.
 
@@ -233,17 +219,43 @@ def fill_rows(experiment: Experiment, images, baselines: dict[str, dict[str, flo
              filled_images(subset, name).to(images.dtype)) for name, figures in baselines.items()]
 
 
-def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int, log=print,
+def grid_checkpoints(experiment: Experiment, log=print) -> dict[str, tuple[int, dict[str, Any]]]:
+    """Per trial that may be drawn: its best readable kept checkpoint (epoch, state), each checked against its
+    config before any data is read (a refused one is one CheckpointError line naming it, and no dataset is
+    generated for nothing). An unreadable one (still being copied, just dropped) is a note, and the next
+    best is tried."""
+    from raysearch.checkpoint import load_checkpoint
+    from raysearch.errors import CheckpointError
+    from raysearch.loop import trained_generator
+
+    found = {}
+    for trial in experiment.trials:
+        if trial.status not in MODEL_STATUSES:
+            continue
+        for epoch in trial.best_checkpoints(experiment.metric, experiment.mode):
+            try:
+                with experiment.storage.local_dir(trial.checkpoint_dir(epoch)) as local:
+                    state = load_checkpoint(local)
+            except CheckpointError as err:
+                log(f"note: grid: {trial.name}: skipping its epoch {epoch} checkpoint ({err})")
+                continue
+            trained_generator(state, f"{experiment.location}/{trial.checkpoint_dir(epoch)}/{CHECKPOINT_FILE}")
+            found[trial.name] = (epoch, state)
+            break
+    return found
+
+
+def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int,
+              checkpoints: dict[str, tuple[int, dict[str, Any]]], log=print,
               baselines: dict[str, dict[str, float]] | None = None):
     """The grid as a PIL image, which checkpoint each trial row shows, and how many images it has.
 
-    Below the trials, one row per classical fill (`baselines`) of the same images."""
+    `checkpoints` are `grid_checkpoints`'. Below the trials, one row per classical fill (`baselines`) of the
+    same images."""
     import torch
 
     from models.geometry import mask_context, paste_center
-    from raysearch.checkpoint import load_checkpoint
-    from raysearch.errors import CheckpointError
-    from raysearch.summaries import image_grid
+    from raysearch.pictures import image_grid, labelled
 
     chosen: list[tuple[GridTrial, torch.Tensor]] = []
     images = None
@@ -251,27 +263,20 @@ def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int
         if len(chosen) == top:
             break
         trial = experiment.trial(row.trial)
-        if row.status not in GRID_STATUSES or not trial.checkpoints:
-            why = "no checkpoint yet" if row.status in GRID_STATUSES else row.status
+        if row.trial not in checkpoints:
+            why = "no checkpoint yet" if row.status in MODEL_STATUSES else row.status
             log(f"note: grid: #{rank} {row.trial} left out ({why})")
             continue
-        for epoch in best_checkpoints(trial, experiment.metric, experiment.mode):
-            try:
-                with experiment.storage.local_dir(trial.checkpoint_dir(epoch)) as local:
-                    state = load_checkpoint(local)
-            except CheckpointError as err:  # e.g. Train is still copying it, or has just dropped it
-                log(f"note: grid: {trial.name}: skipping its epoch {epoch} checkpoint ({err})")
-                continue
-            where = f"{experiment.location}/{trial.checkpoint_dir(epoch)}/{CHECKPOINT_FILE}"
-            these, center = _generate(state, count, where)
-            if images is None:
-                images = these
-            elif images.shape != these.shape or not torch.equal(images, these):
-                log(f"note: grid: #{rank} {row.trial} left out (its data.* settings give other validation images)")
-                break
-            chosen.append((GridTrial(row.trial, rank, epoch, trial.value_at(epoch, experiment.metric),
-                                     trial.checkpoints), center))
-            break
+        epoch, state = checkpoints[row.trial]
+        where = f"{experiment.location}/{trial.checkpoint_dir(epoch)}/{CHECKPOINT_FILE}"
+        these, center = _generate(state, count, where)
+        if images is None:
+            images = these
+        elif images.shape != these.shape or not torch.equal(images, these):
+            log(f"note: grid: #{rank} {row.trial} left out (its data.* settings give other validation images)")
+            continue
+        chosen.append((GridTrial(row.trial, rank, epoch, trial.value_at(epoch, experiment.metric),
+                                 trial.checkpoints), center))
     if not chosen:
         raise ExperimentError(f"{experiment.location}: --grid: no finished, stopped or running trial has a "
                               "readable checkpoint yet")
@@ -280,40 +285,12 @@ def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int
     context = mask_context(images)
     fills = fill_rows(experiment, images, baselines, log)
     grid = image_grid([context, images] + [paste_center(context, center.to(images.dtype)) for _, center in chosen]
-                      + [filled for _, _, filled in fills], padding=PADDING)
+                      + [filled for _, _, filled in fills])
     metric = experiment.metric.split("/")[-1]
     labels = [("context", ""), ("ground truth", "")] + [
         (f"#{g.rank} {g.trial}", f"epoch {g.epoch}" + (f"  {metric} {g.value:.4g}" if g.value is not None else ""))
         for g, _ in chosen] + [(first, second) for first, second, _ in fills]
-    return _labelled(grid, labels), [g for g, _ in chosen], len(images)
-
-
-def _labelled(grid, labels: list[tuple[str, str]]):
-    """A CHW [0, 1] grid tensor -> an RGB PIL image with a label column on the left."""
-    import numpy as np
-    import torch
-    from PIL import Image, ImageDraw, ImageFont
-
-    # Truncated like tensorboardX's add_image, so tiles match the trials' own preview grids pixel for pixel.
-    pixels = (grid.clamp(0, 1) * 255).to(dtype=torch.uint8).permute(1, 2, 0).numpy()
-    height, width = pixels.shape[:2]
-    canvas = Image.new("RGB", (LABEL_WIDTH + width, height), "white")
-    canvas.paste(Image.fromarray(np.ascontiguousarray(pixels)), (LABEL_WIDTH, 0))
-    draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default()
-    tile = (height - PADDING) // len(labels)
-    for row, (first, second) in enumerate(labels):
-        top = PADDING + row * tile + tile // 2 - (12 if second else 6)
-        draw.text((4, top), _fit(draw, font, first), fill="black", font=font)
-        if second:
-            draw.text((4, top + 14), _fit(draw, font, second), fill="dimgray", font=font)
-    return canvas
-
-
-def _fit(draw, font, text: str) -> str:
-    while text and draw.textlength(text, font=font) > LABEL_WIDTH - 6:
-        text = text[:-2] + "…"
-    return text
+    return labelled(grid, labels), [g for g, _ in chosen], len(images)
 
 
 def log_grid_to_tensorboard(experiment: Experiment, image, step: int) -> str:
@@ -334,26 +311,11 @@ def log_grid_to_tensorboard(experiment: Experiment, image, step: int) -> str:
 # ---------------------------------------------------------------- outputs
 
 
-def experiment_baselines(experiment: Experiment, log=print) -> tuple[dict[str, dict[str, float]] | None, float | None]:
-    """(the classical fills' figures, the search's PSNR floor) of an experiment; (None, None) with a note when
-    its data cannot be read here (e.g. analysed on another machine)."""
-    from raysearch.baselines import best_baseline
-
-    try:
-        baselines = experiment.baselines()
-        adversarial = experiment.config().objective.adversarial
-    except RaysearchError as err:
-        log(f"note: no classical fills: {err}")
-        return None, None
-    floor = fidelity_floor(best_baseline(baselines, FIDELITY_METRIC, "max")[1]) if adversarial else None
-    return baselines, floor
-
-
 def rows_json(experiment: Experiment, rows: list[TrialRow]) -> list[dict[str, Any]]:
     out = []
     for rank, row in enumerate(rows, 1):
         trial = experiment.trial(row.trial)
-        order = best_checkpoints(trial, experiment.metric, experiment.mode)
+        order = trial.best_checkpoints(experiment.metric, experiment.mode)
         out.append({"rank": rank, "trial": row.trial, "trial_id": trial.trial_id, "status": row.status,
                     "params": row.params, "final": row.final, "best": row.best, "epochs": row.epochs,
                     "checkpoints": list(trial.checkpoints), "best_checkpoint": order[0] if order else None,
@@ -445,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     document: dict[str, Any] = {}
     try:
         experiment = open_experiment(args.experiment)
-        baselines, floor = experiment_baselines(experiment, note)
+        checkpoints = grid_checkpoints(experiment, note) if args.grid else {}  # before anything reads the data
+        baselines, floor = experiment.fills(note)
         rows = experiment.rows(floor)
         if not rows:
             raise ExperimentError(f"{experiment.location}: the experiment has no trials yet")
@@ -474,8 +437,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.rank_stability:
             document["rank_stability"] = print_rank_stability(experiment, text)
         if args.grid:
-            image, shown, count = draw_grid(experiment, rows, args.top, args.images, log=note,
-                                              baselines=baselines)
+            image, shown, count = draw_grid(experiment, rows, args.top, args.images, checkpoints, log=note,
+                                            baselines=baselines)
             Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
             image.save(args.grid)
             step = max((t.last.get("epoch", 0) or 0 for t in experiment.trials), default=0)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import warnings
 from contextlib import contextmanager
@@ -34,13 +35,14 @@ from raysearch.config import build_dataclass, parse_yaml
 from raysearch.constants import EXPERIMENT_FILE
 from raysearch.errors import RaysearchError
 from raysearch.storage import Storage
-from raysearch.report import TrialRow, make_row, rank_rows, trial_status
+from raysearch.report import FIDELITY_METRIC, TrialRow, fidelity_floor, make_row, rank_rows, trial_status
 from raysearch.spaces import TuneSettings
 
 CHECKPOINT_DIR = re.compile(r"^epoch_(\d+)$")
 CHECKPOINT_FILE = "state.pt"
 TUNE_STATE = re.compile(r"^experiment_state-.*\.json$")
 TERMINAL = ("finished", "stopped", "diverged")  # statuses whose trial has a final value
+MODEL_STATUSES = ("finished", "stopped", "running")  # a diverged trial's checkpoint predates its divergence
 
 
 class ExperimentError(RaysearchError):
@@ -78,6 +80,17 @@ class TrialRecord:
                 value = result.get(metric)
                 return float(value) if isinstance(value, (int, float)) else None
         return None
+
+    def best_checkpoints(self, metric: str, mode: str) -> list[int]:
+        """The kept checkpoints' epochs, best `metric` first (unknown metric last, latest first among those)."""
+        sign = 1 if mode == "min" else -1
+
+        def key(epoch: int) -> tuple[bool, float, int]:
+            value = self.value_at(epoch, metric)
+            known = value is not None and math.isfinite(value)
+            return (not known, sign * value if known else 0.0, -epoch)
+
+        return sorted(self.checkpoints, key=key)
 
     def checkpoint_dir(self, epoch: int) -> str:
         """The kept checkpoint of `epoch`, relative to the experiment."""
@@ -129,6 +142,30 @@ class Experiment:
 
         return baselines_of(self.config())
 
+    def fills(self, log=print) -> tuple[dict[str, dict[str, float]] | None, float | None]:
+        """(the classical fills' figures, the search's PSNR floor: GAN spaces only); (None, None) with a note
+        through `log` when the experiment's data cannot be read here (e.g. analysed on another machine)."""
+        from raysearch.baselines import best_baseline
+
+        try:
+            baselines = self.baselines()
+            adversarial = self.config().objective.adversarial
+        except RaysearchError as err:
+            log(f"note: no classical fills: {err}")
+            return None, None
+        floor = fidelity_floor(best_baseline(baselines, FIDELITY_METRIC, "max")[1]) if adversarial else None
+        return baselines, floor
+
+    def best_model(self, log=print) -> tuple[TrialRecord, int] | None:
+        """The best trial that has a usable checkpoint (ranked as the search's table ranks, PSNR floor
+        included), and its kept checkpoint with the best metric; None when no trial has one yet."""
+        _, floor = self.fills(log)
+        for row in self.rows(floor):
+            trial = self.trial(row.trial)
+            if row.status in MODEL_STATUSES and trial.checkpoints:
+                return trial, trial.best_checkpoints(self.metric, self.mode)[0]
+        return None
+
     def trial(self, name: str) -> TrialRecord:
         return next(t for t in self.trials if t.name == name)
 
@@ -154,8 +191,12 @@ def _open(storage: Storage, location: str) -> Experiment:
     if text is None:
         raise ExperimentError(f"{location}: not a raysearch experiment (no {EXPERIMENT_FILE}, which "
                               f"`python -m raysearch.tune` writes){_experiments_hint(storage)}")
-    record = _parse_record(text, f"{storage.location}/{EXPERIMENT_FILE}")
-    settings = build_dataclass(TuneSettings, record["tune"], "tune")
+    where = f"{storage.location}/{EXPERIMENT_FILE}"
+    record = _parse_record(text, where)
+    try:
+        settings = build_dataclass(TuneSettings, record["tune"], "tune")
+    except RaysearchError as err:
+        raise ExperimentError(f"{where}: {err}") from None
     trials = _read_trials(storage, settings)
     return Experiment(storage, record, settings, tuple(trials))
 

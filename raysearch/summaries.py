@@ -31,6 +31,7 @@ from tensorboardX.proto.summary_pb2 import Summary
 
 from models.geometry import mask_context, paste_center
 from raysearch.config import flatten
+from raysearch.pictures import image_grid
 from raysearch.constants import score_key
 from raysearch.storage import Storage, is_uri, join
 
@@ -200,17 +201,6 @@ def _data_type(value: bool | str | float | int) -> int:
     if isinstance(value, str):
         return api_pb2.DATA_TYPE_STRING
     return api_pb2.DATA_TYPE_FLOAT64
-
-
-def image_grid(rows: list[torch.Tensor], padding: int = 2) -> torch.Tensor:
-    """Rows of [-1, 1] NCHW image batches -> one CHW [0, 1] grid (torchvision's make_grid, minus torchvision)."""
-    count, channels, height, width = rows[0].shape
-    grid = torch.ones(channels, padding + len(rows) * (height + padding), padding + count * (width + padding))
-    for r, batch in enumerate(rows):
-        for c, image in enumerate(batch.detach().float().cpu()):
-            top, left = padding + r * (height + padding), padding + c * (width + padding)
-            grid[:, top : top + height, left : left + width] = (image.clamp(-1, 1) + 1) / 2
-    return grid
 
 
 def _hparam_values(values: dict[str, Any]) -> dict[str, bool | str | float | int]:

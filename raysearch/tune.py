@@ -205,7 +205,7 @@ def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str],
     runtime.start_ray(address, log_to_driver=verbose)
     experiment_path = storage_io.join(storage, name)
     if not resume:
-        _remember_experiment(experiment_path, space, overrides, settings)
+        remember_experiment(experiment_path, space, overrides, settings)
         fills = baselines if baselines is not None else baselines_of(space.config)
         write_baseline_runs(storage_io.join(experiment_path, "tensorboard"), fills, settings.max_epochs)
     progress = SearchProgress(space.metric, settings.num_samples, settings.max_epochs, [p.key for p in space.params])
@@ -213,7 +213,7 @@ def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str],
                              verbose=verbose)
 
 
-def _remember_experiment(experiment_path: str, space: SearchSpace, overrides: list[str], settings: TuneSettings) -> None:
+def remember_experiment(experiment_path: str, space: SearchSpace, overrides: list[str], settings: TuneSettings) -> None:
     """Record what the experiment was started with, so --resume and analyze can rebuild it.
 
     Also the experiment's HParams columns: the searched parameters and the metrics.

@@ -9,7 +9,6 @@ is read in tests/test_tune.py.
 """
 
 import csv
-import dataclasses
 import io
 import json
 import math
@@ -24,93 +23,16 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from raysearch import analyze
-from raysearch.checkpoint import load_checkpoint, save_checkpoint
+from raysearch import analyze, pictures
+from raysearch.checkpoint import load_checkpoint
 from raysearch.baselines import BASELINE_NAMES, baselines_for, filled_images, validation_subset
 from raysearch.experiment import TrialRecord, open_experiment
 from raysearch.spaces import load_space
-from raysearch.loop import DIVERGED_METRICS, run_trial
-from raysearch.tune import _remember_experiment
-from tests.conftest import SMALL_DATA
+from raysearch.loop import DIVERGED_METRICS
+from tests.fake_tune import MAX_EPOCHS, OVERRIDES, SPACE, FakeTune, params
 
 REPO = Path(__file__).resolve().parent.parent
-SPACE = "l2"  # metric val/psnr, mode max
-OVERRIDES = SMALL_DATA + ["generator.max_width=32", "train.steps_per_epoch=2"]
-MAX_EPOCHS = 2
-TILE = 64 + analyze.PADDING
-KEPT = 2  # Train's CheckpointConfig(num_to_keep=2)
-
-
-def params(lr, kernel=3, width=16, activation="tanh", decay=1.0):
-    return {"optim.generator_lr": lr, "generator.kernel_size": kernel, "generator.base_width": width,
-            "generator.output_activation": activation, "optim.lr_decay": decay}
-
-
-class FakeTune:
-    """Writes an experiment directory the way tune.py, Tune and Train do."""
-
-    def __init__(self, root: Path, num_samples: int = 6):
-        self.root = root
-        self.space = load_space(SPACE, OVERRIDES)
-        settings = dataclasses.replace(self.space.tune, num_samples=num_samples, max_epochs=MAX_EPOCHS)
-        _remember_experiment(str(root), self.space, OVERRIDES, settings)
-        self.states: list[tuple[str, str, dict]] = []
-
-    def trial_dir(self, trial_id, trial_params):
-        path = self.root / f"{SPACE}_{trial_id}"
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "params.json").write_text(json.dumps(trial_params, indent=2, sort_keys=True))
-        (path / "result.json").touch()
-        return path
-
-    def result(self, trial_id, metrics, done=False):
-        line = {**metrics, "done": done, "trial_id": trial_id, "training_iteration": metrics.get("epoch", 0)}
-        with open(self.root / f"{SPACE}_{trial_id}" / "result.json", "a") as handle:
-            handle.write(json.dumps(line) + "\n")
-
-    def train(self, trial_id, trial_params, epochs, done=True):
-        """Train for real (no Ray), recording results, kept checkpoints and TensorBoard as a Tune trial does:
-        Tune keeps a one-process trial's checkpoints as <trial dir>/checkpoint_NNNNNN, named in result.json."""
-        trial_dir = self.trial_dir(trial_id, trial_params)
-        cfg = self.space.trial_config({**trial_params, "train.epochs": epochs})
-        reports, saved = [], []
-
-        def report(metrics, checkpoint_dir):
-            reports.append(metrics)
-            line = dict(metrics)
-            if checkpoint_dir is not None:
-                name = f"checkpoint_{len(saved):06d}"
-                saved.append(name)
-                save_checkpoint(load_checkpoint(checkpoint_dir), trial_dir / name)
-                for old in sorted(trial_dir.glob("checkpoint_*"))[:-KEPT]:
-                    shutil.rmtree(old)
-                line["checkpoint_dir_name"] = name
-            self.result(trial_id, line, done=done and metrics["epoch"] == epochs)
-
-        run_trial(cfg, report, logdir=self.root / "tensorboard" / f"{SPACE}_{trial_id}")
-        return reports
-
-    def state(self, trial_id, status, trial_params):
-        self.states.append((trial_id, status, trial_params))
-
-    def write_state(self):
-        """Tune's experiment_state-<time>.json, as TuneController.save_to_dir writes it, from Tune's Trial objects."""
-        from ray.train._internal.storage import StorageContext
-        from ray.tune import PlacementGroupFactory
-        from ray.tune.experiment import Trial
-        from ray.tune.utils.serialization import TuneFunctionEncoder
-
-        data = []
-        for tid, status, p in self.states:
-            storage = StorageContext(storage_path=str(self.root.parent), experiment_dir_name=self.root.name,
-                                     trial_dir_name=f"{SPACE}_{tid}")
-            trial = Trial("trial_driver", config=p, trial_id=tid, stub=True, storage=storage,
-                          placement_group_factory=PlacementGroupFactory([{"CPU": 1}]))
-            trial.create_placement_group_factory()  # what Tune does before it saves a trial
-            trial.set_status(status)
-            data.append(list(trial.get_json_state()))
-        with open(self.root / "experiment_state-2026-01-01_00-00-00.json", "w") as handle:
-            json.dump({"trial_data": data, "runner_data": {}, "stats": {}}, handle, cls=TuneFunctionEncoder)
+TILE = 64 + pictures.PADDING
 
 
 @pytest.fixture(scope="module")
@@ -345,9 +267,9 @@ def test_grid_png_and_tensorboard(experiment, tmp_path, capsys):
     assert "#2 l2_dddd0004 left out (no checkpoint yet)" in err
     image = Image.open(png)
     rows, cols = 4 + len(BASELINE_NAMES), 4
-    assert image.size == (analyze.LABEL_WIDTH + analyze.PADDING + cols * TILE, analyze.PADDING + rows * TILE)
+    assert image.size == (pictures.LABEL_WIDTH + pictures.PADDING + cols * TILE, pictures.PADDING + rows * TILE)
     pixels = np.asarray(image.convert("RGB")).astype(int)
-    grid = pixels[:, analyze.LABEL_WIDTH:]
+    grid = pixels[:, pictures.LABEL_WIDTH:]
     tile = lambda r, c: grid[2 + r * TILE: 2 + r * TILE + 64, 2 + c * TILE: 2 + c * TILE + 64]  # noqa: E731
     # The context row has the center blanked (0 in [-1, 1] -> mid gray); the generated rows keep the
     # context's border and fill the center.
@@ -363,7 +285,7 @@ def test_grid_png_and_tensorboard(experiment, tmp_path, capsys):
             assert np.abs(tile(4 + index, c) - filled[c].astype(int)).max() <= 1, (name, c)
     assert "classical" not in out[out.index("Grid of the top"):]  # the fills are rows, not ranked trials
     # The labels are drawn: the label column is not blank.
-    assert (pixels[:, : analyze.LABEL_WIDTH] < 128).any()
+    assert (pixels[:, : pictures.LABEL_WIDTH] < 128).any()
 
     # Each trial row shows its best kept checkpoint, on the same images with the same pipeline as the
     # trial's own TensorBoard preview of that epoch: pixel for pixel.
@@ -397,8 +319,8 @@ def test_best_kept_checkpoint():
                         "finished", checkpoint_dirs=((2, "l2_t/checkpoint_000001"), (3, "l2_t/checkpoint_000002"),
                                                      (4, "l2_t/checkpoint_000003")))
     # Epoch 1 was best but is no longer kept; epoch 4's metric is unknown (ahead of Tune's log).
-    assert analyze.best_checkpoints(trial, "val/swd", "min") == [3, 2, 4]
-    assert analyze.best_checkpoints(trial, "val/swd", "max") == [2, 3, 4]
+    assert trial.best_checkpoints("val/swd", "min") == [3, 2, 4]
+    assert trial.best_checkpoints("val/swd", "max") == [2, 3, 4]
 
 
 def test_grid_without_any_checkpoint_is_an_error(tmp_path, capsys):
@@ -428,7 +350,7 @@ def test_file_uri(experiment, tmp_path, capsys):
     assert doc["baselines"] == local["baselines"]
     assert doc["grid"]["tensorboard"].startswith("file://")
     rows = 4 + len(BASELINE_NAMES)  # context, truth, 2 trials, the classical fills
-    assert Image.open(png).size == (analyze.LABEL_WIDTH + analyze.PADDING + 2 * TILE, analyze.PADDING + rows * TILE)
+    assert Image.open(png).size == (pictures.LABEL_WIDTH + pictures.PADDING + 2 * TILE, pictures.PADDING + rows * TILE)
     after = set((experiment["root"] / "tensorboard" / "analysis").glob("events.out.tfevents.*"))
     assert len(after - before) == 1  # uploaded through pyarrow.fs next to any earlier analysis
 

@@ -262,6 +262,39 @@ def test_resume_with_a_broken_record_names_the_record_and_changes_nothing(tmp_pa
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.parametrize("case", ["bad_tune"])
+def test_analyze_of_an_experiment_with_a_broken_record_names_the_record(tmp_path, capsys, case):
+    text, words = RECORDS[case]
+    experiment = tmp_path / "l2-20260101-000000"
+    experiment.mkdir()
+    record = experiment / tune.EXPERIMENT_FILE
+    record.write_text(text + "metric: val/psnr\nmode: max\n")
+    assert_one_line(capsys, call(analyze.main, [experiment]), str(record), *words)
+
+
+def test_analyze_grid_refuses_a_broken_checkpoint_before_it_makes_any_data(tmp_path, capsys, monkeypatch):
+    # The experiment's data is the default synthetic set, not yet generated: a refused checkpoint must say so
+    # before 2,000 images are drawn for nothing.
+    from raysearch.data import cache
+    from tests.fake_tune import FakeTune, params
+
+    experiment = tmp_path / "l2-test"
+    fake = FakeTune(experiment, num_samples=1)
+    fake.train("aaaa0001", params(1e-3), epochs=1)
+    (checkpoint,) = experiment.glob("l2_aaaa0001/checkpoint_*")
+    state = load_checkpoint(checkpoint)
+    state["generator"] = {key: value[:1] if value.dim() else value  # shapes that do not fit
+                          for key, value in state["generator"].items()}
+    save_checkpoint(state, checkpoint)
+    capsys.readouterr()  # the fake search's own output
+    made = []
+    monkeypatch.setattr(cache, "write_synthetic", lambda *a, **k: made.append(a) or pytest.fail("data was made"))
+    monkeypatch.setenv("RAYSEARCH_CACHE", str(tmp_path / "empty-cache"))
+    code = call(analyze.main, [experiment, "--grid", tmp_path / "grid.png"])
+    assert_one_line(capsys, code, str(checkpoint), "does not fit")
+    assert made == [] and not (tmp_path / "grid.png").exists()
+
+
 # ---------------------------------------------------------------- analyze's output files
 
 

@@ -105,14 +105,13 @@ def test_train_says_how_far_above_or_below_the_best_fill():
 
 
 def test_analyze_ranks_a_gan_experiment_with_the_searchs_floor(fixed_baselines, tmp_path):
-    from raysearch.analyze import experiment_baselines
     from raysearch.experiment import open_experiment
-    from raysearch.tune import _remember_experiment
+    from raysearch.tune import remember_experiment
 
     space = load_space("wgan", ["train.seed=5"])
-    _remember_experiment(str(tmp_path / "gan"), space, ["train.seed=5"], space.tune)
+    remember_experiment(str(tmp_path / "gan"), space, ["train.seed=5"], space.tune)
     experiment = open_experiment(str(tmp_path / "gan"))
-    assert experiment_baselines(experiment) == (FIXED, 19.0)
+    assert experiment.fills() == (FIXED, 19.0)
     assert fixed_baselines == [(space.config.data, 5)]  # the data and seed of the record's base:
 
     # An experiment whose record has no base: (an older raysearch) is still analysed, without the fills.
@@ -121,7 +120,7 @@ def test_analyze_ranks_a_gan_experiment_with_the_searchs_floor(fixed_baselines, 
     del written["base"]
     record.write_text(yaml.safe_dump(written))
     notes = []
-    assert experiment_baselines(open_experiment(str(tmp_path / "gan")), notes.append) == (None, None)
+    assert open_experiment(str(tmp_path / "gan")).fills(notes.append) == (None, None)
     assert notes == [f"note: no classical fills: {tmp_path / 'gan'}/raysearch_experiment.yaml: has no base: config "
                      "(an experiment from an older raysearch)"]
 

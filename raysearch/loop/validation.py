@@ -1,5 +1,6 @@
 """The generator on the fixed validation subset, or on any images, scored the one way (`raysearch.evaluate`);
-and a checkpoint's networks rebuilt for evaluation."""
+and a checkpoint's networks rebuilt for evaluation: its generator alone (`trained_generator`, no data
+needed), or a whole Trial with its validation data (`checkpoint_trial`)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import dataclasses
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from models.geometry import mask_context
-from raysearch.checkpoint import check_state
-from raysearch.config import build_config
+from raysearch.checkpoint import check_state, load_part
+from raysearch.config import ExperimentConfig, build_config
 from raysearch.errors import CheckpointError, ConfigError
 from raysearch.evaluate import score_centers
+from raysearch.loop.networks import ConditionedGenerator
 from raysearch.loop.phases import autocast, generate
 from raysearch.loop.trial import Runtime, Trial
 
@@ -47,19 +49,55 @@ def validate(trial: Trial) -> tuple[dict[str, float], Tensor]:
     return evaluate(trial, data.val_images, data.val_tokens, data.val_noise)
 
 
-def checkpoint_trial(state: dict[str, Any], where: str = "checkpoint", device: torch.device | None = None) -> Trial:
-    """A Trial on `device` (the CPU by default) holding a checkpoint's networks (and the generator's weight
-    average, which is what validation runs when the config keeps one), not compiled, ready to `validate`.
-
-    `where` names the checkpoint in errors: a checkpoint that reads but does not fit its own config
-    (missing entries, tensor shapes) is one CheckpointError line.
-    """
+def checkpoint_config(state: dict[str, Any], where: str) -> ExperimentConfig:
+    """A checkpoint's own config, checked, not compiled; CheckpointError naming `where` when it is not one."""
     check_state(state, where)
     try:
         cfg = build_config(state["config"], source=f"{where}: its config")
     except ConfigError as err:
         raise CheckpointError(str(err)) from None
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, compile=False))
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, compile=False))
+
+
+def checkpoint_vocab_size(state: dict[str, Any]) -> int:
+    """The vocabulary a checkpoint's caption encoder was built for (0 without one), read from its weights:
+    an embedding's rows (lstm, gru) or the first layer's inputs (bow)."""
+    weights = state["generator"]
+    if "caption_encoder.embedding.weight" in weights:  # lstm, gru: one embedding row per word
+        return int(weights["caption_encoder.embedding.weight"].shape[0])
+    if "caption_encoder.output.0.weight" in weights:  # bow: its first layer reads the multi-hot vocabulary
+        return int(weights["caption_encoder.output.0.weight"].shape[1])
+    return 0
+
+
+def trained_generator(state: dict[str, Any], where: str = "checkpoint",
+                      device: torch.device | None = None) -> tuple[ExperimentConfig, nn.Module]:
+    """(config, generator) of a checkpoint, without its data: the generator validation measures (its weight
+    average where the run kept one), in eval mode on `device`. Everything the checkpoint holds for it is
+    checked here: a checkpoint that does not fit its config is one CheckpointError line naming `where`."""
+    cfg = checkpoint_config(state, where)
+    generator = ConditionedGenerator(cfg, checkpoint_vocab_size(state))
+    average = state["generator_average"]
+    if cfg.train.ema_decay and average is None:
+        raise CheckpointError(f"{where}: entry 'generator_average' is null, but its config keeps one "
+                              "(train.ema_decay)")
+    load_part(generator, state["generator"], "generator", where)  # checked even where the average is used
+    if average is not None:
+        if not isinstance(average, dict) or not isinstance(average.get("network"), dict):
+            raise CheckpointError(f"{where}: entry 'generator_average' must hold the averaged 'network'")
+        load_part(generator, average["network"], "generator average", where)
+    return cfg, generator.to(device or torch.device("cpu")).eval().requires_grad_(False)
+
+
+def checkpoint_trial(state: dict[str, Any], where: str = "checkpoint", device: torch.device | None = None) -> Trial:
+    """A Trial on `device` (the CPU by default) holding a checkpoint's networks (and the generator's weight
+    average, which is what validation runs when the config keeps one), not compiled, ready to `validate`.
+
+    The checkpoint is checked before the Trial loads its data: a checkpoint that does not fit its own
+    config (missing entries, tensor shapes) is one CheckpointError line naming `where`, and no dataset
+    is read or generated for it.
+    """
+    cfg, _ = trained_generator(state, where, device)
     trial = Trial(cfg, Runtime(device=device or torch.device("cpu")))
     trial.load_weights(state, where)
     return trial
