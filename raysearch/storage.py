@@ -1,9 +1,12 @@
-"""Files of an experiment at a local path or a storage URI (s3://, gs://, file://, ...).
+"""The one storage layer: files at a local path or a storage URI (s3://, gs://, file://, ...).
 
-Experiments live wherever Ray's storage layer puts them; pyarrow's filesystems
-(what that layer uses) read and write the files raysearch adds beside Tune's
-(the experiment record, best_config.yaml, analysis output) and read Tune's
-and Train's own (results, checkpoints) without a running Ray.
+Experiments live wherever Ray's storage layer puts them, and prepared datasets
+can be pushed to the same places; pyarrow's filesystems (what Ray's storage
+layer uses, with the same URIs, credentials and URI options) read and write
+them here: the files raysearch adds beside Tune's (the experiment record,
+best_config.yaml, analysis output), Tune's and Train's own (results,
+checkpoints) without a running Ray, and the datasets `data push` uploads and
+each node fetches once (raysearch.data.remote).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Iterator
+from urllib.parse import urlsplit
 
 from raysearch.errors import RaysearchError, first_line
 
@@ -25,8 +29,20 @@ class StorageError(RaysearchError):
 PYARROW_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
 
 
+# Bytes per read or write: fewer round trips to object stores.
+CHUNK_SIZE = 8 << 20
+
+
 def is_uri(location: str) -> bool:
     return "://" in location
+
+
+def display_uri(uri: str) -> str:
+    """The URI without credentials (`s3://KEY:SECRET@bucket/...` is allowed by pyarrow)."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
 
 
 def join(location: str, *parts: str) -> str:
@@ -51,7 +67,7 @@ class Storage:
             cause = first_line(err)
             allowed = (f"; allowed: a local path or a URI pyarrow opens ({', '.join(f'{scheme}://' for scheme in PYARROW_SCHEMES)})"
                        if "Unrecognized filesystem" in cause else "")
-            raise StorageError(f"{location}: cannot open this storage location ({cause}){allowed}") from None
+            raise StorageError(f"{display_uri(location)}: cannot open this storage location ({cause}){allowed}") from None
         self._pafs = pafs
 
     def _path(self, relative: str) -> str:
@@ -70,21 +86,50 @@ class Storage:
         return sorted((PurePosixPath(i.path).name, i.type == self._pafs.FileType.Directory)
                       for i in self.fs.get_file_info(selector))
 
-    def read_text(self, relative: str) -> str | None:
-        """A file's text, or None if it does not exist (or vanished while we looked)."""
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, self._pafs.LocalFileSystem)
+
+    def read_bytes(self, relative: str) -> bytes | None:
+        """A file's bytes, or None if it does not exist (or vanished while we looked)."""
         try:
             with self.fs.open_input_stream(self._path(relative)) as stream:
-                return stream.read().decode("utf-8", errors="replace")
+                return stream.read()
         except (FileNotFoundError, OSError):
             return None
 
-    def write_text(self, relative: str, text: str) -> str:
-        """Write a small text file (directories created); return where it went."""
+    def read_text(self, relative: str) -> str | None:
+        """A file's text, or None if it does not exist (or vanished while we looked)."""
+        data = self.read_bytes(relative)
+        return None if data is None else data.decode("utf-8", errors="replace")
+
+    def write_bytes(self, relative: str, data: bytes) -> str:
+        """Write a small file (directories created); return where it went."""
         target = self._path(relative)
         self.fs.create_dir(str(PurePosixPath(target).parent), recursive=True)
         with self.fs.open_output_stream(target) as stream:
-            stream.write(text.encode("utf-8"))
+            stream.write(data)
         return join(self.location, relative)
+
+    def write_text(self, relative: str, text: str) -> str:
+        return self.write_bytes(relative, text.encode("utf-8"))
+
+    def create_dir(self, relative: str = "") -> None:
+        self.fs.create_dir(self._path(relative), recursive=True)
+
+    def delete(self, relative: str) -> None:
+        """Delete a file if it is there."""
+        if self.kind(relative) == "file":
+            self.fs.delete_file(self._path(relative))
+
+    def move(self, source: str, target: str) -> None:
+        """Rename a file (a write that appears whole, on filesystems; object stores publish on close anyway)."""
+        self.fs.move(self._path(source), self._path(target))
+
+    def download(self, relative: str, destination: Path) -> None:
+        """Copy one file to a local path."""
+        self._pafs.copy_files(self._path(relative), str(destination), source_filesystem=self.fs,
+                              destination_filesystem=self._pafs.LocalFileSystem(), chunk_size=CHUNK_SIZE)
 
     def local_path(self, relative: str) -> Path | None:
         return Path(self._path(relative)) if not self.is_uri else None
@@ -100,8 +145,7 @@ class Storage:
         try:
             for name, is_dir in self.list_dir(relative):
                 if not is_dir:
-                    self._pafs.copy_files(self._path(f"{relative}/{name}"), str(tmp / name),
-                                          source_filesystem=self.fs, destination_filesystem=self._pafs.LocalFileSystem())
+                    self.download(f"{relative}/{name}", tmp / name)
             yield tmp
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -111,7 +155,7 @@ class Storage:
         target = self._path(relative)
         self.fs.create_dir(str(PurePosixPath(target).parent), recursive=True)
         self._pafs.copy_files(str(source), target, source_filesystem=self._pafs.LocalFileSystem(),
-                              destination_filesystem=self.fs)
+                              destination_filesystem=self.fs, chunk_size=CHUNK_SIZE)
         return join(self.location, relative)
 
 

@@ -15,6 +15,7 @@ import pyarrow.fs
 import pytest
 
 from raysearch.data import PreparedDataset, layout, remote, resolve_dataset
+from raysearch.storage import Storage
 from raysearch.data.prepare import prepare
 from raysearch.data.synthetic import write_synthetic
 from raysearch.errors import DataError
@@ -44,15 +45,15 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def copies(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The remote file names copied into the cache, in order (every fetch goes through remote._copy_file)."""
+    """The remote file names copied into the cache, in order (every fetch goes through Storage.download)."""
     calls: list[str] = []
-    real = remote._copy_file
+    real = Storage.download
 
-    def counting(filesystem, source, destination):
-        calls.append(Path(source).name)
-        return real(filesystem, source, destination)
+    def counting(self, relative, destination):
+        calls.append(Path(relative).name)
+        return real(self, relative, destination)
 
-    monkeypatch.setattr(remote, "_copy_file", counting)
+    monkeypatch.setattr(Storage, "download", counting)
     return calls
 
 
@@ -105,16 +106,16 @@ def test_push_then_resolve_gives_the_same_arrays(datasets, cache: Path, copies: 
 def _killed_reader(uri: str, cache: str) -> None:
     """A trial process killed (SIGKILL: no cleanup runs) in the middle of its download."""
     os.environ["RAYSEARCH_CACHE"] = cache
-    real = remote._copy_file
+    real = Storage.download
     count = []
 
-    def dying(filesystem, source, destination):
-        count.append(source)
+    def dying(self, relative, destination):
+        count.append(relative)
         if len(count) == 3:
             os.kill(os.getpid(), signal.SIGKILL)
-        return real(filesystem, source, destination)
+        return real(self, relative, destination)
 
-    remote._copy_file = dying
+    Storage.download = dying
     resolve_dataset(uri)
 
 
@@ -138,15 +139,15 @@ def test_a_download_killed_midway_leaves_nothing_that_looks_complete(datasets, c
 def _reader(uri: str, cache: str, log: str, barrier, results) -> None:
     """One trial process: count its copies in a shared log, slowly, so the other one arrives mid-download."""
     os.environ["RAYSEARCH_CACHE"] = cache
-    real = remote._copy_file
+    real = Storage.download
 
-    def logged(filesystem, source, destination):
+    def logged(self, relative, destination):
         with open(log, "a") as handle:  # O_APPEND: whole lines from both processes
-            handle.write(f"{os.getpid()} {Path(source).name} {time.time()}\n")
+            handle.write(f"{os.getpid()} {Path(relative).name} {time.time()}\n")
         time.sleep(0.15)
-        return real(filesystem, source, destination)
+        return real(self, relative, destination)
 
-    remote._copy_file = logged
+    Storage.download = logged
     barrier.wait()
     started = time.time()
     path = resolve_dataset(uri)
@@ -212,16 +213,16 @@ def test_a_push_during_a_fetch_is_noticed_and_fetched_again(datasets, cache: Pat
     a, b = datasets
     uri = _uri(tmp_path / "bucket" / "coco64")
     remote.push(a, uri, log=lambda _: None)
-    real = remote._copy_file
+    real = Storage.download
     calls: list[str] = []
 
-    def repush_midway(filesystem, source, destination):
-        calls.append(Path(source).name)
+    def repush_midway(self, relative, destination):
+        calls.append(Path(relative).name)
         if len(calls) == 2:  # a user re-pushes while this node is copying
             remote.push(b, uri, log=lambda _: None)
-        return real(filesystem, source, destination)
+        return real(self, relative, destination)
 
-    monkeypatch.setattr(remote, "_copy_file", repush_midway)
+    monkeypatch.setattr(Storage, "download", repush_midway)
     copy = resolve_dataset(uri)
     assert "changed while fetching" in capsys.readouterr().err
     _same_data(copy, b)  # never a mix of the two versions
@@ -240,7 +241,7 @@ def test_missing_meta_and_unknown_storage_are_clear_errors(datasets, cache: Path
         resolve_dataset(_uri(bare))
     with pytest.raises(DataError, match="nowhere: not a prepared dataset"):
         resolve_dataset(_uri(tmp_path / "nowhere"))
-    with pytest.raises(DataError, match=r"^nosuch://bucket/x: cannot open this storage URI \(.*nosuch"):
+    with pytest.raises(DataError, match=r"^nosuch://bucket/x: cannot open this storage location \(.*nosuch"):
         resolve_dataset("nosuch://bucket/x")
     assert not (cache / remote.REMOTE_DIR).exists() or not any((cache / remote.REMOTE_DIR).iterdir())
 

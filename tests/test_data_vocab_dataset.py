@@ -185,7 +185,7 @@ def test_resolve_dataset_paths(tmp_path: Path, prepared: Path) -> None:
     assert resolve_dataset(str(prepared)) == prepared.resolve()
     with pytest.raises(DataError, match="not a prepared dataset.*prepare"):
         resolve_dataset(str(tmp_path))
-    with pytest.raises(DataError, match=r"^nosuch://bucket/coco64: cannot open this storage URI"):
+    with pytest.raises(DataError, match=r"^nosuch://bucket/coco64: cannot open this storage location"):
         resolve_dataset("nosuch://bucket/coco64")
 
 

@@ -17,7 +17,7 @@ from raysearch.data import layout
 from raysearch.data.photos import is_photo
 from raysearch.data.prepared import PreparedDataset
 from raysearch.errors import DataError
-from raysearch.storage import PYARROW_SCHEMES, is_uri
+from raysearch.storage import PYARROW_SCHEMES, display_uri, is_uri
 
 SYNTHETIC_HINT = "omit --data (data.path: null) for the synthetic dataset"
 
@@ -71,16 +71,15 @@ def _check_uri(uri: str, captions: bool, label: str) -> None:
 
     scheme = uri.split("://", 1)[0].lower()
     if scheme not in PYARROW_SCHEMES:
-        raise DataError(f"{label} {remote.display_uri(uri)}: unsupported URI scheme {scheme!r}; allowed: {', '.join(PYARROW_SCHEMES)}")
+        raise DataError(f"{label} {display_uri(uri)}: unsupported URI scheme {scheme!r}; allowed: {', '.join(PYARROW_SCHEMES)}")
     try:
-        filesystem, base = remote.open_uri(uri)
-        meta_bytes = remote.read_remote_meta(filesystem, base, uri)
+        meta_bytes = remote.read_remote_meta(remote.open_uri(uri), uri)
     except DataError as error:  # it names the URI (credentials hidden); say where the URI came from
         raise DataError(f"{label} {error}") from None
     try:
         has_captions = layout.has_captions(json.loads(meta_bytes.decode("utf-8")))
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
-        raise DataError(f"{label} {remote.display_uri(uri)}: its {layout.META_FILE} is not a prepared "
+        raise DataError(f"{label} {display_uri(uri)}: its {layout.META_FILE} is not a prepared "
                         "dataset's; push the dataset again") from None
     if captions and not has_captions:
-        raise layout.no_captions_error(f"{label} {remote.display_uri(uri)}")
+        raise layout.no_captions_error(f"{label} {display_uri(uri)}")

@@ -48,23 +48,15 @@ from filelock import FileLock
 
 from raysearch.data import layout
 from raysearch.errors import DataError, first_line
+from raysearch.storage import CHUNK_SIZE, Storage, StorageError, display_uri
 
 Log = Callable[[str], None]
 
 REMOTE_DIR = "remote"
 FETCH_PREFIX = ".fetch-"
-CHUNK_SIZE = 8 << 20  # bytes per read: fewer round trips to object stores
 FETCH_ATTEMPTS = 3  # the remote may be re-pushed while we copy it
 PUSH_HINT = ("run `python -m raysearch.data prepare --coco-root RAW --out DIR`, "
              "then `python -m raysearch.data push DIR {uri}`")
-
-
-def display_uri(uri: str) -> str:
-    """The URI without credentials (`s3://KEY:SECRET@bucket/...` is allowed by pyarrow)."""
-    parts = urlsplit(uri)
-    if "@" not in parts.netloc:
-        return uri
-    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
 
 
 # pyarrow raises OSError for I/O, ArrowInvalid (a ValueError) for bad URIs,
@@ -72,37 +64,33 @@ def display_uri(uri: str) -> str:
 _STORAGE_ERRORS = (OSError, ValueError, NotImplementedError)
 
 
-def open_uri(uri: str) -> tuple[Any, str]:
-    """(pyarrow FileSystem, path inside it) for `uri`; DataError naming the URI and the cause."""
-    from pyarrow import fs
-
+def open_uri(uri: str) -> Storage:
+    """The storage at `uri` (raysearch.storage); DataError naming the URI and the cause."""
     try:
-        filesystem, path = fs.FileSystem.from_uri(uri.rstrip("/"))
-    except _STORAGE_ERRORS as error:
-        raise DataError(f"{display_uri(uri)}: cannot open this storage URI ({first_line(error)})") from None
-    return filesystem, path.rstrip("/")
+        return Storage(uri)
+    except StorageError as error:
+        raise DataError(str(error)) from None
 
 
 def _unreachable(uri: str, what: str, error: BaseException) -> DataError:
     return DataError(f"{display_uri(uri)}: {what} failed ({first_line(error)})")
 
 
-def read_remote_meta(filesystem: Any, base: str, uri: str) -> bytes:
+def read_remote_meta(storage: Storage, uri: str) -> bytes:
     """The bytes of `uri`/meta.json; DataError if absent (not a prepared or pushed dataset) or unreadable."""
-    from pyarrow import fs
-
-    meta_path = f"{base}/{layout.META_FILE}"
     try:
-        info = filesystem.get_file_info(meta_path)
-        if info.type == fs.FileType.NotFound:
+        if storage.kind(layout.META_FILE) != "file":
             raise DataError(
                 f"{display_uri(uri)}: not a prepared dataset (no {layout.META_FILE}; a push may be unfinished); "
                 + PUSH_HINT.format(uri=display_uri(uri))
             )
-        with filesystem.open_input_stream(meta_path) as stream:
-            return stream.read()
+        data = storage.read_bytes(layout.META_FILE)
     except _STORAGE_ERRORS as error:
         raise _unreachable(uri, f"reading {layout.META_FILE}", error) from None
+    if data is None:  # removed between the two reads: a push has just begun
+        raise DataError(f"{display_uri(uri)}: {layout.META_FILE} vanished while read (a push is under way); "
+                        "start again when it ends")
+    return data
 
 
 def _parse_meta(data: bytes, uri: str) -> dict[str, Any]:
@@ -155,8 +143,6 @@ def push(local: str | Path, uri: str, *, log: Log = print) -> dict[str, Any]:
     The remote meta.json is deleted first and written last, so readers never
     take a half-pushed dataset for a complete one. Pushing again overwrites.
     """
-    from pyarrow import fs
-
     from raysearch.data.prepared import PreparedDataset
 
     source = Path(local).expanduser().resolve()
@@ -165,9 +151,9 @@ def push(local: str | Path, uri: str, *, log: Log = print) -> dict[str, Any]:
     except DataError as error:
         raise DataError(f"push: {error}") from None
     meta = layout.read_meta(source)
-    filesystem, base = open_uri(uri)
+    storage = open_uri(uri)
     shown = display_uri(uri)
-    if isinstance(filesystem, fs.LocalFileSystem) and Path(base).resolve() == source:
+    if storage.is_local and Path(storage.root).resolve() == source:
         raise DataError(f"push: {shown} is {source} itself; give another destination")
 
     names = dataset_files(meta)
@@ -178,24 +164,19 @@ def push(local: str | Path, uri: str, *, log: Log = print) -> dict[str, Any]:
     total = sum(entry["bytes"] for entry in files.values())
     log(f"pushing {source} to {shown}: {len(names)} files, {_size(total)}")
     started = time.monotonic()
-    local_fs = fs.LocalFileSystem()
-    meta_path = f"{base}/{layout.META_FILE}"
     try:
-        filesystem.create_dir(base, recursive=True)
-        if filesystem.get_file_info(meta_path).type != fs.FileType.NotFound:
-            filesystem.delete_file(meta_path)  # from now on the remote is visibly incomplete
+        storage.create_dir()
+        storage.delete(layout.META_FILE)  # from now on the remote is visibly incomplete
         for k, name in enumerate(names, 1):
-            fs.copy_files(str(source / name), f"{base}/{name}", source_filesystem=local_fs,
-                          destination_filesystem=filesystem, chunk_size=CHUNK_SIZE)
+            storage.upload(source / name, name)
             log(f"  [{k}/{len(names)}] {name} ({_size(files[name]['bytes'])})")
         remote_meta = {**meta, "files": files}
         # Written under another name, then moved: on a filesystem (file://, hdfs://)
         # a reader must never see a half-written meta.json; object stores publish
         # an object whole on close anyway.
-        staging = f"{base}/.{layout.META_FILE}.{os.getpid()}.tmp"
-        with filesystem.open_output_stream(staging) as stream:
-            stream.write(json.dumps(remote_meta, indent=1).encode("utf-8"))
-        filesystem.move(staging, meta_path)
+        staging = f".{layout.META_FILE}.{os.getpid()}.tmp"
+        storage.write_bytes(staging, json.dumps(remote_meta, indent=1).encode("utf-8"))
+        storage.move(staging, layout.META_FILE)
     except _STORAGE_ERRORS as error:
         raise _unreachable(uri, "push", error) from None
     seconds = time.monotonic() - started
@@ -231,15 +212,7 @@ def _is_current(copy: Path, meta_bytes: bytes) -> bool:
     return layout.is_prepared(copy)
 
 
-def _copy_file(filesystem: Any, source: str, destination: Path) -> None:
-    """Copy one remote file to a local path (the unit of a fetch; tests count calls to it)."""
-    from pyarrow import fs
-
-    fs.copy_files(source, str(destination), source_filesystem=filesystem,
-                  destination_filesystem=fs.LocalFileSystem(), chunk_size=CHUNK_SIZE)
-
-
-def _fetch_into(filesystem: Any, base: str, uri: str, meta_bytes: bytes, work: Path) -> None:
+def _fetch_into(storage: Storage, uri: str, meta_bytes: bytes, work: Path) -> None:
     """Copy the version described by `meta_bytes` into the empty directory `work` and check it."""
     from raysearch.data.prepared import PreparedDataset
 
@@ -248,7 +221,7 @@ def _fetch_into(filesystem: Any, base: str, uri: str, meta_bytes: bytes, work: P
     listed = meta.get("files")
     for name in names:
         try:
-            _copy_file(filesystem, f"{base}/{name}", work / name)
+            storage.download(name, work / name)
         except _STORAGE_ERRORS as error:
             raise _unreachable(uri, f"fetching {name}", error) from None
         if listed is not None:
@@ -286,8 +259,8 @@ def _remove_other_versions(folder: Path, keep: Path) -> None:
 
 def fetch_dataset(uri: str, cache: Path, *, log: Log = _stderr) -> Path:
     """The local copy of the prepared dataset at `uri`, fetched into `cache` once per remote version."""
-    filesystem, base = open_uri(uri)
-    meta_bytes = read_remote_meta(filesystem, base, uri)
+    storage = open_uri(uri)
+    meta_bytes = read_remote_meta(storage, uri)
     folder = cache / REMOTE_DIR / uri_key(uri)
     copy = folder / _version(meta_bytes)
     if _is_current(copy, meta_bytes):
@@ -299,7 +272,7 @@ def fetch_dataset(uri: str, cache: Path, *, log: Log = _stderr) -> Path:
     with FileLock(str(folder) + ".lock"):
         for attempt in range(1, FETCH_ATTEMPTS + 1):
             # Read again under the lock: another process may have fetched this or a newer version meanwhile.
-            meta_bytes = read_remote_meta(filesystem, base, uri)
+            meta_bytes = read_remote_meta(storage, uri)
             copy = folder / _version(meta_bytes)
             if _is_current(copy, meta_bytes):
                 return copy
@@ -310,8 +283,8 @@ def fetch_dataset(uri: str, cache: Path, *, log: Log = _stderr) -> Path:
             try:
                 log(f"fetching {display_uri(uri)} into {copy}")
                 started = time.monotonic()
-                _fetch_into(filesystem, base, uri, meta_bytes, work)
-                if read_remote_meta(filesystem, base, uri) != meta_bytes:
+                _fetch_into(storage, uri, meta_bytes, work)
+                if read_remote_meta(storage, uri) != meta_bytes:
                     raise _Changed(layout.META_FILE)
                 try:
                     os.rename(work, copy)  # publish: the copy appears whole or not at all
