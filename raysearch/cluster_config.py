@@ -145,16 +145,16 @@ def ray_schema() -> dict[str, Any]:
 
 
 def validate_with_ray(config: dict[str, Any], path: str | Path = "<config>") -> dict[str, Any]:
-    """Validate like `ray up` does before it launches anything; return the prepared config.
+    """Validate as `ray up` does before it launches anything, with Ray's public pieces; return the config as
+    `ray up` runs it.
 
-    The raw file is checked against Ray's schema first (so errors name the
-    user's own keys), then Ray's `prepare_config` fills the defaults `ray up`
-    uses (and, for the `local` provider, its single node type) and Ray's
-    `validate_config` checks the result: schema again plus the launcher's own
-    rules (head_node_type among available_node_types, min/max workers, ...).
+    The raw file is checked against Ray's launcher schema (so errors name the user's own keys); Ray's
+    `ray.autoscaler.sdk.fillout_defaults` fills the defaults `ray up` uses; `setup_commands` are merged into
+    the head's and the workers' lists as `ray up` runs them; the result is checked against the schema again,
+    and the launcher's own rule that `head_node_type` names one of `available_node_types`.
     """
     import jsonschema
-    from ray.autoscaler._private.util import prepare_config, validate_config
+    from ray.autoscaler.sdk import fillout_defaults
 
     path = Path(path)
     try:
@@ -173,13 +173,20 @@ def validate_with_ray(config: dict[str, Any], path: str | Path = "<config>") -> 
                                   f"(head_ip: the head machine, worker_ips: a list of the other machines)")
     try:
         with _quiet():
-            prepared = prepare_config(copy.deepcopy(config))
-            validate_config(prepared)
+            prepared = fillout_defaults(copy.deepcopy(config))
+        for key in ("head_setup_commands", "worker_setup_commands"):  # what `ray up` runs on each node
+            prepared[key] = list(prepared.get("setup_commands") or []) + list(prepared.get(key) or [])
+        jsonschema.validate(prepared, ray_schema())
     except jsonschema.ValidationError as err:
         raise _schema_error(path, err) from None
-    except Exception as err:  # Ray raises ValueError, AssertionError, click exceptions...
+    except Exception as err:  # Ray raises ValueError, KeyError, click exceptions...
         message = getattr(err, "message", None) or str(err) or type(err).__name__
         raise ConfigError(f"{path}: Ray's cluster launcher rejects the config: {message}") from None
+    node_types = prepared.get("available_node_types") or {}
+    if provider_type != "local" and prepared.get("head_node_type") not in node_types:
+        raise ConfigError(f"{path}: Ray's cluster launcher rejects the config: head_node_type "
+                          f"{prepared.get('head_node_type')!r} is not one of available_node_types "
+                          f"({', '.join(node_types) or 'none'})")
     return prepared
 
 

@@ -149,7 +149,15 @@ def test_a_trial_in_a_reused_tune_actor_scores_as_it_does_first(tmp_path):
 
 # ---------------------------------------------------------------- Ray's public API only
 
-PRIVATE_RAY = ("ray._private", "ray._raylet", "ray._common")
+def is_private_ray(name: str) -> bool:
+    """A dotted path into Ray that is not its public API: any `_name` component (ray._private, ray._raylet,
+    ray.autoscaler._private, ray.train._internal, ...; dunders such as ray.__version__ are public), or Train V2's
+    own package path (its public API is ray.train)."""
+    parts = name.split(".")
+    if parts[0] != "ray":
+        return False
+    return name.startswith("ray.train.v2") or any(
+        part.startswith("_") and not (part.startswith("__") and part.endswith("__")) for part in parts[1:])
 
 
 def private_ray_uses(source: str) -> list[str]:
@@ -168,10 +176,7 @@ def private_ray_uses(source: str) -> list[str]:
                 value = value.value
             if isinstance(value, ast.Name):
                 names = [".".join([value.id, *reversed(parts)])]
-        for name in names:
-            if name.startswith(PRIVATE_RAY) or (name.startswith("ray.") and
-                                                ("._internal" in name or name.startswith("ray.train.v2"))):
-                found.append(name)
+        found += [name for name in names if is_private_ray(name)]
     return found
 
 
@@ -181,6 +186,8 @@ def test_the_private_ray_check_catches_what_it_must():
     assert private_ray_uses("import ray\nray._private.state.actors()") != []
     assert private_ray_uses("from ray.train.v2._internal.execution import controller") != []
     assert private_ray_uses("from ray.train._internal.session import get_session") != []
+    assert private_ray_uses("from ray.autoscaler._private.util import prepare_config") != []
+    assert private_ray_uses("import ray\nprint(ray.__version__)") == []
     assert private_ray_uses("from ray import tune\nfrom ray.train import Checkpoint\ntune.report({})") == []
 
 
