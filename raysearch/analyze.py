@@ -41,10 +41,25 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import optuna
+import torch
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
+from tensorboardX import SummaryWriter
+
+from models.geometry import mask_context, paste_center
 from raysearch import cli
-from raysearch.errors import RaysearchError
+from raysearch.baselines import filled_images, validation_subset
+from raysearch.checkpoint import load_checkpoint
+from raysearch.data.dataset import to_float_images
+from raysearch.errors import CheckpointError, RaysearchError
 from raysearch.experiment import CHECKPOINT_FILE, MODEL_STATUSES, Experiment, ExperimentError, open_experiment
+from raysearch.loop import checkpoint_trial, trained_generator, validate
+from raysearch.pictures import image_grid, labelled
 from raysearch.report import FIDELITY_METRIC, TrialRow, baseline_rows, format_table
+from raysearch.spaces import load_space
+from raysearch.stability import experiment_rank_stability
 
 ANALYSIS_RUN = "tensorboard/analysis"  # a TensorBoard run of its own: never shares a directory with a trial's writer
 GRID_TAG = "analysis/top_trials"
@@ -68,10 +83,6 @@ class Importances:
 
 def _distributions(experiment: Experiment, points: list[dict[str, Any]]) -> tuple[dict[str, Any], str | None]:
     """param -> Optuna distribution, from the space's `search:` section (widened to every observed value)."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    from raysearch.spaces import load_space
-
     params: dict[str, Any] = {}
     note = None
     space_path = str(experiment.record["space"])
@@ -116,8 +127,6 @@ def importances(experiment: Experiment) -> Importances:
     if len(trials) < MIN_IMPORTANCE_TRIALS:
         return Importances(method, len(trials), {}, [], f"{len(trials)} trial(s) with a final {experiment.metric}; "
                            f"importances need at least {MIN_IMPORTANCE_TRIALS}")
-    import optuna
-    from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 
     points = [{key: _scalar(value) for key, value in t.params.items()} for t in trials]
     distributions, note = _distributions(experiment, points)
@@ -192,8 +201,6 @@ def _generate(state: dict[str, Any], count: int, where: str = "checkpoint"):
     batches and output activation as the trial measured every epoch, so the
     grid matches the trial's TensorBoard preview pixel for pixel.
     """
-    from raysearch.loop import checkpoint_trial, validate
-
     trial = checkpoint_trial(state, where)
     _, centers = validate(trial)
     images = trial.data.val_images
@@ -202,11 +209,6 @@ def _generate(state: dict[str, Any], count: int, where: str = "checkpoint"):
 
 def fill_rows(experiment: Experiment, images, baselines: dict[str, dict[str, float]] | None, log=print):
     """[(label, second line, images)] of the classical fills of the same validation images as the trials' rows."""
-    import torch
-
-    from raysearch.baselines import filled_images, validation_subset
-    from raysearch.data.dataset import to_float_images
-
     if not baselines:
         return []
     subset = validation_subset(experiment.config().data)[: len(images)]
@@ -224,10 +226,6 @@ def grid_checkpoints(experiment: Experiment, log=print) -> dict[str, tuple[int, 
     config before any data is read (a refused one is one CheckpointError line naming it, and no dataset is
     generated for nothing). An unreadable one (still being copied, just dropped) is a note, and the next
     best is tried."""
-    from raysearch.checkpoint import load_checkpoint
-    from raysearch.errors import CheckpointError
-    from raysearch.loop import trained_generator
-
     found = {}
     for trial in experiment.trials:
         if trial.status not in MODEL_STATUSES:
@@ -252,11 +250,6 @@ def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int
 
     `checkpoints` are `grid_checkpoints`'. Below the trials, one row per classical fill (`baselines`) of the
     same images."""
-    import torch
-
-    from models.geometry import mask_context, paste_center
-    from raysearch.pictures import image_grid, labelled
-
     chosen: list[tuple[GridTrial, torch.Tensor]] = []
     images = None
     for rank, row in enumerate(rows, 1):
@@ -295,9 +288,6 @@ def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int
 
 def log_grid_to_tensorboard(experiment: Experiment, image, step: int) -> str:
     """Write the grid to `<experiment>/tensorboard/analysis/` as a new event file; return its location."""
-    import numpy as np
-    from tensorboardX import SummaryWriter
-
     with tempfile.TemporaryDirectory(prefix="raysearch-analysis-") as tmp:
         # A unique suffix: two analyses within the same second would otherwise share an event file
         # name (time and host), and the second upload would replace the first.
@@ -350,8 +340,6 @@ def _counts(rows: list[TrialRow]) -> str:
 
 def print_rank_stability(experiment: Experiment, text) -> dict[str, Any]:
     """Spearman's rho of the experiment's metric (and PSNR) between two halves of the validation subset."""
-    from raysearch.stability import experiment_rank_stability
-
     found = experiment_rank_stability(experiment, experiment.metric, also=(FIDELITY_METRIC,))
     figures = ", ".join(f"{name} rho {rho:.3f}" for name, rho in found["rhos"].items())
     print(f"\nRank stability over {len(found['trials'])} trials (their last kept checkpoints), two halves of "

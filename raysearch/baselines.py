@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from filelock import FileLock
@@ -49,8 +50,6 @@ METRIC_NAMES = tuple(f"val/{name}" for name in metrics.list_metrics())
 
 def _opencv_fill(images: np.ndarray, flag_name: str) -> np.ndarray:
     """uint8 [N, 64, 64, 3] with the center inpainted by cv2.inpaint(flag)."""
-    import cv2
-
     mask = np.zeros(images.shape[1:3], np.uint8)
     mask[hole_slice(0), hole_slice(0)] = 255
     flag = getattr(cv2, flag_name)

@@ -1,4 +1,4 @@
-"""Full-state checkpoints: models, optimisers, schedulers, epoch, RNG, config.
+"""Full-state checkpoints: models, optimisers, schedulers, epoch, RNG, config; and a run's kept ones.
 
 One file, `state.pt`, written to a temporary name and renamed into place so a
 crash mid-write never leaves a checkpoint that looks complete. Read back with
@@ -9,6 +9,7 @@ arbitrary pickles.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,15 @@ from raysearch.errors import CheckpointError
 
 STATE_FILE = "state.pt"
 FORMAT_VERSION = 1
+# Full-state checkpoints are small (a few MB); keep a couple so a corrupt latest one is not the only copy.
+CHECKPOINTS_TO_KEEP = 2
+# Where a run directory (raysearch.train --logdir) keeps its checkpoints, as Train names them for a DDP run there.
+RUN_DIR_CHECKPOINTS = "train"
+
+
+def checkpoint_name(epoch: int) -> str:
+    """A run's checkpoint directory of `epoch`, as raysearch.train and a DDP trial's Train run name it."""
+    return f"epoch_{epoch:04d}"
 
 
 def save_checkpoint(state: dict[str, Any], directory: Path) -> Path:
@@ -102,3 +112,23 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: s
         elif a != b:
             differences.append(f"{dotted} ({a!r} in the checkpoint, {b!r} now)")
     return differences
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The newest complete `epoch_NNNN` checkpoint under `directory`, or None."""
+    found = sorted(p for p in directory.glob("epoch_*") if (p / STATE_FILE).is_file()) if directory.is_dir() else []
+    return found[-1] if found else None
+
+
+def keep_checkpoint(source: Path, target: Path) -> None:
+    """Copy a checkpoint into place (complete or absent: copied under a temporary name, then renamed),
+    and drop the oldest beyond CHECKPOINTS_TO_KEEP."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(partial, target)
+    kept = sorted(p for p in target.parent.glob("epoch_*") if (p / STATE_FILE).is_file())
+    for old in kept[:-CHECKPOINTS_TO_KEEP]:
+        shutil.rmtree(old, ignore_errors=True)

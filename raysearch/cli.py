@@ -12,6 +12,8 @@ import argparse
 import sys
 from typing import NoReturn
 
+import torch
+
 from raysearch.errors import ConfigError
 
 
@@ -35,8 +37,6 @@ def check_gpu_before_ray(device: str, address: str | None) -> None:
 
 
 def require_gpu_here() -> None:
-    import torch
-
     if not torch.cuda.is_available():
         raise ConfigError("train.device=cuda: this machine has no GPU that torch can use (torch.cuda.is_available() "
                           "is False) and a local Ray would start here; allowed: train.device=auto or cpu, or "
@@ -49,7 +49,7 @@ def check_gpu_on_cluster(device: str) -> None:
     Not an error: an autoscaling cluster (cluster.yaml: GPU workers from 0 when idle) adds its GPU
     nodes only when trials ask for them, so an idle cluster without GPUs is the normal case there.
     """
-    import ray
+    import ray  # every command imports this module; Ray (seconds to import) only for those that start it
 
     if device == "cuda" and ray.cluster_resources().get("GPU", 0) <= 0:
         print(f"note: train.device=cuda and the Ray cluster at {ray.get_runtime_context().gcs_address} has no GPU "

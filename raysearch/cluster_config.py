@@ -44,9 +44,14 @@ import re
 import shlex
 import sys
 import tomllib
+from importlib.metadata import PackageNotFoundError, requires, version
 from pathlib import Path
 from typing import Any, Iterator
 
+import jsonschema
+import ray.autoscaler
+from packaging.requirements import Requirement
+from ray.autoscaler.sdk import fillout_defaults
 
 from raysearch import cli
 from raysearch.config import read_yaml
@@ -139,8 +144,6 @@ def _quiet() -> Iterator[None]:
 
 def ray_schema() -> dict[str, Any]:
     """The launcher's JSON schema, the very file `validate_config` reads."""
-    import ray.autoscaler
-
     return json.loads((Path(ray.autoscaler.__file__).parent / "ray-schema.json").read_text())
 
 
@@ -153,9 +156,6 @@ def validate_with_ray(config: dict[str, Any], path: str | Path = "<config>") -> 
     the head's and the workers' lists as `ray up` runs them; the result is checked against the schema again,
     and the launcher's own rule that `head_node_type` names one of `available_node_types`.
     """
-    import jsonschema
-    from ray.autoscaler.sdk import fillout_defaults
-
     path = Path(path)
     try:
         jsonschema.validate(config, ray_schema())
@@ -195,13 +195,10 @@ def validate_with_ray(config: dict[str, Any], path: str | Path = "<config>") -> 
 
 def project_ray_requirement():
     """The `ray` requirement the project pins (pyproject.toml, else the installed metadata)."""
-    from packaging.requirements import Requirement
-
     requirements: list[str] = []
     if PYPROJECT.is_file():
         requirements = tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]
     else:  # an installed (non-editable) copy: the metadata pip recorded from pyproject
-        from importlib.metadata import requires
 
         requirements = requires("raysearch") or []
     for line in requirements:
@@ -238,8 +235,6 @@ def _docker_images(config: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _installed_ray_version() -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("ray")
     except PackageNotFoundError:

@@ -31,12 +31,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from raysearch.config import build_dataclass, parse_yaml
+from raysearch.baselines import baselines_of, best_baseline
+from raysearch.config import build_config, build_dataclass, parse_yaml
 from raysearch.constants import EXPERIMENT_FILE
 from raysearch.errors import RaysearchError
-from raysearch.storage import Storage
 from raysearch.report import FIDELITY_METRIC, TrialRow, fidelity_floor, make_row, rank_rows, trial_status
 from raysearch.spaces import TuneSettings
+from raysearch.storage import Storage
 
 CHECKPOINT_DIR = re.compile(r"^epoch_(\d+)$")
 CHECKPOINT_FILE = "state.pt"
@@ -126,8 +127,6 @@ class Experiment:
 
     def config(self):
         """The search's base config (the record's `base:`): its data and metric seed are the trials'."""
-        from raysearch.config import build_config
-
         where = f"{self.location}/{EXPERIMENT_FILE}"
         if not isinstance(self.record.get("base"), dict):
             raise ExperimentError(f"{where}: has no base: config (an experiment from an older raysearch)")
@@ -138,15 +137,11 @@ class Experiment:
 
     def baselines(self) -> dict[str, dict[str, float]]:
         """The classical fills of the experiment's validation images, as the search itself computed them."""
-        from raysearch.baselines import baselines_of
-
         return baselines_of(self.config())
 
     def fills(self, log=print) -> tuple[dict[str, dict[str, float]] | None, float | None]:
         """(the classical fills' figures, the search's PSNR floor: GAN spaces only); (None, None) with a note
         through `log` when the experiment's data cannot be read here (e.g. analysed on another machine)."""
-        from raysearch.baselines import best_baseline
-
         try:
             baselines = self.baselines()
             adversarial = self.config().objective.adversarial
@@ -231,6 +226,8 @@ def _tune_states(storage: Storage) -> dict[str, dict[str, Any]]:
     names = sorted(name for name, is_dir in storage.list_dir() if not is_dir and TUNE_STATE.match(name))
     if not names:
         return {}
+    # Ray's Tune (seconds to import) only where Tune's state is there to read: inpaint and analyze of a
+    # trial's files, or of a search that has just started, need none of it.
     import ray
     from ray.tune import ExperimentAnalysis
 

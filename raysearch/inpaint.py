@@ -28,15 +28,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from models.geometry import IMAGE_SIZE, crop_center, mask_context, paste_center
 from raysearch import cli
-from raysearch.checkpoint import STATE_FILE, load_checkpoint
+from raysearch.baselines import BASELINE_NAMES, filled_images
+from raysearch.checkpoint import RUN_DIR_CHECKPOINTS, STATE_FILE, latest_checkpoint, load_checkpoint
 from raysearch.config import ExperimentConfig
+from raysearch.constants import EXPERIMENT_FILE
 from raysearch.data import to_float_images
 from raysearch.data.images import load_square
 from raysearch.data.photos import is_photo
 from raysearch.errors import CheckpointError, ConfigError, DataError, RaysearchError
+from raysearch.experiment import open_experiment
+from raysearch.loop import trained_generator, validation_noise
+from raysearch.loop.phases import generate
+from raysearch.pictures import strip
 
 MANIFEST = "inpaint.json"  # what this command wrote into --out (so a later run may write there again)
 PROGRESS_EVERY = 256  # photos between two progress lines
@@ -50,10 +57,6 @@ class Model:
 
 def find_model(path: str, log=print) -> Model:
     """The checkpoint MODEL names (see the module's docstring), or CheckpointError saying what was found."""
-    from raysearch.constants import EXPERIMENT_FILE
-    from raysearch.experiment import open_experiment
-    from raysearch.runtime import RUN_DIR_CHECKPOINTS, latest_checkpoint
-
     where = Path(path).expanduser()
     if (where / STATE_FILE).is_file():
         return Model(where, "checkpoint")
@@ -127,9 +130,6 @@ def check_out(out: Path, names: list[str]) -> None:
 def fill(generator: torch.nn.Module, cfg: ExperimentConfig, photos: np.ndarray, device: torch.device,
          batch_size: int, log=print) -> torch.Tensor:
     """Float [N, 3, 64, 64] in [-1, 1]: the photos (uint8 [N, 64, 64, 3]) with their holes filled."""
-    from raysearch.loop.batches import validation_noise
-    from raysearch.loop.phases import generate
-
     images = to_float_images(torch.from_numpy(photos))
     noise = validation_noise(cfg, len(images), torch.device("cpu"))  # the same noise for the same photo order
     tokens = torch.zeros(len(images), 5, cfg.data.caption_length, dtype=torch.long)  # photos have no captions
@@ -153,17 +153,12 @@ def psnr(filled: torch.Tensor, original: torch.Tensor) -> float:
 
 
 def write_png(image: torch.Tensor, path: Path) -> None:
-    from PIL import Image
-
     pixels = ((image.permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
     Image.fromarray(pixels).save(path)
 
 
 def compare_strip(photo: np.ndarray, filled: torch.Tensor):
     """The photo with its hole, the model's fill, the original, and the classical fill best on this photo."""
-    from raysearch.baselines import BASELINE_NAMES, filled_images
-    from raysearch.pictures import strip
-
     original = to_float_images(torch.from_numpy(photo[None]))[0]
     fills = {name: filled_images(photo[None], name)[0] for name in BASELINE_NAMES}
     scores = {name: psnr(image, original) for name, image in fills.items()}
@@ -205,8 +200,6 @@ def main(argv: list[str] | None = None) -> int:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError("--device cuda: torch sees no GPU here; allowed: auto or cpu")
         model = find_model(args.model, log)
-        from raysearch.loop import trained_generator
-
         where = str(model.checkpoint / STATE_FILE)
         cfg, generator = trained_generator(load_checkpoint(model.checkpoint), where, device)
         if cfg.captions.enabled:

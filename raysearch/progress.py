@@ -11,9 +11,12 @@ before their last epoch).
 
 from __future__ import annotations
 
+import logging
 import time
+import warnings
 from dataclasses import dataclass
 
+import optuna
 from ray.tune import CLIReporter
 
 from raysearch.constants import score_key
@@ -135,15 +138,8 @@ class QuietRayLogs:
 
 def quiet_ray_logs() -> QuietRayLogs:
     """Install the filter on Ray's Tune and Train loggers (their handlers are Ray's); quiet Optuna's notes."""
-    import logging
-    import warnings
-
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created in memory"
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # TPE's `group`
-    import ray.train.torch  # noqa: F401 - its loggers exist once it is imported
-    import ray.tune  # noqa: F401
 
     quiet = QuietRayLogs()
     # A logger's filter sees only the records logged to it, not its children's: every Tune and Train logger.

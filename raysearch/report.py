@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,9 +12,10 @@ from typing import Any
 import yaml
 
 from raysearch import storage
-from raysearch.config import config_to_dict
+from raysearch.baselines import baselines_of, best_baseline
+from raysearch.config import config_to_dict, list_spaces
 from raysearch.constants import EXPERIMENT_FILE, SCORE_WINDOW, SMOKE_OVERRIDES, score_key
-from raysearch.spaces import SearchSpace, TuneSettings
+from raysearch.spaces import SearchSpace, TuneSettings, load_space
 
 BEST_CONFIG_FILE = "best_config.yaml"
 
@@ -141,7 +143,6 @@ def search_psnr_floor(space: SearchSpace, baselines: dict[str, dict[str, float]]
     """
     if not space.config.objective.adversarial:
         return None
-    from raysearch.baselines import baselines_of, best_baseline
 
     _, best = best_baseline(baselines if baselines is not None else baselines_of(space.config), FIDELITY_METRIC, "max")
     return fidelity_floor(best)
@@ -191,8 +192,6 @@ def best_trial_config(best: TrialRow, space: SearchSpace, overrides: list[str]) 
     It trains as many epochs as the trial did, and without --smoke-test's
     tiny-data settings (a smoke test's winner is meant to be trained for real).
     """
-    from raysearch.spaces import load_space
-
     kept = [o for o in overrides if o not in SMOKE_OVERRIDES]
     full = load_space(str(space.path), kept) if kept != list(overrides) else space
     return config_to_dict(full.trial_config({**best.params, "train.epochs": best.epochs}))
@@ -221,10 +220,6 @@ def write_best_config(rows: list[TrialRow], space: SearchSpace, experiment_path:
 
 def resume_command(space: SearchSpace, experiment_path: str) -> str:
     """The command that continues this experiment (--storage only when it is not the default)."""
-    import os
-
-    from raysearch.config import list_spaces
-
     storage_root, name = experiment_path.rstrip("/").rsplit("/", 1)
     default = os.environ.get("RAYSEARCH_STORAGE", "runs/tune")
     default = default if storage.is_uri(default) else str(Path(default).resolve())
@@ -239,8 +234,6 @@ def write_report(results, space: SearchSpace, settings: TuneSettings, experiment
 
     `baselines`: the fills as the search computed them (read from their cache when not given).
     """
-    from raysearch.baselines import baselines_of
-
     record = yaml.safe_load(storage.Storage(experiment_path).read_text(EXPERIMENT_FILE) or "{}") or {}
     fills = baselines if baselines is not None else baselines_of(space.config)
     rows = trial_rows(results, space, settings, search_psnr_floor(space, fills))

@@ -35,12 +35,18 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
+import optuna
 import ray
 import ray.train
 import ray.train.torch
+import torch
 from ray import tune
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
+from ray.tune.integration.ray_train import TuneReportCallback
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
 
 from raysearch import cli
 from raysearch import storage as storage_io
@@ -89,8 +95,6 @@ def train_function(loop_config: dict[str, Any]) -> None:
 
 def _worker_runtime() -> Runtime:
     """A Train worker's rank, world and device; its models wrapped for DDP."""
-    import torch
-
     context = ray.train.get_context()
     device = ray.train.torch.get_device()
     if device.type == "cuda":
@@ -222,8 +226,6 @@ def threads_for(cpus: float) -> int:
 def search_trial(params: dict[str, Any], *, space_path: str, overrides: list[str], max_epochs: int, workers: int,
                  experiment_path: str, use_gpu: bool, resources: dict[str, float], max_failures: int) -> None:
     """One Tune trial: train the sampled config, in this actor (local mode) or on Train's DDP workers."""
-    from ray.tune.integration.ray_train import TuneReportCallback
-
     space = load_space(space_path, overrides)
     # The tune section sets each trial's budget and its number of Train workers.
     cfg = space.trial_config({**params, "train.epochs": max_epochs, "train.workers": workers})
@@ -307,8 +309,6 @@ def free_gpu_memory() -> int | None:
     memory-checked here and TRIAL_GPU_MEMORY_BYTES x PACKED_TRIALS_PER_GPU (24 GiB)
     must fit the workers' GPUs (it does on 40 and 80 GB A100s and H100s).
     """
-    import torch
-
     if not torch.cuda.is_available():
         return None
     return min(torch.cuda.mem_get_info(device)[0] for device in range(torch.cuda.device_count()))
@@ -340,10 +340,6 @@ def wants_gpu(cfg: ExperimentConfig) -> bool:
 
 def make_searcher(space: SearchSpace, settings: TuneSettings, max_concurrent: int):
     """OptunaSearch over the space's define-by-run function, seeded, base config first."""
-    import optuna
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
-
     if settings.searcher == "optuna":
         # multivariate + group: TPE models the joint distribution, conditional parameters included.
         sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, group=True,
@@ -362,8 +358,6 @@ def make_searcher(space: SearchSpace, settings: TuneSettings, max_concurrent: in
 
 
 def make_scheduler(space: SearchSpace, settings: TuneSettings):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
     if settings.scheduler == "none":
         return FIFOScheduler()
     # The trial's own epoch: Tune's training_iteration restarts at 1 after a trial restart.

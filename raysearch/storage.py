@@ -54,7 +54,7 @@ class Storage:
     """An experiment directory on the local disk or at a storage URI, read through pyarrow.fs."""
 
     def __init__(self, location: str) -> None:
-        import pyarrow.fs as pafs
+        import pyarrow.fs as pafs  # pyarrow (a second to import) only once a location is opened, not for is_uri
 
         self.is_uri = is_uri(location)
         self.location = location.rstrip("/") if self.is_uri else str(Path(location).expanduser().resolve())

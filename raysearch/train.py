@@ -21,9 +21,14 @@ from typing import Any
 import yaml
 
 from raysearch import cli
+from raysearch.baselines import baselines_of, best_baseline
+from raysearch.checkpoint import RUN_DIR_CHECKPOINTS, latest_checkpoint, load_checkpoint
 from raysearch.config import config_to_dict, list_spaces, load_config
 from raysearch.data.check import check_source
 from raysearch.errors import RaysearchError
+from raysearch.loop import VAL_HISTORY_KEY, local_runtime
+from raysearch.storage import open_root
+from raysearch.summaries import write_baseline_runs
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -54,8 +59,6 @@ def against_best_fill(final: dict[str, Any], baselines: dict[str, dict[str, floa
                       metric: str = "val/psnr") -> dict[str, Any]:
     """The JSON keys that place a result against the best classical fill on `metric` (higher is better):
     {"best_fill", "best_fill/<metric>", "<metric>_over_best_fill"}; the last only when the result has `metric`."""
-    from raysearch.baselines import best_baseline
-
     name, value = best_baseline(baselines, metric, "max")
     keys: dict[str, Any] = {"best_fill": name, f"best_fill/{metric}": value}
     result = final.get(metric)
@@ -89,10 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         check_source(cfg.data.path, captions=cfg.captions.enabled)  # before anything runs, and on --dry-run
         distributed = cfg.train.workers > 1
         if not args.dry_run:
-            from raysearch.baselines import baselines_of
-            from raysearch.loop import local_runtime
-            from raysearch.storage import open_root
-
             open_root(str(logdir), "--logdir")
             if distributed:
                 cli.check_gpu_before_ray(cfg.train.device, args.address)
@@ -105,13 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(yaml.safe_dump({"base": config_to_dict(cfg)}, sort_keys=False), end="")
         return 0
+    # Ray (seconds to import) only once the input is checked: --dry-run and a bad flag answer at once.
     from raysearch import runtime
     from raysearch.progress import quiet_ray_logs
-    from raysearch.summaries import write_baseline_runs
 
     quiet_ray_logs()
     write_baseline_runs(str(logdir), baselines, cfg.train.epochs)  # reference runs beside the run's own
-    resumed = runtime.latest_checkpoint(logdir / runtime.RUN_DIR_CHECKPOINTS)
+    resumed = latest_checkpoint(logdir / RUN_DIR_CHECKPOINTS)
     if resumed is not None:
         done = finished_run(resumed, cfg.train.epochs)
         if done is not None:  # nothing left to train: say so, and report what the run ended with
@@ -133,9 +132,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def finished_run(checkpoint: Path, epochs: int) -> dict[str, Any] | None:
     """A run's last validation metrics and epoch when its latest checkpoint already reached `epochs`, else None."""
-    from raysearch.checkpoint import load_checkpoint
-    from raysearch.loop import VAL_HISTORY_KEY
-
     state = load_checkpoint(checkpoint)
     if state["epoch"] < epochs:
         return None

@@ -27,14 +27,17 @@ from typing import Any
 
 import yaml
 
-from raysearch.config import config_to_dict, list_spaces
 from raysearch import cli
 from raysearch import storage as storage_io
 from raysearch.baselines import baselines_of
-from raysearch.data.check import captions_possible, check_source
+from raysearch.config import build_dataclass, config_to_dict, list_spaces, parse_yaml
 from raysearch.constants import EXPERIMENT_FILE, SMOKE_OVERRIDES, score_key
+from raysearch.data.check import captions_possible, check_source
 from raysearch.errors import ConfigError, RaysearchError
+from raysearch.metrics import list_metrics
+from raysearch.report import write_report
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
+from raysearch.summaries import HParamColumn, write_baseline_runs, write_experiment_hparams
 
 # --smoke-test (Ray's convention): a tiny budget on constants.SMOKE_OVERRIDES' tiny dataset.
 SMOKE_TUNE = {"num_samples": 3, "max_epochs": 2, "grace_period": 1, "max_concurrent": 2}
@@ -140,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         dry_run(space, settings)
         return 0
 
-    from raysearch import runtime
-    from raysearch.report import write_report
+    from raysearch import runtime  # Ray (seconds to import) only once the input is checked
 
     try:
         runtime.start_ray(args.address, log_to_driver=args.verbose, device=space.config.train.device)
@@ -160,8 +162,6 @@ RECORD_KEYS = ("space", "overrides", "tune")  # what --resume reads from an expe
 
 def recorded_experiment(experiment_path: str) -> tuple[SearchSpace, list[str], TuneSettings]:
     """The space, overrides and settings an experiment was started with (for --resume)."""
-    from raysearch.config import build_dataclass, parse_yaml
-
     where = storage_io.join(experiment_path, EXPERIMENT_FILE)
     text = storage_io.Storage(experiment_path).read_text(EXPERIMENT_FILE)
     if text is None:
@@ -194,9 +194,9 @@ def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str],
     """
     # Tune's classic table, which takes a progress reporter (its newer output ignores one).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Ray (seconds to import) only once the input is checked: --dry-run and a bad flag answer at once.
     from raysearch import runtime
     from raysearch.progress import SearchProgress, quiet_ray_logs
-    from raysearch.summaries import write_baseline_runs
 
     if not verbose:
         quiet_ray_logs()
@@ -218,9 +218,6 @@ def remember_experiment(experiment_path: str, space: SearchSpace, overrides: lis
 
     Also the experiment's HParams columns: the searched parameters and the metrics.
     """
-    from raysearch.metrics import list_metrics
-    from raysearch.summaries import HParamColumn, write_experiment_hparams
-
     storage_io.Storage(experiment_path).write_text(EXPERIMENT_FILE, yaml.safe_dump({
         "space": str(space.path), "overrides": overrides, "tune": dataclasses.asdict(settings),
         "metric": space.metric, "mode": space.mode, "base": config_to_dict(space.config),

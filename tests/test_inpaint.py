@@ -14,7 +14,7 @@ from PIL import Image
 
 from models.geometry import HOLE_SIZE, HOLE_START, IMAGE_SIZE
 from raysearch import inpaint, runtime
-from raysearch.checkpoint import STATE_FILE, load_checkpoint, save_checkpoint
+from raysearch.checkpoint import RUN_DIR_CHECKPOINTS, STATE_FILE, latest_checkpoint, load_checkpoint, save_checkpoint
 from raysearch.config import load_config
 from tests.conftest import SMALL_DATA
 from tests.fake_tune import FakeTune, params
@@ -75,7 +75,7 @@ def test_photos_are_filled_inside_the_hole_only_and_written_as_png(run_dir, phot
 
 
 def test_the_fill_is_the_weight_average_s(run_dir, photos, tmp_path, capsys):
-    checkpoint = runtime.latest_checkpoint(run_dir / runtime.RUN_DIR_CHECKPOINTS)
+    checkpoint = latest_checkpoint(run_dir / RUN_DIR_CHECKPOINTS)
     state = load_checkpoint(checkpoint)
     for tensor in state["generator"].values():  # ruin the trained weights: the average must not notice
         if tensor.is_floating_point():
@@ -117,7 +117,7 @@ def test_bad_input_is_one_line_and_writes_nothing(run_dir, photos, tmp_path, cap
     (tmp_path / "broken" / STATE_FILE).write_bytes(b"garbage")
     refused(tmp_path / "broken", photos, "--out", tmp_path / "o2", words=[STATE_FILE])
     # A checkpoint whose weights do not fit its own config (another kernel size).
-    state = load_checkpoint(runtime.latest_checkpoint(run_dir / runtime.RUN_DIR_CHECKPOINTS))
+    state = load_checkpoint(latest_checkpoint(run_dir / RUN_DIR_CHECKPOINTS))
     state["config"]["generator"]["kernel_size"] = 5
     save_checkpoint(state, tmp_path / "mismatched")
     refused(tmp_path / "mismatched", photos, "--out", tmp_path / "o3", words=["mismatched", "does not fit"])

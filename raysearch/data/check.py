@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from raysearch.data import layout
+from raysearch.data import layout, remote
 from raysearch.data.photos import is_photo
 from raysearch.data.prepared import PreparedDataset
 from raysearch.errors import DataError
@@ -67,8 +67,6 @@ def _unprepared(local: Path) -> str:
 
 
 def _check_uri(uri: str, captions: bool, label: str) -> None:
-    from raysearch.data import remote
-
     scheme = uri.split("://", 1)[0].lower()
     if scheme not in PYARROW_SCHEMES:
         raise DataError(f"{label} {display_uri(uri)}: unsupported URI scheme {scheme!r}; allowed: {', '.join(PYARROW_SCHEMES)}")

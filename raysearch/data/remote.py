@@ -47,6 +47,7 @@ from urllib.parse import urlsplit
 from filelock import FileLock
 
 from raysearch.data import layout
+from raysearch.data.prepared import PreparedDataset
 from raysearch.errors import DataError, first_line
 from raysearch.storage import CHUNK_SIZE, Storage, StorageError, display_uri
 
@@ -143,8 +144,6 @@ def push(local: str | Path, uri: str, *, log: Log = print) -> dict[str, Any]:
     The remote meta.json is deleted first and written last, so readers never
     take a half-pushed dataset for a complete one. Pushing again overwrites.
     """
-    from raysearch.data.prepared import PreparedDataset
-
     source = Path(local).expanduser().resolve()
     try:
         PreparedDataset(source)  # prepared and consistent: meta.json, every file, .npy headers
@@ -214,8 +213,6 @@ def _is_current(copy: Path, meta_bytes: bytes) -> bool:
 
 def _fetch_into(storage: Storage, uri: str, meta_bytes: bytes, work: Path) -> None:
     """Copy the version described by `meta_bytes` into the empty directory `work` and check it."""
-    from raysearch.data.prepared import PreparedDataset
-
     meta = _parse_meta(meta_bytes, uri)
     names = dataset_files(meta)
     listed = meta.get("files")
