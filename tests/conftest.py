@@ -21,6 +21,14 @@ SMALL_DATA = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Every test starts with one torch thread, whatever the test before it set (a bench's main sets 2)."""
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def dataset_cache(tmp_path_factory):
     """Every test generates the synthetic dataset into one session cache, never into ~/.cache."""

@@ -13,6 +13,7 @@ from raysearch.errors import CheckpointError, ConfigError
 from models.geometry import crop_center, mask_context
 from raysearch import losses
 from raysearch.loop import DIVERGED_METRICS, Runtime, Trial, run_trial, train_epoch, validate
+from raysearch.loop.epoch import EpochLog, non_finite_weights
 from raysearch.loop.batches import augment
 from raysearch.loop.networks import WeightAverage
 from raysearch.loop.phases import generate
@@ -75,12 +76,32 @@ def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(tmp_path):
 
 
 def test_checkpoint_holds_the_full_state(tmp_path):
-    recorder = Recorder(tmp_path)
-    run_trial(small("wgan", "train.epochs=1", "train.steps_per_epoch=2"), recorder)
-    state = load_checkpoint(recorder.checkpoints[0])
-    for key in ("generator", "critic", "opt_g", "opt_d", "sched_g", "sched_d", "rng", "epoch", "step", "config"):
-        assert state[key] is not None, key
-    assert state["epoch"] == 1 and state["config"]["objective"]["name"] == "wgan"
+    # What was trained is what is saved, and a Trial restored from it holds exactly that state.
+    cfg = small("wgan", "train.epochs=1", "train.steps_per_epoch=2", "train.ema_decay=0.9", "optim.lr_decay=0.5")
+    trial = Trial(cfg, Runtime())
+    train_epoch(trial)
+    trial.end_epoch()
+    state = trial.state()
+    save_checkpoint(state, tmp_path / "ckpt")
+    saved = load_checkpoint(tmp_path / "ckpt")
+    restored = Trial(cfg, Runtime())
+    restored.restore(saved, tmp_path / "ckpt")
+    again = restored.state()
+    for key in ("generator", "critic", "generator_average"):
+        before = state[key]["network"] if key == "generator_average" else state[key]
+        after = again[key]["network"] if key == "generator_average" else again[key]
+        assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before), key
+    for key in ("opt_g", "opt_d"):  # Adam's moments and step counts, per parameter
+        moments = [(s["exp_avg"], s["exp_avg_sq"], s["step"]) for s in state[key]["state"].values()]
+        assert moments and all(torch.equal(a, b) for m, n in zip(moments, [(s["exp_avg"], s["exp_avg_sq"], s["step"])
+                                                                         for s in again[key]["state"].values()])
+                               for a, b in zip(m, n)), key
+    assert again["sched_g"]["last_epoch"] == state["sched_g"]["last_epoch"] == 1
+    assert restored.optimizers.generator.param_groups[0]["lr"] == pytest.approx(cfg.optim.generator_lr * 0.5)
+    assert torch.equal(again["rng"]["torch"], state["rng"]["torch"])
+    assert (again["epoch"], again["step"]) == (1, trial.step) and trial.step > 0
+    assert again["generator_average"]["updates"] == state["generator_average"]["updates"] >= 1
+    assert saved["config"] == state["config"] and saved["config"]["objective"]["name"] == "wgan"
 
 
 def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
@@ -372,3 +393,76 @@ def test_a_checkpoint_from_before_an_option_existed_resumes_with_its_default(tmp
     last = run_trial(small("l2", "train.epochs=2", "train.steps_per_epoch=2"), Recorder(tmp_path / "b"),
                      checkpoint=tmp_path / "older")
     assert last["epoch"] == 2
+
+
+# --- compiled training, the epoch's batches and logs, the divergence watch ------------------
+
+# Inductor compiles C++ kernels on CPU: minutes on 2 cores (its on-disk cache
+# makes the objectives after the first cheaper).
+@pytest.mark.slow
+@pytest.mark.parametrize("objective", ["l2", "gan", "nsgan", "wgan", "hinge"])
+def test_compiled_training_runs_one_epoch_for_every_objective(objective):
+    space = "l2" if objective == "l2" else "wgan"
+    extra = [] if objective in ("l2", "wgan") else [f"objective.name={objective}"]
+    cfg = small(space, "train.compile=true", "train.epochs=1", "train.steps_per_epoch=2", "train.critic_steps=1",
+                "train.preview_images=0", *extra)
+    last = run_trial(cfg, lambda metrics, checkpoint: None)
+    assert last["diverged"] == 0 and last["epoch"] == 1
+    assert math.isfinite(last["generator/loss"]) and math.isfinite(last["val/mse"])
+    if objective != "l2":
+        assert math.isfinite(last["critic/loss"])
+
+
+def test_a_trial_run_without_ray_trains_on_the_device_the_config_names(monkeypatch):
+    from raysearch.loop import local_runtime
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert local_runtime(small("l2", "train.device=auto")).device == torch.device("cpu")
+    assert local_runtime(small("l2", "train.device=cpu")).device == torch.device("cpu")
+    with pytest.raises(ConfigError, match=r"train.device=cuda: torch sees no GPU"):
+        local_runtime(small("l2", "train.device=cuda"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert local_runtime(small("l2", "train.device=auto")).device == torch.device("cuda")
+
+
+def test_epoch_batches_are_on_the_device_and_cover_the_data_once():
+    cfg = small("l2", "data.synthetic_train=100", "train.batch_size=16", "train.preview_images=0")
+    trial = Trial(cfg, Runtime())
+    batches = trial.data.epoch_batches(0)
+    assert [len(b) for b in batches] == [16] * 6  # full batches only
+    seen = torch.cat(batches)
+    assert len(set(seen.tolist())) == 96 and all(b.device == trial.device for b in batches)
+
+
+def test_epoch_log_names_the_phase_that_went_non_finite_first():
+    log = EpochLog()
+    finite = torch.tensor(1.0)
+    for batch in range(6):
+        log.add(batch, {"critic/loss": finite if batch < 4 else torch.tensor(math.inf), "critic/real_score": finite})
+        log.add(batch, {"generator/loss": finite if batch < 2 else torch.tensor(math.nan)})
+        if batch == 3:
+            assert log.diverged_phase() == "generator"  # a check part-way sees the generator's batch 2
+    assert log.diverged_phase() == "generator"  # still the earliest, after the critic's batch 4 went bad too
+    assert log.first_bad == {"generator": 2, "critic": 4}
+    clean = EpochLog()
+    clean.add(0, {"critic/loss": finite, "critic_gp/penalty": finite})
+    assert clean.diverged_phase() is None
+    clean.add(1, {"critic/loss": finite, "critic_gp/penalty": torch.tensor(math.inf)})
+    assert clean.diverged_phase() == "critic_gp"
+
+
+def test_epoch_log_means_every_key_over_its_own_entries():
+    log = EpochLog()
+    log.add(0, {"critic/loss": torch.tensor(1.0)})
+    log.add(1, {"critic/loss": torch.tensor(3.0), "generator/loss": torch.tensor(5.0)})
+    assert log.means() == {"critic/loss": 2.0, "generator/loss": 5.0}
+
+
+@pytest.mark.parametrize("network", ["generator", "critic"])
+def test_non_finite_weight_check_names_the_network(network):
+    trial = Trial(small("wgan", "train.preview_images=0"), Runtime())
+    assert non_finite_weights(trial) is None
+    with torch.no_grad():
+        parameters = list(getattr(trial.networks, network).parameters())
+        parameters[len(parameters) // 2].view(-1)[3] = math.nan
+    assert non_finite_weights(trial) == network

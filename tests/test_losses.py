@@ -296,3 +296,13 @@ def test_gradient_penalty_of_a_score_map_is_that_of_its_mean():
     on_map = losses.gradient_penalty(map_critic, real, fake, torch.Generator().manual_seed(1))
     on_mean = losses.gradient_penalty(mean_critic, real, fake, torch.Generator().manual_seed(1))
     assert on_map.item() == pytest.approx(on_mean.item(), rel=1e-6)
+
+
+def test_clip_weights_clamps_every_critic_parameter():
+    critic = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 1))
+    with torch.no_grad():
+        for parameter in critic.parameters():
+            parameter.uniform_(-3, 3)
+    losses.clip_weights(critic, 0.01)
+    assert all(p.abs().max() <= 0.01 for p in critic.parameters())
+    assert any(p.abs().max() == 0.01 for p in critic.parameters())

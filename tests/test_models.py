@@ -702,14 +702,27 @@ def test_unknown_names_list_the_valid_ones() -> None:
 @pytest.mark.parametrize("pooling", ["strided", "max", "avg"])
 @pytest.mark.parametrize("norm", ["layer", "none", "spectral"])
 def test_critic_supports_a_gradient_penalty(norm, pooling) -> None:
-    """WGAN-GP differentiates the critic's input gradient: every layer needs a double backward."""
+    """WGAN-GP differentiates the critic's input gradient: every layer needs a double backward, and the penalty
+    is (||grad D(x_hat)|| - 1)^2 at the interpolates drawn from the generator it is given."""
     critic = build_critic(CriticOptions(norm=norm, pooling=pooling, base_width=4, max_width=8), 64)
     real, fake = torch.randn(BATCH, 3, 64, 64), torch.randn(BATCH, 3, 64, 64)
+    critic.eval()  # spectral norm's power iteration would move the weights between the two computations
+    penalty = losses.gradient_penalty(critic, real, fake, torch.Generator().manual_seed(0))
+    # The same penalty computed here, at the same interpolates.
+    alpha = torch.rand(BATCH, 1, 1, 1, generator=torch.Generator().manual_seed(0))
+    points = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    (grads,) = torch.autograd.grad(critic(points).sum(), points)
+    assert penalty.item() == pytest.approx(((grads.flatten(1).norm(dim=1) - 1) ** 2).mean().item(), rel=1e-4)
+    critic.train()
     penalty = losses.gradient_penalty(critic, real, fake, torch.Generator().manual_seed(0))
     scores = critic(torch.cat([real, fake]))
     (scores.mean() + 10 * penalty).backward()  # a WGAN-GP critic loss (its real term left out)
-    assert penalty.item() > 0
     assert_finite_grads(critic)
+    # The penalty's own gradient reaches the critic's weights (create_graph), not only the score's.
+    critic.zero_grad()
+    penalty2 = losses.gradient_penalty(critic, real, fake, torch.Generator().manual_seed(0))
+    penalty2.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in critic.parameters())
 
 
 # --- recipes of current inpainting models (issue 22) -----------------------------------------

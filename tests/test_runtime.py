@@ -68,6 +68,30 @@ def test_a_trial_uses_its_cpu_share_and_a_standalone_run_the_machines_cores():
     assert runtime.available_cores() == len(os.sched_getaffinity(0))
 
 
+def test_trials_are_packed_per_gpu_unless_the_space_sets_gpu_fraction(monkeypatch):
+    monkeypatch.setattr(runtime, "free_gpu_memory", lambda: None)
+    assert runtime.trial_resources(_settings(), use_gpu=True) == {"CPU": 1.0, "GPU": 1 / runtime.PACKED_TRIALS_PER_GPU}
+    assert runtime.trial_resources(_settings(gpu_fraction=0.5), use_gpu=True) == {"CPU": 1.0, "GPU": 0.5}
+    assert runtime.trial_resources(_settings(), use_gpu=False) == {"CPU": 1.0}
+
+
+def test_packing_fits_the_free_gpu_memory(monkeypatch):
+    monkeypatch.setattr(runtime, "free_gpu_memory", lambda: 3 * runtime.TRIAL_GPU_MEMORY_BYTES + 1)
+    assert runtime.gpu_fraction(_settings()) == pytest.approx(1 / 3)
+    monkeypatch.setattr(runtime, "free_gpu_memory", lambda: runtime.TRIAL_GPU_MEMORY_BYTES // 2)
+    assert runtime.gpu_fraction(_settings()) == 1.0  # one trial per GPU at least
+
+
+def test_concurrency_fills_the_gpu_with_packed_trials(monkeypatch):
+    import ray
+
+    monkeypatch.setattr(runtime, "free_gpu_memory", lambda: None)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 16.0, "GPU": 1.0})
+    assert runtime.concurrency(_settings(), use_gpu=True) == runtime.PACKED_TRIALS_PER_GPU
+    assert runtime.concurrency(_settings(gpu_fraction=0.25), use_gpu=True) == 4
+    assert runtime.concurrency(_settings(cpus=4), use_gpu=True) == 4  # CPUs bound it first
+
+
 # ---------------------------------------------------------------- nothing leaks between trials in one process
 
 LEAK_SCRIPT = """
@@ -108,7 +132,7 @@ def _runs_in_one_process(tmp_path: Path, name: str, *steps: str) -> dict:
 
 def test_a_trial_scores_the_same_first_in_a_fresh_process_or_after_other_trials(tmp_path):
     fresh = _runs_in_one_process(tmp_path, "fresh", "A")
-    after = _runs_in_one_process(tmp_path, "after", "B", "pollute", "A", "B", "A")
+    after = _runs_in_one_process(tmp_path, "after", "B", "pollute", "A")
     for key in ("val/psnr", "val/swd", "val/ssim", "val/mse"):
         assert after["metrics"][key] == fresh["metrics"][key], key  # exactly: same state, same arithmetic
     # Nothing of the trials outlives them (their networks would pin their optimiser states and data too).

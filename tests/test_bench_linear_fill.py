@@ -1,4 +1,5 @@
-"""bench/linear_fill.py: the fitted linear fill that a trained generator is read against."""
+"""bench/linear_fill.py, where its honesty is at stake: an untrained operator is the harmonic fill, the figures it
+prints are the fills' own, and its oracles peek at exactly what they say."""
 
 import json
 import sys
@@ -9,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.linear_fill import as_unit, band_mask, fit, linear_fill, main, oracle_fills, symmetries
+from bench.linear_fill import as_unit, band_mask, linear_fill, main, oracle_fills
 from models.fills import harmonic_fill
 from models.geometry import crop_center
 from raysearch.config import DataConfig
@@ -28,34 +29,11 @@ def _hole_mse(filled_center: torch.Tensor, images: torch.Tensor) -> float:
     return float((filled_center - crop_center(images, 0)).square().mean())
 
 
-def test_symmetries_are_the_eight_of_the_square_identity_first() -> None:
-    image = torch.arange(64 * 64, dtype=torch.float64).view(1, 1, 64, 64)
-    turned = symmetries(image)
-    assert turned.shape == (8, 1, 64, 64) and torch.equal(turned[0], image[0])
-    assert len({tuple(t.flatten().tolist()) for t in turned}) == 8
-
-
-def test_band_mask_is_the_ring_of_context_around_the_hole() -> None:
-    mask = band_mask(2)
-    assert int(mask.sum()) == 36 * 36 - 32 * 32
-    assert mask[14, 14] and mask[49, 49] and not mask[13, 20] and not mask[16:48, 16:48].any()
-
-
 def test_a_zero_operator_is_the_harmonic_fill() -> None:
     images = as_unit(_photos(3, seed=1))
     mask = band_mask(4)
     zero = torch.zeros(int(mask.sum()) + 1, 32 * 32, dtype=torch.float64)
     assert torch.allclose(linear_fill(images, zero, mask), crop_center(harmonic_fill(images), 0).clamp(0, 1))
-
-
-def test_the_fitted_fill_beats_the_harmonic_fill_on_its_training_images_and_on_new_ones() -> None:
-    train, held_out = _photos(24, seed=2), as_unit(_photos(8, seed=3))
-    mask = band_mask(2)
-    operator = fit(train, mask, ridge=1e-2)
-    # Most of the harmonic fill's error here is the photos' pixel noise, which nothing predicts.
-    for images in (as_unit(train), held_out):
-        harmonic = _hole_mse(crop_center(harmonic_fill(images), 0), images)
-        assert _hole_mse(linear_fill(images, operator, mask), images) < 0.9 * harmonic
 
 
 def test_the_bench_prints_the_fills_then_one_json_line(tmp_path: Path, monkeypatch, capsys) -> None:
