@@ -244,6 +244,20 @@ def test_swd_of_a_flat_fill_is_finite_and_large(real_a, real_b):
     assert value > 2 * metrics.sliced_wasserstein(b, a).item()
 
 
+def test_swd_band_keeps_the_detail_energy_that_swd_standardises_away(real_a, real_b):
+    """Halving every Laplacian band (a contrast cut about the mean) is invisible to swd, which standardises
+    each set by its own statistics, and plain to swd_band, which uses the real set's for both."""
+    real_a, real_b = real_a[:64], real_b[:64]
+    flat = 0.5 + 0.5 * (real_b - 0.5)  # same shape of every patch distribution, half the energy in every band
+    between_reals = metrics.sliced_wasserstein_band(real_b, real_a).item()
+    assert metrics.sliced_wasserstein(flat, real_a).item() == pytest.approx(
+        metrics.sliced_wasserstein(real_b, real_a).item(), rel=0.05)
+    assert metrics.sliced_wasserstein_band(flat, real_a).item() > 3 * between_reals
+    assert metrics.sliced_wasserstein_band(real_a.clone(), real_a).item() == pytest.approx(0.0, abs=1e-3)
+    with pytest.raises(ValueError, match="standardise"):
+        metrics.sliced_wasserstein_per_level(real_a, real_a, standardise="fake")
+
+
 # ----------------------------------------------------------------------------- compute_all
 
 
