@@ -22,7 +22,7 @@ Then how well each cheap metric agrees with the judge: Spearman's rho, across ev
 more realistic); the judge's paired differences for the pairs a person would order; and how
 stable the judge's ranking is over seeds.
 
-    python bench/judge_controls.py --data /work/data/bsds64 [--seeds 10] [--checkpoint DIR ...]
+    python bench/judge_controls.py --data /work/data/bsds64 [--seeds 10] [--checkpoint DIR ...] [--grid PNG]
 
 The last line is one flat JSON object.
 """
@@ -75,6 +75,22 @@ def blurred_center(real: torch.Tensor, sigma: float) -> torch.Tensor:
     return filled
 
 
+def draw_grid(path: Path, rows: dict[str, torch.Tensor], index: np.ndarray) -> None:
+    """A PNG: one labelled row per fill, the images at `index`, at their own size (64 px)."""
+    from PIL import Image, ImageDraw
+
+    label_width, side = 150, 64
+    grid = Image.new("RGB", (label_width + len(index) * side, len(rows) * side), "white")
+    draw = ImageDraw.Draw(grid)
+    for row, (name, images) in enumerate(rows.items()):
+        pixels = ((images[torch.as_tensor(index)] + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+        for column, image in enumerate(pixels):
+            grid.paste(Image.fromarray(image), (label_width + column * side, row * side))
+        draw.text((4, row * side + side // 2 - 6), name[:24], fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(path)
+
+
 def band_energy(fake: torch.Tensor, real: torch.Tensor) -> float:
     """Mean over the centers' Laplacian detail levels (32, 16, 8) of |log(RMS of the fill / RMS of the real)|."""
     errors = []
@@ -113,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--halves", type=int, default=5, help="random photo halves for the cheap metrics' spread")
     parser.add_argument("--val-images", type=int, default=0, help="the first N val images (0 = all)")
     parser.add_argument("--checkpoint", action="append", default=[], help="a checkpoint directory (repeatable)")
+    parser.add_argument("--grid", type=Path, help="also draw every row's fills of 8 photos into this PNG")
     args = parser.parse_args(argv)
     # This project's machine has 2 cores shared with other work: with 2 intra-op threads a
     # contended step ran ~10x slower than with 1 (measured for this bench).
@@ -129,10 +146,12 @@ def main(argv: list[str] | None = None) -> int:
             rows[f"blur{sigma:g}"] = blurred_center(real, sigma)
         for directory in args.checkpoint:
             fills = checkpoint_fills(directory, data=args.data, val_images=count)
-            rows[f"{Path(directory).name} (epoch {fills.epoch})"] = fills.filled
+            rows["/".join(Path(directory).resolve().parts[-2:])] = fills.filled  # e.g. trial/checkpoint
     except RaysearchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.grid:
+        draw_grid(args.grid, rows, np.unique(photos, return_index=True)[1][::12][:8])  # 8 photos, spread out
     print(f"{args.data}: {count} val images of {len(np.unique(photos))} photos; judge {args.seeds} seeds, "
           f"cheap metrics over {args.halves} photo halves", file=sys.stderr)
 
@@ -153,15 +172,13 @@ def main(argv: list[str] | None = None) -> int:
                                 for seed, (first, second) in enumerate(halves)])
 
     columns = (*EPOCH_METRICS, *CANDIDATES)
-    header = f"{'fill':<24}{'judge AUC':>15}{'log-loss':>15}" + "".join(f"{c:>17}" for c in columns)
+    cell = lambda spread: f"{spread.mean:>9.4g} ±{spread.std:<6.2g}"  # noqa: E731 - 17 characters
+    header = f"{'fill':<24}{'judge AUC':>17}{'judge log-loss':>17}" + "".join(f"{c:>17}" for c in columns)
     lines = [header]
     for name in rows:
-        cells = "".join(f"{cheap[name][c].mean:>10.3g} ±{cheap[name][c].std:<5.2g}" for c in columns)
-        lines.append(f"{name:<24}{judged[name].auc.mean:>8.3f} ±{judged[name].auc.std:.3f}"
-                     f"{judged[name].log_loss.mean:>8.3f} ±{judged[name].log_loss.std:.3f}{cells}")
-    lines.append(f"{'swd floor (real/real)':<24}{'':>30}{'':>51}"
-                 f"{floor['swd'].mean:>10.3g} ±{floor['swd'].std:<5.2g}{floor['swd_band'].mean:>10.3g} ±"
-                 f"{floor['swd_band'].std:<5.2g}")
+        lines.append(f"{name:<24}{cell(judged[name].auc)}{cell(judged[name].log_loss)}"
+                     + "".join(cell(cheap[name][c]) for c in columns))
+    lines.append(f"{'floor: real/other photos':<24}{'':>34}{'':>51}{cell(floor['swd'])}{cell(floor['swd_band'])}")
     print("\n".join(lines))
 
     # Agreement with the judge, every row but `real` (its per-epoch figures compare the real centers with
