@@ -28,8 +28,9 @@ Why it is built this way (docs/quality.md has the measurements):
   so two methods judged with the same seeds can be compared seed by seed (`paired_difference`),
   whose spread is smaller than either method's.
 
-Cost: about 2.5 s of one CPU core per seed and method at 400 windows (10 seeds: ~25 s); too slow
-for every epoch, which keeps its cheap metrics (raysearch/metrics.py).
+Cost: 2.1-2.5 s of one CPU core per seed and method at 400 windows (10 seeds: 21-25 s, measured on this
+project's 2-core machine); too slow for every epoch, which keeps its cheap metrics (`val/swd_band` agrees
+with the judge best of them, docs/quality.md).
 
 Calling it (analyze, bench/quality.py, the command below):
 
@@ -40,7 +41,16 @@ Calling it (analyze, bench/quality.py, the command below):
 
 `real` are the images and `filled` the same images with the hole filled by the method (only the
 hole is looked at, with its ring); `photos` says which photo each image was cut from
-(`PreparedDataset.image_ids(split)`). On a checkpoint:
+(`PreparedDataset.image_ids(split)`). For trials and the classical fills together (analyze's top trials,
+bench/quality.py's models), with the same seeds so that every pair compares seed by seed:
+
+    from raysearch.generated import checkpoint_fills
+    fills = checkpoint_fills(checkpoint_dir, data=None, val_images=0)  # the run's dataset, all val images
+    results = judge_beside_fills(fills.images, fills.photos, {"trial": fills.filled}, seeds=10)
+    print(format_table(results))  # rows: real, mean, harmonic, telea, navier_stokes, trial
+
+(several trials: one `checkpoint_fills` each, all in the one `methods` dict; they must use the same
+validation images). On a checkpoint, from the shell:
 
     python -m raysearch.judge CHECKPOINT_DIR [--data DIR] [--seeds N]
 
