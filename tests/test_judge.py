@@ -18,9 +18,10 @@ from raysearch import metrics
 from raysearch.checkpoint import load_checkpoint, save_checkpoint
 from raysearch.config import load_config
 from raysearch.controls import CONTROL_NAMES, band_energies, border_matched_noise, control_fill, pasted_context
+from raysearch.data.cache import resolve_dataset
 from raysearch.data.dataset import to_float_images
 from raysearch.data.images import load_square
-from raysearch.data.cache import resolve_dataset
+from raysearch.generated import checkpoint_fills
 from raysearch.judge import Budget, judge, paired_difference, photo_groups, windows
 from raysearch.train import run_trial
 from tests.conftest import SMALL_DATA
@@ -211,6 +212,18 @@ def checkpoint(tmp_path_factory) -> Path:
 
     run_trial(cfg, report)
     return kept[-1]
+
+
+def test_checkpoint_fills_are_what_its_validation_measured(checkpoint):
+    fills = checkpoint_fills(checkpoint)
+    real = to_float_images(torch.from_numpy(fills.images))
+    unit = lambda x: (x + 1) / 2  # noqa: E731
+    psnr = metrics.psnr(unit(crop_center(fills.filled, 0)), unit(crop_center(real, 0))).item()
+    assert psnr == pytest.approx(load_checkpoint(checkpoint)["val_history"][-1]["val/psnr"], abs=1e-4)
+    frame = torch.ones(64, 64, dtype=torch.bool)
+    frame[16:48, 16:48] = False
+    assert torch.equal(fills.filled[..., frame], real[..., frame])  # only the hole is the generator's
+    assert len(fills.photos) == len(fills.images) == 32 and fills.epoch == 1
 
 
 def test_command_judges_a_checkpoint_beside_the_classical_fills(checkpoint, monkeypatch, capsys):
