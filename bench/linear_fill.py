@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python b
 
 from models.fills import harmonic_fill  # noqa: E402
 from models.geometry import HOLE_SIZE, IMAGE_SIZE, crop_center, hole_slice  # noqa: E402
-from raysearch import metrics  # noqa: E402
 from raysearch.config import DataConfig, TrainConfig  # noqa: E402
 from raysearch.baselines import baselines_for, validation_subset  # noqa: E402
 from raysearch.data.cache import resolve_dataset  # noqa: E402
 from raysearch.data.check import check_source  # noqa: E402
+from raysearch.evaluate import score_centers  # noqa: E402
 from raysearch.data.dataset import to_float_images  # noqa: E402
 from raysearch.data.prepared import PreparedDataset  # noqa: E402
 
@@ -127,9 +127,9 @@ def oracle_fills(images: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def score(center: torch.Tensor, images: torch.Tensor, seed: int) -> dict[str, float]:
-    """A filled hole's validation metrics, as Trial.validate and the classical fills are scored."""
-    values = metrics.compute_all(center.float(), crop_center(images, 0).float(), images.float(), seed=seed)
-    return {f"val/{name}": float(value) for name, value in values.items()}
+    """A filled hole's validation metrics ([0, 1] images here), scored the one way validation and the classical
+    fills are (raysearch.evaluate, which takes [-1, 1])."""
+    return score_centers(center.float() * 2 - 1, images.float() * 2 - 1, seed=seed)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Image-quality metrics for inpainting: mse, psnr, ssim, seam, swd.
+"""Image-quality metrics for inpainting: mse, psnr, ssim, seam, swd, swd_band.
 
 Why these and not just L2: the L2 distance to the one true center is minimised
 by the *average* of all plausible centers, i.e. a blur, so a search that
@@ -9,6 +9,12 @@ look at what L2 cannot see:
 - `swd`, the sliced Wasserstein distance between distributions of 7x7 patches of
   a Laplacian pyramid (Karras et al. 2018), measures how realistic the local
   texture is at each scale, without pairing fake and real images;
+- `swd_band` is the same distance with both patch sets standardised by the *real* set's
+  statistics: `swd` standardises each set by its own mean and std (as the reference does), which
+  normalises away how much detail each pyramid band holds, so a smooth fill whose few remaining
+  gradients have the right *shape* scores as realistic as a textured one (Telea's smear scored best
+  of all fills on real photos, issue 22). `swd_band` keeps the band energy: a fill with too little
+  (blur) or too much (noise) detail at a scale is far from the real set at that scale;
 - `seam` measures how much larger the intensity jump across the hole border is
   in the composite than in the real image: a fill that does not continue its
   context shows a visible frame.
@@ -47,6 +53,7 @@ SSIM_C1 = 0.01**2  # (K1 * L)^2 with data range L = 1
 SSIM_C2 = 0.03**2  # (K2 * L)^2
 
 SWD_MIN_RESOLUTION = 16  # the reference keeps pyramid levels down to 16x16
+SWD_STANDARDISE = ("own", "real")  # each patch set by its own statistics (Karras et al.), or both by the real set's
 _STD_FLOOR = 1e-6  # below this a descriptor channel is constant: do not rescale it
 
 MetricFn = Callable[..., torch.Tensor]
@@ -250,6 +257,14 @@ def laplacian_pyramid(images: torch.Tensor, levels: int) -> list[torch.Tensor]:
     return [g - _pyr_up(nxt) for g, nxt in zip(gaussian, gaussian[1:])] + [gaussian[-1]]
 
 
+def collapse_laplacian_pyramid(pyramid: list[torch.Tensor]) -> torch.Tensor:
+    """The image a `laplacian_pyramid` was taken of: each level plus the upsampled coarser image."""
+    image = pyramid[-1]
+    for level in reversed(pyramid[:-1]):
+        image = level + _pyr_up(image)
+    return image
+
+
 def _swd_levels(size: int, patch: int, levels: int | None) -> int:
     if levels is None:
         levels = 1
@@ -263,13 +278,13 @@ def _swd_levels(size: int, patch: int, levels: int | None) -> int:
     return levels
 
 
-def _finalize_descriptors(desc: torch.Tensor) -> torch.Tensor:
-    """Per-channel standardisation over the descriptor set, then flatten (reference `finalize_descriptors`)."""
-    desc = desc - desc.mean(dim=(0, 2, 3), keepdim=True)
-    std = desc.std(dim=(0, 2, 3), keepdim=True, correction=0)
+def _standardise(desc: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Per-channel standardisation with `like`'s mean and std, then flatten (reference `finalize_descriptors`
+    when `like` is `desc` itself)."""
+    mean = like.mean(dim=(0, 2, 3), keepdim=True)
+    std = (like - mean).std(dim=(0, 2, 3), keepdim=True, correction=0)
     # A constant channel (e.g. a flat fill's Laplacian) would divide 0 by 0.
-    desc = desc / torch.where(std > _STD_FLOOR, std, torch.ones_like(std))
-    return desc.flatten(1)
+    return ((desc - mean) / torch.where(std > _STD_FLOOR, std, torch.ones_like(std))).flatten(1)
 
 
 @torch.no_grad()
@@ -283,6 +298,7 @@ def sliced_wasserstein_per_level(
     patches_per_image: int = 64,
     projections: int = 128,
     repeats: int = 4,
+    standardise: str = "own",
 ) -> list[torch.Tensor]:
     """SWD x 1e3 per Laplacian-pyramid level, finest first (Karras et al. 2018).
 
@@ -290,13 +306,16 @@ def sliced_wasserstein_per_level(
     for 32x32 centers, 64, 32 and 16 for whole images. At every level the same
     `patches_per_image` random patch positions (seeded) are taken from the fake
     and the real images, each set of patch descriptors is standardised per
-    channel with its own mean and std (as the reference does, so a global
-    colour or contrast shift is left to mse/ssim), and for each of `repeats`
+    channel with its own mean and std (`standardise="own"`, as the reference
+    does, so a global colour or contrast shift is left to mse/ssim) or both with
+    the real set's (`"real"`: the band energy stays in), and for each of `repeats`
     draws of `projections` random unit directions (seeded) the sorted
     projections are compared: mean absolute difference, averaged over repeats.
     The batches must have the same shape; the same seed gives the same value.
     """
     fake, real = _pair(fake, real, "sliced_wasserstein")
+    if standardise not in SWD_STANDARDISE:
+        raise ValueError(f"sliced_wasserstein: standardise must be one of {SWD_STANDARDISE}, got {standardise!r}")
     n, _, height, width = fake.shape
     if height != width:
         raise ValueError(f"sliced_wasserstein: expected square images, got {height}x{width}")
@@ -317,11 +336,13 @@ def sliced_wasserstein_per_level(
             (left.view(-1, 1, 1) + offsets.view(1, 1, -1)).to(fake.device),
         )
 
-        def descriptors(level: torch.Tensor) -> torch.Tensor:
+        def patches(level: torch.Tensor) -> torch.Tensor:
             # (count, patch, patch, C) -> (count, C, patch, patch), the reference's layout
-            return _finalize_descriptors(level.permute(0, 2, 3, 1)[index].permute(0, 3, 1, 2))
+            return level.permute(0, 2, 3, 1)[index].permute(0, 3, 1, 2)
 
-        desc_fake, desc_real = descriptors(fake_level), descriptors(real_level)
+        raw_fake, raw_real = patches(fake_level), patches(real_level)
+        desc_real = _standardise(raw_real, raw_real)
+        desc_fake = _standardise(raw_fake, raw_fake if standardise == "own" else raw_real)
         distance = fake.new_zeros(())
         for _ in range(repeats):
             directions = torch.randn(desc_fake.shape[1], projections, generator=rng, dtype=fake.dtype)
@@ -365,6 +386,38 @@ def sliced_wasserstein(
     return torch.stack(per_level).mean()
 
 
+@register_metric("swd_band", seeded=True)
+def sliced_wasserstein_band(
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    *,
+    seed: int = 0,
+    levels: int | None = None,
+    patch: int = 7,
+    patches_per_image: int = 64,
+    projections: int = 128,
+    repeats: int = 4,
+) -> torch.Tensor:
+    """`sliced_wasserstein` with both patch sets standardised by the real set's mean and std.
+
+    The same patches and directions as `swd` for the same seed; about 0 for identical
+    sets. Unlike `swd` it is not blind to how much detail each pyramid band holds: a
+    blurred fill (too little) and a noisy one (too much) are both far from the real set.
+    """
+    per_level = sliced_wasserstein_per_level(
+        fake,
+        real,
+        seed=seed,
+        levels=levels,
+        patch=patch,
+        patches_per_image=patches_per_image,
+        projections=projections,
+        repeats=repeats,
+        standardise="real",
+    )
+    return torch.stack(per_level).mean()
+
+
 # ----------------------------------------------------------------------------- all at once
 
 
@@ -376,7 +429,7 @@ def compute_all(
     *,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Every registered metric as a float: {"mse", "psnr", "ssim", "seam", "swd"}.
+    """Every registered metric as a float: {"mse", "psnr", "ssim", "seam", "swd", "swd_band"}.
 
     `fake_center` is the generator's output, 32x32 or 32 + 2m pixels (context
     margin m): only its central 32x32 is scored and pasted. `real_center` is the

@@ -38,7 +38,8 @@ from raysearch.errors import ConfigError
 KINDS = ("loguniform", "uniform", "int", "choice")
 
 # Metrics a space may optimise: what every epoch's report carries.
-METRICS = {"val/mse": "min", "val/psnr": "max", "val/ssim": "max", "val/seam": "min", "val/swd": "min"}
+METRICS = {"val/mse": "min", "val/psnr": "max", "val/ssim": "max", "val/seam": "min", "val/swd": "min",
+           "val/swd_band": "min"}
 
 
 @dataclass(frozen=True)

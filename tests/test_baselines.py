@@ -21,7 +21,7 @@ from raysearch.data.prepare import prepare_photos
 from raysearch.data.prepared import PreparedDataset
 
 LO, HI = 16, 48  # the hole, written out here rather than imported
-METRIC_KEYS = {"val/mse", "val/psnr", "val/ssim", "val/seam", "val/swd"}
+METRIC_KEYS = {"val/mse", "val/psnr", "val/ssim", "val/seam", "val/swd", "val/swd_band"}
 
 
 def _smooth_photo(rng: np.random.Generator) -> np.ndarray:
@@ -86,7 +86,8 @@ def _expected(images_uint8: np.ndarray, fill, seed: int) -> dict[str, float]:
     to_torch = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float()  # noqa: E731
     others = metrics.compute_all(to_torch(fake_center), to_torch(real_center), to_torch(real), seed=seed)
     return {"val/mse": per_image.mean(), "val/psnr": float(np.mean(-10 * np.log10(per_image))),
-            "val/ssim": others["ssim"], "val/seam": others["seam"], "val/swd": others["swd"]}
+            "val/ssim": others["ssim"], "val/seam": others["seam"], "val/swd": others["swd"],
+            "val/swd_band": others["swd_band"]}
 
 
 def test_mean_and_harmonic_figures_match_an_independent_computation(dataset: Path) -> None:

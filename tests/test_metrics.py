@@ -65,7 +65,7 @@ def test_identical_sets_score_perfectly(real_a):
     assert metrics.seam(whole, whole).item() == 0.0
     assert metrics.sliced_wasserstein(real_a[:32], real_a[:32]).item() == pytest.approx(0.0, abs=1e-3)
     scores = metrics.compute_all(center.clone(), center, whole)
-    assert scores == pytest.approx({"mse": 0.0, "psnr": 100.0, "ssim": 1.0, "seam": 0.0, "swd": 0.0}, abs=1e-3)
+    assert scores == pytest.approx({"mse": 0.0, "psnr": 100.0, "ssim": 1.0, "seam": 0.0, "swd": 0.0, "swd_band": 0.0}, abs=1e-3)
 
 
 # ----------------------------------------------------------------------------- mse / psnr
@@ -244,6 +244,20 @@ def test_swd_of_a_flat_fill_is_finite_and_large(real_a, real_b):
     assert value > 2 * metrics.sliced_wasserstein(b, a).item()
 
 
+def test_swd_band_keeps_the_detail_energy_that_swd_standardises_away(real_a, real_b):
+    """Halving every Laplacian band (a contrast cut about the mean) is invisible to swd, which standardises
+    each set by its own statistics, and plain to swd_band, which uses the real set's for both."""
+    real_a, real_b = real_a[:64], real_b[:64]
+    flat = 0.5 + 0.5 * (real_b - 0.5)  # same shape of every patch distribution, half the energy in every band
+    between_reals = metrics.sliced_wasserstein_band(real_b, real_a).item()
+    assert metrics.sliced_wasserstein(flat, real_a).item() == pytest.approx(
+        metrics.sliced_wasserstein(real_b, real_a).item(), rel=0.05)
+    assert metrics.sliced_wasserstein_band(flat, real_a).item() > 3 * between_reals
+    assert metrics.sliced_wasserstein_band(real_a.clone(), real_a).item() == pytest.approx(0.0, abs=1e-3)
+    with pytest.raises(ValueError, match="standardise"):
+        metrics.sliced_wasserstein_per_level(real_a, real_a, standardise="fake")
+
+
 # ----------------------------------------------------------------------------- compute_all
 
 
@@ -252,7 +266,7 @@ def test_compute_all_reports_every_metric_like_the_functions():
     real = whole[..., 16:48, 16:48]
     fake = gaussian_blur(real)
     scores = metrics.compute_all(fake, real, whole, seed=2)
-    assert list(scores) == ["mse", "psnr", "ssim", "seam", "swd"]
+    assert list(scores) == ["mse", "psnr", "ssim", "seam", "swd", "swd_band"]
     assert all(isinstance(v, float) for v in scores.values())
     fake_whole = whole.clone()
     fake_whole[..., 16:48, 16:48] = fake
@@ -261,6 +275,7 @@ def test_compute_all_reports_every_metric_like_the_functions():
     assert scores["ssim"] == pytest.approx(metrics.ssim(fake, real).item())
     assert scores["seam"] == pytest.approx(metrics.seam(fake_whole, whole).item())
     assert scores["swd"] == pytest.approx(metrics.sliced_wasserstein(fake, real, seed=2).item())
+    assert scores["swd_band"] == pytest.approx(metrics.sliced_wasserstein_band(fake, real, seed=2).item())
     assert scores["seam"] != 0.0 and scores["mse"] > 0.0
 
 
@@ -270,7 +285,7 @@ def test_compute_all_scores_the_central_32_of_a_36_output():
     fake = torch.rand(4, 3, 36, 36, generator=torch.Generator().manual_seed(11))  # margin 2: noise border
     fake[..., 2:34, 2:34] = real
     scores = metrics.compute_all(fake, real, whole)
-    assert scores == pytest.approx({"mse": 0.0, "psnr": 100.0, "ssim": 1.0, "seam": 0.0, "swd": 0.0}, abs=1e-3)
+    assert scores == pytest.approx({"mse": 0.0, "psnr": 100.0, "ssim": 1.0, "seam": 0.0, "swd": 0.0, "swd_band": 0.0}, abs=1e-3)
     with pytest.raises(ValueError, match="margin"):
         metrics.compute_all(torch.rand(4, 3, 35, 35), real, whole)
 
@@ -296,9 +311,9 @@ def test_compute_all_rejects_mismatched_inputs():
 
 
 def test_registry_lists_and_finds_metrics():
-    assert metrics.list_metrics() == ["mse", "psnr", "ssim", "seam", "swd"]
+    assert metrics.list_metrics() == ["mse", "psnr", "ssim", "seam", "swd", "swd_band"]
     assert metrics.get_metric("swd") is metrics.sliced_wasserstein
-    with pytest.raises(ConfigError, match="allowed: mse, psnr, ssim, seam, swd"):
+    with pytest.raises(ConfigError, match="allowed: mse, psnr, ssim, seam, swd, swd_band"):
         metrics.get_metric("fid")
     with pytest.raises(ValueError, match="already registered"):
         metrics.register_metric("mse")(metrics.mse)

@@ -18,10 +18,11 @@ from raysearch.loop.networks import Networks, unwrap
 from raysearch.loop.phases import phase_cycle
 from raysearch.loop.run import DIVERGED_METRICS, VAL_HISTORY_KEY, Report, recent_scores, run_trial, trial_process_scope
 from raysearch.loop.trial import Runtime, Trial, local_runtime
-from raysearch.loop.validation import checkpoint_trial, evaluate, fill_centers, trained_generator, validate
+from raysearch.loop.validation import (checkpoint_trial, evaluate, fill_centers, set_realism_alpha, trained_generator,
+                                       validate)
 
 __all__ = [
     "DIVERGED_METRICS", "VAL_HISTORY_KEY", "Networks", "Report", "Runtime", "Trial", "checkpoint_trial", "evaluate",
-    "fill_centers", "load_split", "local_runtime", "open_dataset", "phase_cycle", "recent_scores", "run_trial",
+    "fill_centers", "load_split", "local_runtime", "open_dataset", "phase_cycle", "recent_scores", "run_trial", "set_realism_alpha",
     "train_epoch", "trained_generator", "trial_process_scope", "unwrap", "validate", "validation_noise",
 ]

@@ -36,7 +36,8 @@ Report = Callable[[dict[str, Any], Path | None], None]
 
 # What a diverged trial reports for each validation metric: the worst value the
 # metric can take on images in [0, 1], so a searcher ranks it last.
-DIVERGED_METRICS = {"val/mse": 1.0, "val/psnr": 0.0, "val/ssim": -1.0, "val/seam": 1.0, "val/swd": 1e4}
+DIVERGED_METRICS = {"val/mse": 1.0, "val/psnr": 0.0, "val/ssim": -1.0, "val/seam": 1.0, "val/swd": 1e4,
+                    "val/swd_band": 1e4}
 
 # The checkpoint's list of per-epoch validation metrics, from which the scores are computed.
 VAL_HISTORY_KEY = "val_history"

@@ -15,7 +15,7 @@ from raysearch.checkpoint import check_state, load_part
 from raysearch.config import ExperimentConfig, build_config
 from raysearch.errors import CheckpointError, ConfigError
 from raysearch.evaluate import score_centers
-from raysearch.loop.networks import ConditionedGenerator
+from raysearch.loop.networks import ConditionedGenerator, unwrap
 from raysearch.loop.phases import autocast, generate
 from raysearch.loop.trial import Runtime, Trial
 
@@ -87,6 +87,18 @@ def trained_generator(state: dict[str, Any], where: str = "checkpoint",
             raise CheckpointError(f"{where}: entry 'generator_average' must hold the averaged 'network'")
         load_part(generator, average["network"], "generator average", where)
     return cfg, generator.to(device or torch.device("cpu")).eval().requires_grad_(False)
+
+
+def set_realism_alpha(trial: Trial, alpha: float, where: str = "checkpoint") -> None:
+    """Evaluate a `realism_residual` generator at trade-off `alpha` (0: its L2 path, 1: as trained); the
+    weight average too. ConfigError for a generator without a realism residual."""
+    if not trial.cfg.generator.realism_residual:
+        raise ConfigError(f"alpha: {where} has no realism residual (generator.realism_residual: false)")
+    generators = [unwrap(trial.networks.generator)]
+    if trial.networks.generator_average is not None:
+        generators.append(trial.networks.generator_average.network)
+    for conditioned in generators:
+        conditioned.generator.alpha = alpha
 
 
 def checkpoint_trial(state: dict[str, Any], where: str = "checkpoint", device: torch.device | None = None) -> Trial:
