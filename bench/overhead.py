@@ -26,7 +26,7 @@ Figures (the last line is one flat JSON object):
   the direct arm's.
 
 Trial ends and process memory come from a Tune callback in this driver
-(`on_trial_complete`), read with psutil; no private Ray API.
+(`on_trial_complete`), read from /proc; no private Ray API.
 
     python bench/overhead.py --trials 12 --epochs 2                 # one trial at a time
     python bench/overhead.py --trials 12 --epochs 2 --concurrency 2  # both cores, one trial each
@@ -60,9 +60,17 @@ def machine_busy_cpu_s() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+def resident_mb(pid: int) -> float | None:
+    """A process's resident memory (MB) from /proc, or None once it has gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+    except (FileNotFoundError, StopIteration):
+        return None
+
+
 def trial_end_recorder():
     """A Tune callback recording, per trial, when it completed (this driver's clock) and the RSS of its process."""
-    import psutil
     from ray.tune import Callback
 
     class TrialEnds(Callback):
@@ -71,10 +79,7 @@ def trial_end_recorder():
 
         def on_trial_complete(self, iteration, trials, trial, **info) -> None:
             pid = (trial.last_result or {}).get("pid")
-            try:
-                rss = psutil.Process(pid).memory_info().rss if pid else None
-            except psutil.NoSuchProcess:
-                rss = None
+            rss = resident_mb(pid) if pid else None
             self.ends.append({"trial": trial.trial_id, "at": time.perf_counter(), "pid": pid, "rss": rss})
 
     return TrialEnds()
@@ -160,7 +165,7 @@ def main() -> None:
         steady = statistics.median(gaps)
     first_pid = recorder.ends[0]["pid"]
     same_actor = [end for end in recorder.ends if end["pid"] == first_pid and end["rss"]]
-    rss_first, rss_last = same_actor[0]["rss"] / 2**20, same_actor[-1]["rss"] / 2**20
+    rss_first, rss_last = same_actor[0]["rss"], same_actor[-1]["rss"]
 
     print(f"\n{args.trials} trials x {args.epochs} epochs of the l2 space's U-Nets, {args.concurrency} at a time, "
           f"{cpus:g} CPUs ({threads} torch threads) each, on {cores} cores")

@@ -15,6 +15,8 @@ each one start from the same process state and leave nothing behind.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import tempfile
 from collections.abc import Callable, Iterator
@@ -137,4 +139,22 @@ def trial_process_scope(threads: int | None) -> Iterator[None]:
         gc.collect()  # the trial's networks and optimiser states hold reference cycles (autograd hooks)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+        release_freed_memory()
         torch.set_num_threads(previous_threads)
+
+
+def release_freed_memory() -> None:
+    """Hand the memory freed by a finished trial back to the system (glibc's malloc_trim).
+
+    Each trial in a reused Tune actor runs in a new thread, and glibc gives new threads
+    their own malloc arenas; what a trial frees there stays in the process unless trimmed, so
+    without this an actor's resident memory grew by ~45 MB a trial (bench/overhead.py: 561 MB
+    after one trial, 1,091 MB after twelve). A no-op where the C library has no malloc_trim.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
