@@ -9,6 +9,9 @@ each model's PSNR, SSIM, seam and SWD: the final epoch's and the trial's score
 figure: Spearman's rho between the rankings of every trained generator (each
 epoch's checkpoint of each space, so the ranking has more than a handful of
 entries) on two disjoint halves of the validation subset, by SWD and by PSNR.
+With `--judge`, the realism judge (raysearch/judge.py) on every validation image:
+the real centers, the classical fills and each space's final generator, the same
+seeds for every row (`<data>/<name>/judge_auc` and its per-seed std).
 
     python bench/quality.py                                   # CPU: small budget (~25 min on 2 cores)
     python bench/quality.py --device cuda --epochs 40 --train-images 0   # GPU: full budget
@@ -39,10 +42,13 @@ from raysearch.baselines import BASELINE_NAMES, baselines_for  # noqa: E402
 from raysearch.data.cache import cache_root  # noqa: E402
 from raysearch.data.prepare import prepare_photos  # noqa: E402
 from raysearch.stability import half_scores, spearman  # noqa: E402
+from raysearch.generated import checkpoint_fills  # noqa: E402
+from raysearch.judge import DEFAULT_SEEDS, judge_beside_fills  # noqa: E402
+from raysearch.judge import format_table as judge_table  # noqa: E402
 from raysearch.loop import run_trial  # noqa: E402
 
-SPACES = ("l2", "dcgan", "wgan", "wgan_gp")
-COLUMNS = ("val/psnr", "val/ssim", "val/seam", "val/swd")
+SPACES = ("l2", "realism", "dcgan", "wgan", "wgan_gp")
+COLUMNS = ("val/psnr", "val/ssim", "val/seam", "val/swd", "val/swd_band")
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos" / "bsds500"
 
 
@@ -136,6 +142,16 @@ def measure(data_name: str, data_path: str | None, args: argparse.Namespace, fig
         figures[f"{data_name}/rank_generators"] = len(checkpoints)
         if args.grid and data_name == "real":
             draw_grid(args.grid, rows, finals)
+        if args.judge:
+            fills = {space: checkpoint_fills(path, val_images=0) for space, path in finals.items()}
+            first = next(iter(fills.values()))
+            judged = judge_beside_fills(first.images, first.photos, {space: f.filled for space, f in fills.items()},
+                                        seeds=args.judge_seeds, log=lambda line: print(line, file=sys.stderr))
+            print(f"\n{data_name}: the realism judge ({args.judge_seeds} seeds, {len(first.images)} images)\n"
+                  f"{judge_table(judged)}")
+            for name, result in judged.items():
+                figures[f"{data_name}/{name}/judge_auc"] = round(result.auc.mean, 4)
+                figures[f"{data_name}/{name}/judge_auc_std"] = round(result.auc.std, 4)
     print(f"\n{data_name} ({args.epochs} epochs, device {args.device}):")
     print(f"{'':<20}" + "".join(f"{c:>12}" for c in COLUMNS) + f"{'score/psnr':>12}{'score/swd':>12}")
     for name, row in rows.items():
@@ -158,6 +174,9 @@ def main() -> int:
     parser.add_argument("--real", help="an already prepared real-photo dataset (instead of --photos)")
     parser.add_argument("--only", choices=("synthetic", "real"), help="measure one dataset only")
     parser.add_argument("--grid", type=Path, help="write a PNG: fills and each space's final generator, real photos")
+    parser.add_argument("--judge", action="store_true", help="judge the fills and each final generator (slow: ~25 s "
+                                                             "of CPU per row at 10 seeds)")
+    parser.add_argument("--judge-seeds", type=int, default=DEFAULT_SEEDS)
     args = parser.parse_args()
     args.spaces = [s for s in args.spaces.split(",") if s]
     if args.device == "cpu":

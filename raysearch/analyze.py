@@ -55,6 +55,9 @@ from raysearch.checkpoint import load_checkpoint
 from raysearch.data.dataset import to_float_images
 from raysearch.errors import CheckpointError, RaysearchError
 from raysearch.experiment import CHECKPOINT_FILE, MODEL_STATUSES, Experiment, ExperimentError, open_experiment
+from raysearch.generated import checkpoint_fills
+from raysearch.judge import DEFAULT_SEEDS, judge_beside_fills
+from raysearch.judge import format_table as judge_table
 from raysearch.loop import checkpoint_trial, trained_generator, validate
 from raysearch.pictures import image_grid, labelled
 from raysearch.report import FIDELITY_METRIC, TrialRow, baseline_rows, format_table
@@ -286,6 +289,33 @@ def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int
     return labelled(grid, labels), [g for g, _ in chosen], len(images)
 
 
+def judge_top_trials(experiment: Experiment, rows: list[TrialRow], top: int,
+                     checkpoints: dict[str, tuple[int, dict[str, Any]]], seeds: int, text, log=print) -> dict[str, Any]:
+    """The realism judge on the top `top` trials (each at its `grid_checkpoints` checkpoint) and the classical
+    fills, every validation image, the same seeds for every row; the table goes to `text`."""
+    methods, images, photos = {}, None, None
+    for rank, row in enumerate(rows, 1):
+        if len(methods) == top:
+            break
+        if row.trial not in checkpoints:
+            continue
+        epoch, _ = checkpoints[row.trial]
+        with experiment.storage.local_dir(experiment.trial(row.trial).checkpoint_dir(epoch)) as local:
+            fills = checkpoint_fills(local, val_images=0)
+        if images is not None and not np.array_equal(images, fills.images):
+            log(f"note: judge: #{rank} {row.trial} left out (its data.* settings give other validation images)")
+            continue
+        images, photos = fills.images, fills.photos
+        methods[f"#{rank} {row.trial}"] = fills.filled
+    if not methods:
+        raise ExperimentError(f"{experiment.location}: --judge: no trial has a readable checkpoint yet")
+    results = judge_beside_fills(images, photos, methods, seeds=seeds, log=log)
+    print(f"\nRealism judge ({seeds} seeds, {len(images)} validation images; AUC 0.5: cannot be told from real):",
+          file=text)
+    print(judge_table(results), file=text)
+    return {name: result.to_json() for name, result in results.items()}
+
+
 def log_grid_to_tensorboard(experiment: Experiment, image, step: int) -> str:
     """Write the grid to `<experiment>/tensorboard/analysis/` as a new event file; return its location."""
     with tempfile.TemporaryDirectory(prefix="raysearch-analysis-") as tmp:
@@ -361,7 +391,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--csv", metavar="FILE", help="also write the ranked table to FILE as CSV")
     parser.add_argument("--grid", metavar="FILE.png", help="draw the top trials on the same validation images into FILE.png "
                         "(and into TensorBoard, run tensorboard/analysis of the experiment)")
-    parser.add_argument("--top", type=int, default=3, metavar="K", help="trials in the grid (default 3)")
+    parser.add_argument("--top", type=int, default=3, metavar="K", help="trials in the grid and the judge (default 3)")
+    parser.add_argument("--judge", action="store_true",
+                        help="judge the top K trials' fills of every validation image beside the real centers and the "
+                        "classical fills (raysearch/judge.py: a classifier two-sample test; ~25 s of CPU per row)")
+    parser.add_argument("--judge-seeds", type=int, default=DEFAULT_SEEDS, metavar="N",
+                        help=f"the judge's seeds per row (default {DEFAULT_SEEDS})")
     parser.add_argument("--images", type=int, default=8, metavar="N", help="validation images in the grid (default 8)")
     parser.add_argument("--rank-stability", action="store_true",
                         help="score every trial's last checkpoint on two disjoint halves of the validation subset and "
@@ -369,6 +404,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.top < 1:
         parser.error(f"--top must be >= 1, got {args.top}")
+    if args.judge_seeds < 2:
+        parser.error(f"--judge-seeds must be >= 2 to give a spread, got {args.judge_seeds}")
     if not 1 <= args.images <= 64:
         parser.error(f"--images must be 1 to 64, got {args.images}")
     if args.grid and not args.grid.lower().endswith(".png"):
@@ -395,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     document: dict[str, Any] = {}
     try:
         experiment = open_experiment(args.experiment)
-        checkpoints = grid_checkpoints(experiment, note) if args.grid else {}  # before anything reads the data
+        # Before anything reads the data: a refused checkpoint is one line, not a dataset generated for nothing.
+        checkpoints = grid_checkpoints(experiment, note) if args.grid or args.judge else {}
         baselines, floor = experiment.fills(note)
         rows = experiment.rows(floor)
         if not rows:
@@ -440,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  #{g.rank} {g.trial}: best kept checkpoint epoch {g.epoch}{value}; kept: {kept}", file=text)
             print(f"  also in TensorBoard: tensorboard --logdir {experiment.location}/tensorboard  (run analysis, "
                   f"tag {GRID_TAG})", file=text)
+        if args.judge:
+            document["judge"] = judge_top_trials(experiment, rows, args.top, checkpoints, args.judge_seeds, text, note)
     except RaysearchError as err:
         if args.json and document:
             print(json.dumps({**document, "error": str(err)}, indent=2, default=str))

@@ -76,7 +76,10 @@ from torch import nn
 
 from models.geometry import HOLE_SIZE, IMAGE_SIZE, hole_slice
 from raysearch import cli
+from raysearch.baselines import BASELINE_NAMES, filled_images
+from raysearch.data.dataset import to_float_images
 from raysearch.errors import DataError, RaysearchError
+from raysearch.generated import checkpoint_fills
 
 DEFAULT_SEEDS = 10
 MIN_PHOTOS = 4  # one per group: real/filled x train/test
@@ -316,9 +319,6 @@ def judge_beside_fills(images: np.ndarray, photos: np.ndarray, methods: dict[str
     the same images filled by that method (e.g. a checkpoint's, `raysearch.generated.checkpoint_fills`).
     `log(line)` hears of each row as it is done (the whole takes a while).
     """
-    from raysearch.baselines import BASELINE_NAMES, filled_images
-    from raysearch.data.dataset import to_float_images
-
     real = to_float_images(torch.from_numpy(np.array(images)))
     candidates = {REAL: real, **{name: filled_images(images, name) for name in BASELINE_NAMES}, **methods}
     results = {}
@@ -351,20 +351,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
                         help=f"seeds per method, >= 2 (default {DEFAULT_SEEDS}; ~2.5 s of CPU each)")
     parser.add_argument("--val-images", type=int, default=0, help="judge the first N val images (default 0 = all)")
+    parser.add_argument("--alpha", type=float, help="a realism_residual model's trade-off: 0 = its L2 path, "
+                                                    "1 (default) = its realism-trained output")
     args = parser.parse_args(argv)
     if args.seeds < 2:
         parser.error(f"--seeds: must be >= 2 to give a spread, got {args.seeds}")
     if args.val_images < 0:
         parser.error(f"--val-images: must be >= 0 (0 = all), got {args.val_images}")
+    if args.alpha is not None and not 0 <= args.alpha <= 1:
+        parser.error(f"--alpha: must be in [0, 1], got {args.alpha}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from raysearch.generated import checkpoint_fills
-
     try:
-        fills = checkpoint_fills(args.checkpoint, data=args.data, val_images=args.val_images)
+        fills = checkpoint_fills(args.checkpoint, data=args.data, val_images=args.val_images, alpha=args.alpha)
         photos = len(np.unique(fills.photos))
         if photos < MIN_PHOTOS:
             raise DataError(f"{fills.config.data.path or 'the synthetic dataset'}: its {len(fills.photos)} validation "
