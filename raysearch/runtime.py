@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -50,7 +49,8 @@ from ray.tune.search.optuna import OptunaSearch
 
 from raysearch import cli
 from raysearch import storage as storage_io
-from raysearch.checkpoint import STATE_FILE
+from raysearch.checkpoint import (CHECKPOINTS_TO_KEEP, RUN_DIR_CHECKPOINTS, checkpoint_name, keep_checkpoint,
+                                  latest_checkpoint)
 from raysearch.config import ExperimentConfig, build_config, config_to_dict
 from raysearch.constants import score_key
 from raysearch.loop import Runtime, local_runtime, run_trial, trial_process_scope
@@ -62,17 +62,9 @@ from raysearch.spaces import SearchSpace, TuneSettings, load_space
 #   run_dir: local mode in `raysearch.train`: <run dir>/train/epoch_NNNN, the latest resumed
 Destination = Literal["tune", "train", "run_dir"]
 
-# Full-state checkpoints are small (a few MB); keep a couple so a corrupt latest one is not the only copy.
-CHECKPOINTS_TO_KEEP = 2
-# The run directory's checkpoints (run_dir), named like the ones Train writes for a DDP run there.
-RUN_DIR_CHECKPOINTS = "train"
 # A DDP trial's actor only waits for its workers: it holds no CPU (they need them) but Tune takes no empty
 # request, so it holds a little memory, a resource every Ray node has.
 DDP_DRIVER_MEMORY = 64 * 2**20
-
-
-def checkpoint_name(epoch: int) -> str:
-    return f"epoch_{epoch:04d}"
 
 
 # ---------------------------------------------------------------- the train function
@@ -145,26 +137,6 @@ def _as_directory(checkpoint: Checkpoint | None) -> Iterator[Path | None]:
         return
     with checkpoint.as_directory() as directory:
         yield Path(directory)
-
-
-def latest_checkpoint(directory: Path) -> Path | None:
-    """The newest complete `epoch_NNNN` checkpoint under `directory`, or None."""
-    found = sorted(p for p in directory.glob("epoch_*") if (p / STATE_FILE).is_file()) if directory.is_dir() else []
-    return found[-1] if found else None
-
-
-def keep_checkpoint(source: Path, target: Path) -> None:
-    """Copy a checkpoint into place (complete or absent: copied under a temporary name, then renamed),
-    and drop the oldest beyond CHECKPOINTS_TO_KEEP."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(source, partial)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(partial, target)
-    kept = sorted(p for p in target.parent.glob("epoch_*") if (p / STATE_FILE).is_file())
-    for old in kept[:-CHECKPOINTS_TO_KEEP]:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- trainers
