@@ -163,7 +163,7 @@ class BareLoop:
                 torch._foreach_lerp_(self.average, self.trained, 1.0 - cfg.train.ema_decay)
 
     def noise(self, count: int) -> torch.Tensor | None:
-        dim = self.trial.cfg.generator.noise_dim
+        dim = self.trial.cfg.generator.noise_length
         return torch.randn(count, dim, generator=self.rng, device=self.trial.device) if dim else None
 
 

@@ -29,7 +29,9 @@ Conditioning, the same in all three:
   constant channels tiled over the 4x4 bottleneck (unet, channel-wise
   autoencoder), which the first up stage's conv then mixes in;
 - a caption code injected by `bias` goes through a Linear to the channels of
-  the last encoder stage and is added to its last conv's output, after the norm.
+  the last encoder stage and is added to its last conv's output, after the norm;
+- with `noise_map`, a 32x32 map of noise (the end of the noise vector) goes in
+  as one more input channel, in the hole: texture can vary per pixel and per sample.
 """
 
 from collections import OrderedDict
@@ -41,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.fills import fill_hole
-from models.geometry import HOLE_START, IMAGE_SIZE, crop_center, hole_mask, hole_slice, output_size
+from models.geometry import HOLE_SIZE, HOLE_START, IMAGE_SIZE, crop_center, hole_mask, hole_slice, output_size
 from models.layers import (
     BlockStyle,
     ChannelwiseFC,
@@ -186,8 +188,8 @@ class Generator(nn.Module):
             raise ValueError(f"contextual_attention: this unet's decoder makes {', '.join(map(str, sizes))}-px maps, "
                              f"not {opts.contextual_attention} (32 needs aligned_output)")
         self.options = opts
-        self.in_channels = 4 if opts.mask_channel else 3
-        # The hole's mask (the 4th input channel with `mask_channel`): built once, moved with the module,
+        self.in_channels = 3 + int(opts.mask_channel) + int(opts.noise_map)
+        # The hole's mask (an input channel with `mask_channel`): built once, moved with the module,
         # not saved in checkpoints.
         mask = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)
         mask[..., hole_slice(0), hole_slice(0)] = 1.0
@@ -225,15 +227,16 @@ class Generator(nn.Module):
             raise ValueError("alpha, return_paths: this generator has no realism residual (realism_residual: false)")
         if context.dim() != 4 or tuple(context.shape[1:]) != (3, IMAGE_SIZE, IMAGE_SIZE):
             raise ValueError(f"context: expected shape [B, 3, {IMAGE_SIZE}, {IMAGE_SIZE}], got {list(context.shape)}")
-        batch = context.shape[0]
-        if self.noise_dim > 0 and noise is None:
-            noise = torch.randn(batch, self.noise_dim, device=context.device, dtype=context.dtype)
-        _check_vector("noise", noise, self.noise_dim, batch)
+        batch, noise_length = context.shape[0], self.options.noise_length
+        if noise_length > 0 and noise is None:
+            noise = torch.randn(batch, noise_length, device=context.device, dtype=context.dtype)
+        _check_vector("noise", noise, noise_length, batch)
         _check_vector("caption_code", caption_code, self.caption_dim, batch)
-        extras = [v for v in (caption_code if self.concat_caption else None, noise) if v is not None]
+        vector = noise[:, : self.noise_dim] if self.noise_dim else None
+        extras = [v for v in (caption_code if self.concat_caption else None, vector) if v is not None]
         shift = self.caption_bias(caption_code) if self.caption_bias is not None else None
         filled = fill_hole(context, self.options.input_fill)
-        raw = self.generate(self.with_mask(filled), extras, shift)
+        raw = self.generate(self.network_input(filled, noise), extras, shift)
         raw, realism = raw[:, :3], raw[:, 3:]
         if self.options.residual:
             raw = raw + OUTPUT_INVERSES[self.options.output_activation](crop_center(filled, self.options.context_margin))
@@ -243,12 +246,18 @@ class Generator(nn.Module):
             return raw, realism
         return mix_paths(raw, realism, self.alpha if alpha is None else alpha)
 
-    def with_mask(self, filled: torch.Tensor) -> torch.Tensor:
-        """The filled context, plus the hole's mask as a fourth channel when `mask_channel` is on."""
-        if not self.options.mask_channel:
-            return filled
-        mask = self.hole_mask.to(filled.dtype).expand(filled.shape[0], -1, -1, -1)
-        return torch.cat([filled, mask], dim=1)
+    def network_input(self, filled: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        """The filled context, then the hole's mask (`mask_channel`), then the noise map (`noise_map`:
+        the last HOLE_SIZE**2 values of `noise`, placed in the hole, zero outside)."""
+        channels = [filled]
+        if self.options.mask_channel:
+            channels.append(self.hole_mask.to(filled.dtype).expand(filled.shape[0], -1, -1, -1))
+        if self.options.noise_map:
+            noise_map = filled.new_zeros(filled.shape[0], 1, IMAGE_SIZE, IMAGE_SIZE)
+            hole = hole_slice(0)
+            noise_map[..., hole, hole] = noise[:, self.noise_dim :].reshape(-1, 1, HOLE_SIZE, HOLE_SIZE)
+            channels.append(noise_map)
+        return torch.cat(channels, dim=1) if len(channels) > 1 else filled
 
     def start_output(self, output: ConvBlock) -> None:
         """Initialise the last convolution: zero with `residual` (an untrained generator then returns its

@@ -10,6 +10,8 @@ checked there, not here.
 from dataclasses import dataclass
 from typing import Literal
 
+from models.geometry import HOLE_SIZE
+
 Norm = Literal["batch", "instance", "layer", "none"]
 Activation = Literal["relu", "leaky_relu"]
 OutputActivation = Literal["none", "tanh", "sigmoid", "clip"]
@@ -32,6 +34,11 @@ class GeneratorOptions:
     code_size: dense code of `cnn`, and width of the 1x1 code of `autoencoder`.
     channelwise_fc: `autoencoder` only, Context Encoders' channel-wise dense bottleneck.
     noise_dim: length of a noise vector concatenated to the bottleneck (0 = none).
+    noise_map: a map of Gaussian noise, one value per hole pixel, as one more input channel
+        (zero outside the hole), as StyleGAN feeds noise per pixel: a bottleneck vector reaches
+        the output only through the coarse decoder stages, so fine texture must otherwise be a
+        fixed function of the context. The map travels at the end of the generator's noise
+        vector, which is then `noise_length` = noise_dim + 32 * 32 long.
     context_margin: 0 predicts the 32x32 hole; 2 predicts 36x36 overlapping the border.
     caption_injection: how a caption code enters: concatenated to the bottleneck code,
         or added as a per-channel bias on the last encoder convolution.
@@ -81,6 +88,7 @@ class GeneratorOptions:
     code_size: int = 500
     channelwise_fc: bool = False
     noise_dim: int = 0
+    noise_map: bool = False
     context_margin: int = 0
     caption_injection: CaptionInjection = "concat"
     input_fill: InputFill = "zeros"
@@ -106,6 +114,11 @@ class GeneratorOptions:
             self.contextual_attention in (0, 16, 32),
             f"contextual_attention: must be 0 (none), 16 or 32 (the decoder map it runs on), got {self.contextual_attention}",
         )
+
+    @property
+    def noise_length(self) -> int:
+        """The length of the noise vector a generator takes per image: the bottleneck's, then the map's."""
+        return self.noise_dim + (HOLE_SIZE * HOLE_SIZE if self.noise_map else 0)
 
 
 @dataclass(frozen=True)

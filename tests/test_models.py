@@ -417,6 +417,26 @@ def test_generator_noise(name) -> None:
 
 
 @pytest.mark.parametrize("name", GENERATOR_NAMES)
+def test_a_noise_map_reaches_each_hole_pixel_and_nothing_else(name) -> None:
+    opts = GeneratorOptions(name=name, noise_dim=2, noise_map=True, **SMALL)
+    generator = build_generator(opts).eval()
+    assert opts.noise_length == 2 + 32 * 32 and generator.in_channels == 4
+    context, noise = torch.randn(BATCH, 3, 64, 64), torch.randn(BATCH, opts.noise_length)
+    inputs = generator.network_input(context, noise)
+    # The map is the vector's tail laid over the hole in raster order; the context and the border untouched.
+    assert torch.equal(inputs[:, :3], context)
+    assert torch.equal(inputs[:, 3, 16:48, 16:48].reshape(BATCH, -1), noise[:, 2:])
+    inputs[:, 3, 16:48, 16:48] = 0
+    assert not inputs[:, 3].any()
+    changed = noise.clone()
+    changed[:, -1] += 1.0  # the last hole pixel's noise alone
+    with torch.no_grad():
+        assert not torch.allclose(generator(context, noise=noise), generator(context, noise=changed))
+    with pytest.raises(ValueError, match=rf"noise: expected shape \[{BATCH}, 1026\]"):
+        generator(context, noise=torch.randn(BATCH, 2))
+
+
+@pytest.mark.parametrize("name", GENERATOR_NAMES)
 @pytest.mark.parametrize("injection", ["concat", "bias"])
 def test_generator_captions_condition_the_output(name, injection) -> None:
     generator = build_generator(GeneratorOptions(name=name, caption_injection=injection, **SMALL), caption_dim=9)

@@ -129,7 +129,7 @@ def validation_noise(cfg: ExperimentConfig, count: int, device: torch.device) ->
     CPU one for the same seed, and analysis (on the CPU) must show exactly the
     validation images a GPU-trained trial measured.
     """
-    if not cfg.generator.noise_dim:
+    if not cfg.generator.noise_length:
         return None
     rng = torch.Generator(device="cpu").manual_seed(cfg.train.seed + 12345)
-    return torch.randn(count, cfg.generator.noise_dim, generator=rng).to(device)
+    return torch.randn(count, cfg.generator.noise_length, generator=rng).to(device)

@@ -76,7 +76,7 @@ class GanUpdate:
         )
 
     def noise(self, count: int) -> Tensor | None:
-        dim = self.cfg.generator.noise_dim
+        dim = self.cfg.generator.noise_length
         return torch.randn(count, dim, generator=self.rng, device=self.device) if dim else None
 
     def critic_inputs(self, context: Tensor, center: Tensor) -> Tensor:
