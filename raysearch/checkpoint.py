@@ -76,15 +76,22 @@ STATE_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def check_state(state: dict[str, Any], path: Path | str) -> None:
-    """Every entry a trial restores is there with the right type, or CheckpointError naming the entry."""
-    for key, types in STATE_TYPES.items():
+# What filling holes needs of it (generator_only keeps these).
+GENERATOR_ENTRIES = ("config", "epoch", "generator", "generator_average")
+
+
+def check_state(state: dict[str, Any], path: Path | str, entries: tuple[str, ...] = tuple(STATE_TYPES)) -> None:
+    """Every entry a trial restores (or only `entries` of them) is there with the right type, or
+    CheckpointError naming the entry."""
+    for key in entries:
+        types = STATE_TYPES[key]
         if key not in state:
-            raise CheckpointError(f"{path}: not a full-state raysearch checkpoint (no {key!r} entry)")
+            kind = "full-state " if key not in GENERATOR_ENTRIES else ""
+            raise CheckpointError(f"{path}: not a {kind}raysearch checkpoint (no {key!r} entry)")
         if not isinstance(state[key], types) or isinstance(state[key], bool):
             allowed = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             raise CheckpointError(f"{path}: entry {key!r} must be {allowed}, got {type(state[key]).__name__}")
-    if not isinstance(state["rng"].get("torch"), torch.Tensor):
+    if "rng" in entries and not isinstance(state["rng"].get("torch"), torch.Tensor):
         raise CheckpointError(f"{path}: entry 'rng' must hold the 'torch' generator state (a tensor)")
 
 
@@ -112,6 +119,19 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: s
         elif a != b:
             differences.append(f"{dotted} ({a!r} in the checkpoint, {b!r} now)")
     return differences
+
+
+def generator_only(state: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's state cut to what filling holes needs (raysearch.inpaint): its config, epoch and the
+    generator validation measures, without the critic, optimisers, schedulers or RNG; it cannot resume a run.
+
+    Where the run kept a weight average, that is the generator measured and the only one kept: both
+    generator entries then hold the same tensors, which torch.save writes once (a quarter of the full file).
+    """
+    average = state["generator_average"]
+    generator = average["network"] if isinstance(average, dict) and "network" in average else state["generator"]
+    return {"config": state["config"], "epoch": state["epoch"], "generator": generator,
+            "generator_average": average}
 
 
 def latest_checkpoint(directory: Path) -> Path | None:

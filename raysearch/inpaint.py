@@ -1,5 +1,9 @@
 """`python -m raysearch.inpaint MODEL PHOTO_OR_DIR... --out DIR`: fill the hole of your own photos with a model.
 
+`python -m raysearch.inpaint MODEL --export DIR` writes MODEL's generator alone (config, epoch and the
+weights validation measured; no critic, optimisers or RNG) as a checkpoint DIR that is a MODEL in turn:
+what to hand to others (the repository's own `trained/` models are made this way).
+
 MODEL is any of:
 - a checkpoint directory (holding state.pt);
 - a run directory of `python -m raysearch.train` (its latest checkpoint);
@@ -33,7 +37,14 @@ from PIL import Image
 from models.geometry import IMAGE_SIZE, crop_center, mask_context, paste_center
 from raysearch import cli
 from raysearch.baselines import BASELINE_NAMES, filled_images
-from raysearch.checkpoint import RUN_DIR_CHECKPOINTS, STATE_FILE, latest_checkpoint, load_checkpoint
+from raysearch.checkpoint import (
+    RUN_DIR_CHECKPOINTS,
+    STATE_FILE,
+    generator_only,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from raysearch.config import ExperimentConfig
 from raysearch.constants import EXPERIMENT_FILE
 from raysearch.data import to_float_images
@@ -81,6 +92,13 @@ def find_model(path: str, log=print) -> Model:
         raise CheckpointError(f"{path}: this trial has no kept checkpoint")
     raise CheckpointError(f"{path}: holds no {STATE_FILE}, no run's train/epoch_* and no experiment; allowed: a "
                           "checkpoint, a run directory of raysearch.train, a trial's or an experiment's directory")
+
+
+def export(state: dict, directory: Path) -> None:
+    """Write the generator alone (checkpoint.generator_only) to `directory`, refused where it holds anything."""
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise ConfigError(f"--export {directory}: exists and is not an empty directory; allowed: a new or empty one")
+    save_checkpoint(generator_only(state), directory)
 
 
 def photo_paths(inputs: list[str]) -> list[Path]:
@@ -173,9 +191,10 @@ def parse_args(argv: list[str] | None):
                                 description="Fill the 32x32 center of your own photos (center-cropped to 64x64) "
                                             "with a trained model; see the module's docstring for MODEL.")
     parser.add_argument("model", help="a checkpoint, a raysearch.train run, a trial's or an experiment's directory")
-    parser.add_argument("photos", nargs="+", metavar="PHOTO_OR_DIR", help="photos, or folders searched recursively")
-    parser.add_argument("--out", required=True, help="where the filled photos go (a new or empty directory, or one "
-                                                     "this command wrote)")
+    parser.add_argument("photos", nargs="*", metavar="PHOTO_OR_DIR", help="photos, or folders searched recursively")
+    parser.add_argument("--out", help="where the filled photos go (a new or empty directory, or one this command wrote)")
+    parser.add_argument("--export", metavar="DIR", help="write MODEL's generator alone as a checkpoint to DIR (new or "
+                                                        "empty): a MODEL for this command, a quarter the size")
     parser.add_argument("--compare", action="store_true",
                         help="also write <name>_compare.png: input, fill, original, best classical fill")
     parser.add_argument("--alpha", type=float, help="a realism_residual model's trade-off: 0 = its L2 path, "
@@ -183,6 +202,10 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
+    if not args.photos and not args.export:
+        parser.error("give photos to fill (with --out), or --export DIR")
+    if args.photos and not args.out:
+        parser.error("--out is required with photos: where the filled photos go")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.alpha is not None and not 0 <= args.alpha <= 1:
@@ -193,7 +216,7 @@ def parse_args(argv: list[str] | None):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
-    out = Path(args.out).expanduser()
+    out = Path(args.out).expanduser() if args.out else None
     try:
         device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                               "cpu" if args.device == "auto" else args.device)
@@ -201,7 +224,13 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("--device cuda: torch sees no GPU here; allowed: auto or cpu")
         model = find_model(args.model, log)
         where = str(model.checkpoint / STATE_FILE)
-        cfg, generator = trained_generator(load_checkpoint(model.checkpoint), where, device)
+        state = load_checkpoint(model.checkpoint)
+        cfg, generator = trained_generator(state, where, device)
+        if args.export:
+            export(state, Path(args.export).expanduser())
+            log(f"model: {model.what}; its generator written to {args.export}")
+            if not args.photos:
+                return 0
         if cfg.captions.enabled:
             raise CheckpointError(f"{where}: conditions on captions (captions.encoder={cfg.captions.encoder}); photos "
                                   "have none: use a model trained without captions")

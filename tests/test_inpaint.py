@@ -16,6 +16,8 @@ from models.geometry import HOLE_SIZE, HOLE_START, IMAGE_SIZE
 from raysearch import inpaint, runtime
 from raysearch.checkpoint import RUN_DIR_CHECKPOINTS, STATE_FILE, latest_checkpoint, load_checkpoint, save_checkpoint
 from raysearch.config import load_config
+from raysearch.errors import CheckpointError
+from raysearch.loop import Runtime, Trial
 from tests.conftest import SMALL_DATA
 from tests.fake_tune import FakeTune, params
 
@@ -85,6 +87,26 @@ def test_the_fill_is_the_weight_average_s(run_dir, photos, tmp_path, capsys):
     assert fill(capsys, tmp_path / "ruined", photos, "--out", tmp_path / "b")[0] == 0
     for png in (tmp_path / "a").glob("*.png"):
         assert np.array_equal(pixels(png), pixels(tmp_path / "b" / png.name))
+
+
+def test_an_exported_generator_fills_exactly_as_its_checkpoint_and_cannot_resume(run_dir, photos, tmp_path, capsys):
+    checkpoint = latest_checkpoint(run_dir / RUN_DIR_CHECKPOINTS)
+    code, err = fill(capsys, run_dir, "--export", tmp_path / "model")
+    assert code == 0, err
+    exported = load_checkpoint(tmp_path / "model")
+    assert sorted(exported) == ["config", "epoch", "format_version", "generator", "generator_average"]
+    # The average alone is kept, once: the file is far smaller than the full state.
+    full_size = (checkpoint / STATE_FILE).stat().st_size
+    assert (tmp_path / "model" / STATE_FILE).stat().st_size < 0.6 * full_size
+    assert fill(capsys, checkpoint, photos, "--out", tmp_path / "a")[0] == 0
+    assert fill(capsys, tmp_path / "model", photos, "--out", tmp_path / "b")[0] == 0
+    for png in (tmp_path / "a").glob("*.png"):
+        assert np.array_equal(pixels(png), pixels(tmp_path / "b" / png.name))
+    # Exporting again over it is refused; so is resuming a run from it (no optimisers, no RNG).
+    code, err = fill(capsys, run_dir, "--export", tmp_path / "model")
+    assert code == 2 and "--export" in err and "not an empty directory" in err
+    with pytest.raises(CheckpointError, match="'step'"):
+        Trial(load_config("l2", RUN), Runtime(device=torch.device("cpu"))).restore(exported, tmp_path / "model")
 
 
 def test_a_trial_and_an_experiment_directory_name_their_checkpoints(tmp_path, photos, capsys):

@@ -117,7 +117,8 @@ class Trial:
 
     def load_weights(self, state: dict[str, Any], path: Path | str) -> None:
         """The networks' weights (and the generator's average) of a checkpoint, without the optimisers:
-        what evaluating a checkpoint needs."""
+        what evaluating a checkpoint needs. A generator-only checkpoint (checkpoint.generator_only) has no
+        critic entry, and validation needs none: the critic keeps its initial weights then."""
         networks = self.networks
         load_part(unwrap(networks.generator), state["generator"], "generator", path)
         if networks.generator_average is not None:
@@ -125,7 +126,7 @@ class Trial:
                 raise CheckpointError(f"{path}: entry 'generator_average' is null, but this config keeps one "
                                       "(train.ema_decay)")
             load_part(networks.generator_average, state["generator_average"], "generator average", path)
-        if networks.critic is not None:
+        if networks.critic is not None and "critic" in state:
             if state["critic"] is None:
                 raise CheckpointError(f"{path}: entry 'critic' is null, but this config trains a critic")
             load_part(unwrap(networks.critic), state["critic"], "critic", path)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from models.geometry import mask_context
-from raysearch.checkpoint import check_state, load_part
+from raysearch.checkpoint import GENERATOR_ENTRIES, check_state, load_part
 from raysearch.config import ExperimentConfig, build_config
 from raysearch.errors import CheckpointError, ConfigError
 from raysearch.evaluate import score_centers
@@ -50,8 +50,9 @@ def validate(trial: Trial) -> tuple[dict[str, float], Tensor]:
 
 
 def checkpoint_config(state: dict[str, Any], where: str) -> ExperimentConfig:
-    """A checkpoint's own config, checked, not compiled; CheckpointError naming `where` when it is not one."""
-    check_state(state, where)
+    """A checkpoint's own config, checked, not compiled; CheckpointError naming `where` when it is not one
+    (a generator-only checkpoint, checkpoint.generator_only, is one: only what filling holes reads is checked)."""
+    check_state(state, where, GENERATOR_ENTRIES)
     try:
         cfg = build_config(state["config"], source=f"{where}: its config")
     except ConfigError as err:
