@@ -322,6 +322,7 @@ RECIPES = {
     "feature_matching": ["objective.feature_matching_weight=1.0"],
     "contextual_attention": ["generator.contextual_attention=16"],
     "realism_residual": ["generator.realism_residual=true"],
+    "noise_map": ["generator.noise_map=true"],
 }
 OBJECTIVES = ["l2", "gan", "nsgan", "wgan", "wgan-gp", "hinge"]
 
@@ -356,7 +357,7 @@ def test_the_recipes_that_need_a_critic_or_a_classifying_loss_are_refused_where_
     assert ("lazy_r1", "wgan") in refused and ("lazy_r1", "wgan-gp") in refused and ("lazy_r1", "nsgan") not in refused
     assert ("mask_aware_labels", "wgan") in refused and ("mask_aware_labels", "hinge") not in refused
     assert {("feature_matching", "l2"), ("realism_residual", "l2")} <= refused
-    assert ("contextual_attention", "l2") not in refused  # a generator option: every objective
+    assert ("contextual_attention", "l2") not in refused and ("noise_map", "l2") not in refused  # generator options
 
 
 def _builds(space, *overrides) -> bool:
