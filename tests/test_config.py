@@ -180,11 +180,24 @@ NSGAN = {"name": "nsgan", "adv_weight": 1.0}
 PATCH = {"name": "patch", "depth": 2, "norm": "spectral"}
 
 
-@pytest.mark.parametrize("space", SHIPPED_SPACES + ["seed000_cnn", "seed001_unet_wgan"])
+RECIPE_SPACE = "realism"  # the one space built on the recipes: every other keeps the seeds' behaviour
+
+
+SEED_SPACES = [space for space in SHIPPED_SPACES if space != RECIPE_SPACE]
+
+
+@pytest.mark.parametrize("space", SEED_SPACES + ["seed000_cnn", "seed001_unet_wgan"])
 def test_the_shipped_spaces_keep_every_recipe_off(space):
     flat = flatten(config_to_dict(load_config(space)))
     assert {key: flat[key] for key in RECIPE_DEFAULTS} == RECIPE_DEFAULTS
-    assert flat["critic.name"] == "conv"
+    assert flat["critic.name"] == "conv" and not flat["generator.noise_map"]
+
+
+def test_the_realism_space_turns_on_the_recipes_it_was_measured_with():
+    flat = flatten(config_to_dict(load_config(RECIPE_SPACE)))
+    assert flat["critic.name"] == "patch" and flat["critic.norm"] == "spectral" and flat["objective.name"] == "hinge"
+    assert flat["objective.mask_aware_labels"] and flat["objective.feature_matching_weight"] > 0
+    assert flat["generator.realism_residual"] and flat["generator.noise_map"]
 
 
 @pytest.mark.parametrize(
