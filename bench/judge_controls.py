@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -78,8 +79,6 @@ def blurred_center(real: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def draw_grid(path: Path, rows: dict[str, torch.Tensor], index: np.ndarray) -> None:
     """A PNG: one labelled row per fill, the images at `index`, at their own size (64 px)."""
-    from PIL import Image, ImageDraw
-
     label_width, side = 150, 64
     grid = Image.new("RGB", (label_width + len(index) * side, len(rows) * side), "white")
     draw = ImageDraw.Draw(grid)

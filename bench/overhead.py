@@ -47,6 +47,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `python bench/overhead.py`
 
+import ray  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.tune import Callback  # noqa: E402
+from ray.util.state import list_actors  # noqa: E402
+
+from raysearch import runtime  # noqa: E402
+from raysearch.loop import run_trial, trial_process_scope  # noqa: E402
+from raysearch.spaces import Resources, load_space  # noqa: E402
+
 SMALL = [
     "data.synthetic_train=256", "data.synthetic_val=32", "data.val_images=32", "train.batch_size=16",
     "train.steps_per_epoch=4", "train.preview_images=4",
@@ -71,8 +80,6 @@ def resident_mb(pid: int) -> float | None:
 
 def trial_end_recorder():
     """A Tune callback recording, per trial, when it completed (this driver's clock) and the RSS of its process."""
-    from ray.tune import Callback
-
     class TrialEnds(Callback):
         def __init__(self) -> None:
             self.ends: list[dict] = []
@@ -87,8 +94,6 @@ def trial_end_recorder():
 
 def direct_run(cfg, threads: int) -> dict[str, float]:
     """The same training in this process with the trial's thread count: seconds and CPU seconds."""
-    from raysearch.loop import run_trial, trial_process_scope
-
     cpu_start, start = time.process_time(), time.perf_counter()
     with tempfile.TemporaryDirectory() as logdir, trial_process_scope(threads):
         run_trial(cfg, lambda metrics, checkpoint: None, logdir=Path(logdir))
@@ -97,10 +102,6 @@ def direct_run(cfg, threads: int) -> dict[str, float]:
 
 def run_search(space, settings, storage: str, recorder):
     """The search through raysearch's runtime (what `python -m raysearch.tune` runs), with `recorder` attached."""
-    from ray import tune
-
-    from raysearch import runtime
-
     trainable = runtime.build_trainable(str(space.path), SMALL, settings, f"{storage}/overhead", use_gpu=False)
     tuner = tune.Tuner(
         trainable,
@@ -117,13 +118,6 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=1, help="trials at a time (each holds cores/concurrency)")
     args = parser.parse_args()
-
-    import ray
-    from ray.util.state import list_actors
-
-    from raysearch import runtime
-    from raysearch.loop import run_trial
-    from raysearch.spaces import Resources, load_space
 
     cores = runtime.available_cores()
     cpus = cores / args.concurrency

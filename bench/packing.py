@@ -31,13 +31,17 @@ import yaml
 # Run as `python bench/packing.py`: the repository root, not bench/, must be importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import ray  # noqa: E402
+
+from raysearch import runtime  # noqa: E402
+from raysearch.loop import phase_cycle, run_trial  # noqa: E402
+from raysearch.spaces import Resources, load_space  # noqa: E402
+
 SMALL_NETS = ["generator.base_width=16", "generator.max_width=64", "critic.base_width=16", "critic.max_width=64"]
 
 
 def pinned_space(space_name: str, directory: Path) -> Path:
     """A copy of a shipped space whose search has one value (its base learning rate): every trial trains alike."""
-    from raysearch.spaces import load_space
-
     source = load_space(space_name, []).path
     values = yaml.safe_load(source.read_text())
     lr = values["base"]["optim"]["generator_lr"]
@@ -49,17 +53,12 @@ def pinned_space(space_name: str, directory: Path) -> Path:
 
 def images_for_steps(cfg, steps: int) -> int:
     """Training images that hold `steps` cycles of the adversarial phase cycle (one batch each without a critic)."""
-    from raysearch.loop import phase_cycle
-
     return steps * len(phase_cycle(cfg, cfg.objective.adversarial)) * cfg.train.batch_size
 
 
 def packed_rate(space_path: Path, overrides: list[str], k: int, epochs: int, use_gpu: bool, total_cpus: float,
                 storage: str) -> float:
     """Aggregate images/s of K trials at once, each worker holding 1/K of the device."""
-    from raysearch import runtime
-    from raysearch.spaces import Resources, load_space
-
     space = load_space(str(space_path), overrides)
     resources = Resources(cpus=total_cpus / k if not use_gpu else 1.0, gpu_fraction=1.0 / k, workers=1)
     settings = dataclasses.replace(space.tune, num_samples=k, max_epochs=epochs, scheduler="none",
@@ -84,12 +83,6 @@ def main() -> None:
     parser.add_argument("--full-size", action="store_true", help="the space's own network widths (default: narrow)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-
-    import ray
-
-    from raysearch import runtime
-    from raysearch.loop import run_trial
-    from raysearch.spaces import load_space
 
     overrides = [
         "data.synthetic_val=32", "data.val_images=32", "train.preview_images=0",

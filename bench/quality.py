@@ -35,17 +35,19 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from models.geometry import crop_center, mask_context, paste_center  # noqa: E402
 from raysearch.checkpoint import load_checkpoint  # noqa: E402
 from raysearch.config import load_config  # noqa: E402
 from raysearch.constants import score_key  # noqa: E402
-from raysearch.baselines import BASELINE_NAMES, baselines_for  # noqa: E402
+from raysearch.baselines import BASELINE_NAMES, baselines_for, filled_images  # noqa: E402
 from raysearch.data.cache import cache_root  # noqa: E402
 from raysearch.data.prepare import prepare_photos  # noqa: E402
 from raysearch.stability import half_scores, spearman  # noqa: E402
 from raysearch.generated import checkpoint_fills  # noqa: E402
 from raysearch.judge import DEFAULT_SEEDS, judge_beside_fills  # noqa: E402
 from raysearch.judge import format_table as judge_table  # noqa: E402
-from raysearch.loop import run_trial  # noqa: E402
+from raysearch.loop import checkpoint_trial, run_trial, validate  # noqa: E402
+from raysearch.pictures import image_grid, labelled  # noqa: E402
 
 SPACES = ("l2", "realism", "dcgan", "wgan", "wgan_gp")
 COLUMNS = ("val/psnr", "val/ssim", "val/seam", "val/swd", "val/swd_band")
@@ -88,11 +90,6 @@ def rank_rhos(checkpoints: list[Path], metrics: tuple[str, ...]) -> dict[str, fl
 
 def draw_grid(path: Path, rows: dict[str, dict[str, float]], finals: dict[str, Path], count: int = 8) -> None:
     """Context, truth, each classical fill and each space's final generator on the same validation images."""
-    from models.geometry import crop_center, mask_context, paste_center
-    from raysearch.loop import checkpoint_trial, validate
-    from raysearch.baselines import filled_images
-    from raysearch.pictures import image_grid, labelled
-
     tiles, labels = [], []
     for space, checkpoint in finals.items():
         trial = checkpoint_trial(load_checkpoint(checkpoint))

@@ -21,8 +21,13 @@ import dataclasses
 import tempfile
 from pathlib import Path
 
+import ray
 import yaml
+from ray import tune
 from ray.tune.stopper import Stopper
+
+from raysearch.runtime import build_trainable, concurrency, make_scheduler, make_searcher, start_ray
+from raysearch.spaces import load_space
 
 SPACE = {
     "description": "bench/search.py: a small l2 search",
@@ -62,11 +67,6 @@ class TrialEpochBudget(Stopper):
 
 def run(space_path: Path, method: str, seed: int, budget: int, max_epochs: int, storage: str) -> list[float]:
     """Run one search; return the metric of every epoch report in arrival order."""
-    from ray import tune
-
-    from raysearch.spaces import load_space
-    from raysearch.runtime import build_trainable, concurrency, make_scheduler, make_searcher
-
     space = load_space(str(space_path))
     random = method == "random"
     settings = dataclasses.replace(
@@ -108,10 +108,6 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=60, help="trial-epochs per method and seed")
     parser.add_argument("--max-epochs", type=int, default=5)
     args = parser.parse_args()
-
-    import ray
-
-    from raysearch.runtime import start_ray
 
     start_ray("local", log_to_driver=False)
     rows = []

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from raysearch import cli
+from raysearch.data.download import Expected, download_coco
 from raysearch.data.photos import DEFAULT_MIN_CROP, DEFAULT_VAL_FRACTION
 from raysearch.errors import DataError, RaysearchError
 
@@ -90,8 +91,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _read_checksums(path: Path) -> dict:
-    from raysearch.data.download import Expected
-
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -137,8 +136,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise DataError(f"{flags}: only for --images, not --coco-root")
                 prepare(args.coco_root, args.out, size=args.size, workers=args.workers, force=args.force)
         elif args.command == "download-coco":
-            from raysearch.data.download import download_coco
-
             checksums = _read_checksums(args.checksums) if args.checksums else None
             if args.retries < 0:
                 raise DataError(f"--retries: must be >= 0, got {args.retries}")
