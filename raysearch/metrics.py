@@ -366,11 +366,12 @@ def sliced_wasserstein(
     patches_per_image: int = 64,
     projections: int = 128,
     repeats: int = 4,
+    standardise: str = "own",
 ) -> torch.Tensor:
     """Sliced Wasserstein distance x 1e3, averaged over pyramid levels.
 
-    See `sliced_wasserstein_per_level`. Lower is more realistic; about 0 for
-    identical sets. Memory grows with images x patches_per_image (200 images
+    See `sliced_wasserstein_per_level` (and `standardise` there). Lower is more realistic;
+    about 0 for identical sets. Memory grows with images x patches_per_image (200 images
     at the defaults: ~8 MB of descriptors per set and level).
     """
     per_level = sliced_wasserstein_per_level(
@@ -382,40 +383,22 @@ def sliced_wasserstein(
         patches_per_image=patches_per_image,
         projections=projections,
         repeats=repeats,
+        standardise=standardise,
     )
     return torch.stack(per_level).mean()
 
 
 @register_metric("swd_band", seeded=True)
-def sliced_wasserstein_band(
-    fake: torch.Tensor,
-    real: torch.Tensor,
-    *,
-    seed: int = 0,
-    levels: int | None = None,
-    patch: int = 7,
-    patches_per_image: int = 64,
-    projections: int = 128,
-    repeats: int = 4,
-) -> torch.Tensor:
-    """`sliced_wasserstein` with both patch sets standardised by the real set's mean and std.
+def sliced_wasserstein_band(fake: torch.Tensor, real: torch.Tensor, *, seed: int = 0,
+                            **settings: int | None) -> torch.Tensor:
+    """`sliced_wasserstein` (the same `settings`: levels, patch, ...) with both patch sets standardised by
+    the real set's mean and std.
 
     The same patches and directions as `swd` for the same seed; about 0 for identical
     sets. Unlike `swd` it is not blind to how much detail each pyramid band holds: a
     blurred fill (too little) and a noisy one (too much) are both far from the real set.
     """
-    per_level = sliced_wasserstein_per_level(
-        fake,
-        real,
-        seed=seed,
-        levels=levels,
-        patch=patch,
-        patches_per_image=patches_per_image,
-        projections=projections,
-        repeats=repeats,
-        standardise="real",
-    )
-    return torch.stack(per_level).mean()
+    return sliced_wasserstein(fake, real, seed=seed, standardise="real", **settings)
 
 
 # ----------------------------------------------------------------------------- all at once
