@@ -60,16 +60,21 @@ def test_every_objective_trains_one_epoch(tmp_path, objective):
     assert len(recorder.checkpoints) == 1
 
 
-def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(tmp_path):
-    overrides = ["train.steps_per_epoch=3", "train.critic_steps=2", "optim.lr_decay=0.9"]
+def straight_and_resumed(tmp_path, epochs: int, *overrides) -> tuple[Recorder, Recorder]:
+    """A wgan-space run of `epochs` straight through, and the second half of the same run resumed from the
+    checkpoint of a run that stopped halfway."""
     straight = Recorder(tmp_path / "straight")
-    run_trial(small("wgan", "train.epochs=4", *overrides), straight)
-
+    run_trial(small("wgan", f"train.epochs={epochs}", *overrides), straight)
     first = Recorder(tmp_path / "first")
-    run_trial(small("wgan", "train.epochs=2", *overrides), first)
+    run_trial(small("wgan", f"train.epochs={epochs // 2}", *overrides), first)
     second = Recorder(tmp_path / "second")
-    run_trial(small("wgan", "train.epochs=4", *overrides), second, checkpoint=first.checkpoints[-1])
+    run_trial(small("wgan", f"train.epochs={epochs}", *overrides), second, checkpoint=first.checkpoints[-1])
+    return straight, second
 
+
+def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(tmp_path):
+    straight, second = straight_and_resumed(tmp_path, 4, "train.steps_per_epoch=3", "train.critic_steps=2",
+                                            "optim.lr_decay=0.9")
     assert [r["epoch"] for r in second.reports] == [3, 4]
     for key in ("val/mse", "val/psnr", "val/swd", "generator/loss", "critic/loss"):
         assert second.reports[-1][key] == pytest.approx(straight.reports[-1][key], rel=1e-4, abs=1e-6), key
@@ -376,12 +381,7 @@ def test_lazy_r1_runs_every_kth_critic_step_and_its_clock_survives_a_resume(tmp_
     fired = ["critic_r1/penalty" in trial.update.critic(images, tokens) for _ in range(7)]
     assert fired == [True, False, False, True, False, False, True]
     assert trial.state()["critic_steps"] == 7
-    straight = Recorder(tmp_path / "straight")
-    run_trial(small("wgan", "train.epochs=2", *overrides), straight)
-    first = Recorder(tmp_path / "first")
-    run_trial(small("wgan", "train.epochs=1", *overrides), first)
-    second = Recorder(tmp_path / "second")
-    run_trial(small("wgan", "train.epochs=2", *overrides), second, checkpoint=first.checkpoints[-1])
+    straight, second = straight_and_resumed(tmp_path, 2, *overrides)
     assert second.reports[-1]["critic_r1/penalty"] == pytest.approx(straight.reports[-1]["critic_r1/penalty"])
 
 
