@@ -36,6 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models.geometry import crop_center, mask_context, paste_center  # noqa: E402
+from raysearch import cli  # noqa: E402
 from raysearch.checkpoint import load_checkpoint  # noqa: E402
 from raysearch.config import load_config  # noqa: E402
 from raysearch.constants import score_key  # noqa: E402
@@ -173,7 +174,7 @@ def main() -> int:
     parser.add_argument("--grid", type=Path, help="write a PNG: fills and each space's final generator, real photos")
     parser.add_argument("--judge", action="store_true", help="judge the fills and each final generator (slow: ~25 s "
                                                              "of CPU per row at 10 seeds)")
-    parser.add_argument("--judge-seeds", type=int, default=DEFAULT_SEEDS)
+    parser.add_argument("--judge-seeds", type=cli.judge_seeds, default=DEFAULT_SEEDS)
     args = parser.parse_args()
     args.spaces = [s for s in args.spaces.split(",") if s]
     if args.device == "cpu":

@@ -395,7 +395,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--judge", action="store_true",
                         help="judge the top K trials' fills of every validation image beside the real centers and the "
                         "classical fills (raysearch/judge.py: a classifier two-sample test; ~25 s of CPU per row)")
-    parser.add_argument("--judge-seeds", type=int, default=DEFAULT_SEEDS, metavar="N",
+    parser.add_argument("--judge-seeds", type=cli.judge_seeds, default=DEFAULT_SEEDS, metavar="N",
                         help=f"the judge's seeds per row (default {DEFAULT_SEEDS})")
     parser.add_argument("--images", type=int, default=8, metavar="N", help="validation images in the grid (default 8)")
     parser.add_argument("--rank-stability", action="store_true",
@@ -404,8 +404,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.top < 1:
         parser.error(f"--top must be >= 1, got {args.top}")
-    if args.judge_seeds < 2:
-        parser.error(f"--judge-seeds must be >= 2 to give a spread, got {args.judge_seeds}")
     if not 1 <= args.images <= 64:
         parser.error(f"--images must be 1 to 64, got {args.images}")
     if args.grid and not args.grid.lower().endswith(".png"):

@@ -25,6 +25,26 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {one_line} (see {self.prog} --help)\n")
 
 
+def realism_alpha(text: str) -> float:
+    """argparse type of --alpha, a realism_residual model's trade-off (raysearch.inpaint, raysearch.judge)."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1] (0 = the L2 path, 1 = the realism-trained output), "
+                                         f"got {text}")
+    return value
+
+
+ALPHA_HELP = "a realism_residual model's trade-off: 0 = its L2 path, 1 (default) = its realism-trained output"
+
+
+def judge_seeds(text: str) -> int:
+    """argparse type of the realism judge's seeds per row (raysearch.judge, analyze --judge, bench/quality.py)."""
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be >= 2 to give a spread, got {text}")
+    return value
+
+
 # ---------------------------------------------------------------- checks before and right after Ray starts
 
 

@@ -25,7 +25,6 @@ this command did not write.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ import torch
 from PIL import Image
 
 from models.geometry import IMAGE_SIZE, crop_center, mask_context, paste_center
-from raysearch import cli
+from raysearch import cli, metrics
 from raysearch.baselines import BASELINE_NAMES, filled_images
 from raysearch.checkpoint import (
     RUN_DIR_CHECKPOINTS,
@@ -51,6 +50,7 @@ from raysearch.data import to_float_images
 from raysearch.data.images import load_square
 from raysearch.data.photos import is_photo
 from raysearch.errors import CheckpointError, ConfigError, DataError, RaysearchError
+from raysearch.evaluate import as_unit
 from raysearch.experiment import open_experiment
 from raysearch.loop import trained_generator, validation_noise
 from raysearch.loop.phases import generate
@@ -165,9 +165,8 @@ def fill(generator: torch.nn.Module, cfg: ExperimentConfig, photos: np.ndarray, 
 
 
 def psnr(filled: torch.Tensor, original: torch.Tensor) -> float:
-    """PSNR (dB) of one filled hole against the original's, as validation measures it."""
-    mse = float(((crop_center(filled, 0) - crop_center(original, 0)) / 2).pow(2).mean())
-    return 10 * math.log10(1 / max(mse, 1e-10))
+    """PSNR (dB) of one filled hole ([3, 64, 64] in [-1, 1]) against the original's, as validation measures it."""
+    return float(metrics.psnr(as_unit(crop_center(filled[None], 0)), as_unit(crop_center(original[None], 0))))
 
 
 def write_png(image: torch.Tensor, path: Path) -> None:
@@ -175,10 +174,10 @@ def write_png(image: torch.Tensor, path: Path) -> None:
     Image.fromarray(pixels).save(path)
 
 
-def compare_strip(photo: np.ndarray, filled: torch.Tensor):
-    """The photo with its hole, the model's fill, the original, and the classical fill best on this photo."""
+def compare_strip(photo: np.ndarray, filled: torch.Tensor, fills: dict[str, torch.Tensor]):
+    """The photo with its hole, the model's fill, the original, and the classical fill (of `fills`, each
+    [3, 64, 64]) best on this photo."""
     original = to_float_images(torch.from_numpy(photo[None]))[0]
-    fills = {name: filled_images(photo[None], name)[0] for name in BASELINE_NAMES}
     scores = {name: psnr(image, original) for name, image in fills.items()}
     best = max(scores, key=scores.get)
     return strip([mask_context(original[None])[0], filled, original, fills[best]],
@@ -197,8 +196,7 @@ def parse_args(argv: list[str] | None):
                                                         "empty): a MODEL for this command, a quarter the size")
     parser.add_argument("--compare", action="store_true",
                         help="also write <name>_compare.png: input, fill, original, best classical fill")
-    parser.add_argument("--alpha", type=float, help="a realism_residual model's trade-off: 0 = its L2 path, "
-                                                    "1 (default) = its realism-trained output")
+    parser.add_argument("--alpha", type=cli.realism_alpha, help=cli.ALPHA_HELP)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
@@ -208,8 +206,6 @@ def parse_args(argv: list[str] | None):
         parser.error("--out is required with photos: where the filled photos go")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.alpha is not None and not 0 <= args.alpha <= 1:
-        parser.error(f"--alpha must be in [0, 1], got {args.alpha}")
     return args
 
 
@@ -225,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         model = find_model(args.model, log)
         where = str(model.checkpoint / STATE_FILE)
         state = load_checkpoint(model.checkpoint)
-        cfg, generator = trained_generator(state, where, device)
+        cfg, generator = trained_generator(state, where, device, args.alpha)
         if args.export:
             export(state, Path(args.export).expanduser())
             log(f"model: {model.what}; its generator written to {args.export}")
@@ -234,10 +230,6 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.captions.enabled:
             raise CheckpointError(f"{where}: conditions on captions (captions.encoder={cfg.captions.encoder}); photos "
                                   "have none: use a model trained without captions")
-        if args.alpha is not None:
-            if not cfg.generator.realism_residual:
-                raise ConfigError(f"--alpha: {where} has no realism residual (generator.realism_residual: false)")
-            generator.generator.alpha = args.alpha
         paths = photo_paths(args.photos)
         check_out(out, [p.stem for p in paths])
         photos = np.stack([load_photo(p) for p in paths])
@@ -249,11 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / MANIFEST
     written = set(json.loads(manifest.read_text())["written"]) if manifest.is_file() else set()
-    for path, photo, image in zip(paths, photos, filled):
+    # The classical fills of all photos at once (one batched harmonic solve, not one per photo).
+    classical = {name: filled_images(photos, name) for name in BASELINE_NAMES} if args.compare else {}
+    for index, (path, photo, image) in enumerate(zip(paths, photos, filled)):
         write_png(image, out / f"{path.stem}.png")
         written.add(f"{path.stem}.png")
         if args.compare:
-            compare_strip(photo, image).save(out / f"{path.stem}_compare.png")
+            fills = {name: images[index] for name, images in classical.items()}
+            compare_strip(photo, image, fills).save(out / f"{path.stem}_compare.png")
             written.add(f"{path.stem}_compare.png")
     manifest.write_text(json.dumps({"model": str(model.checkpoint), "written": sorted(written)}, indent=1))
     log(f"wrote {len(paths)} filled photo(s){' and comparisons' if args.compare else ''} to {out}")

@@ -348,18 +348,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("checkpoint", type=Path, help="a checkpoint directory (holding state.pt)")
     parser.add_argument("--data", help="the dataset (directory or URI); default: the one the run trained on")
-    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+    parser.add_argument("--seeds", type=cli.judge_seeds, default=DEFAULT_SEEDS,
                         help=f"seeds per method, >= 2 (default {DEFAULT_SEEDS}; ~2.5 s of CPU each)")
     parser.add_argument("--val-images", type=int, default=0, help="judge the first N val images (default 0 = all)")
-    parser.add_argument("--alpha", type=float, help="a realism_residual model's trade-off: 0 = its L2 path, "
-                                                    "1 (default) = its realism-trained output")
+    parser.add_argument("--alpha", type=cli.realism_alpha, help=cli.ALPHA_HELP)
     args = parser.parse_args(argv)
-    if args.seeds < 2:
-        parser.error(f"--seeds: must be >= 2 to give a spread, got {args.seeds}")
     if args.val_images < 0:
         parser.error(f"--val-images: must be >= 0 (0 = all), got {args.val_images}")
-    if args.alpha is not None and not 0 <= args.alpha <= 1:
-        parser.error(f"--alpha: must be in [0, 1], got {args.alpha}")
     return args
 
 

@@ -71,11 +71,12 @@ def checkpoint_vocab_size(state: dict[str, Any]) -> int:
     return 0
 
 
-def trained_generator(state: dict[str, Any], where: str = "checkpoint",
-                      device: torch.device | None = None) -> tuple[ExperimentConfig, nn.Module]:
+def trained_generator(state: dict[str, Any], where: str = "checkpoint", device: torch.device | None = None,
+                      alpha: float | None = None) -> tuple[ExperimentConfig, nn.Module]:
     """(config, generator) of a checkpoint, without its data: the generator validation measures (its weight
-    average where the run kept one), in eval mode on `device`. Everything the checkpoint holds for it is
-    checked here: a checkpoint that does not fit its config is one CheckpointError line naming `where`."""
+    average where the run kept one), in eval mode on `device`, at realism trade-off `alpha` where given
+    (`set_realism_alpha`). Everything the checkpoint holds for it is checked here: a checkpoint that does
+    not fit its config is one CheckpointError line naming `where`."""
     cfg = checkpoint_config(state, where)
     generator = ConditionedGenerator(cfg, checkpoint_vocab_size(state))
     average = state["generator_average"]
@@ -87,17 +88,24 @@ def trained_generator(state: dict[str, Any], where: str = "checkpoint",
         if not isinstance(average, dict) or not isinstance(average.get("network"), dict):
             raise CheckpointError(f"{where}: entry 'generator_average' must hold the averaged 'network'")
         load_part(generator, average["network"], "generator average", where)
+    if alpha is not None:
+        set_alpha(cfg, [generator], alpha, where)
     return cfg, generator.to(device or torch.device("cpu")).eval().requires_grad_(False)
 
 
 def set_realism_alpha(trial: Trial, alpha: float, where: str = "checkpoint") -> None:
     """Evaluate a `realism_residual` generator at trade-off `alpha` (0: its L2 path, 1: as trained); the
     weight average too. ConfigError for a generator without a realism residual."""
-    if not trial.cfg.generator.realism_residual:
-        raise ConfigError(f"alpha: {where} has no realism residual (generator.realism_residual: false)")
     generators = [unwrap(trial.networks.generator)]
     if trial.networks.generator_average is not None:
         generators.append(trial.networks.generator_average.network)
+    set_alpha(trial.cfg, generators, alpha, where)
+
+
+def set_alpha(cfg: ExperimentConfig, generators: list[nn.Module], alpha: float, where: str) -> None:
+    """Set `alpha` on conditioned generators built from `cfg`, or ConfigError where it has no realism residual."""
+    if not cfg.generator.realism_residual:
+        raise ConfigError(f"--alpha: {where} has no realism residual (generator.realism_residual: false)")
     for conditioned in generators:
         conditioned.generator.alpha = alpha
 
