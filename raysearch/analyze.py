@@ -48,17 +48,16 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 from tensorboardX import SummaryWriter
 
-from models.geometry import mask_context, paste_center
+from models.geometry import mask_context
 from raysearch import cli
 from raysearch.baselines import filled_images, validation_subset
 from raysearch.checkpoint import load_checkpoint
 from raysearch.data.dataset import to_float_images
 from raysearch.errors import CheckpointError, RaysearchError
 from raysearch.experiment import CHECKPOINT_FILE, MODEL_STATUSES, Experiment, ExperimentError, open_experiment
-from raysearch.generated import checkpoint_fills
+from raysearch.fill import trained_generator, validation_fills
 from raysearch.judge import DEFAULT_SEEDS, judge_beside_fills
 from raysearch.judge import format_table as judge_table
-from raysearch.loop import checkpoint_trial, trained_generator, validate
 from raysearch.pictures import image_grid, labelled
 from raysearch.report import FIDELITY_METRIC, TrialRow, baseline_rows, format_table
 from raysearch.spaces import load_space
@@ -197,19 +196,6 @@ class GridTrial:
     kept: tuple[int, ...]  # the epochs whose checkpoints were kept
 
 
-def _generate(state: dict[str, Any], count: int, where: str = "checkpoint"):
-    """(images, generated centers) of a checkpoint's generator on the first `count` validation images.
-
-    The loop's own validation (`raysearch.loop.validate`): the same subset, noise,
-    batches and output activation as the trial measured every epoch, so the
-    grid matches the trial's TensorBoard preview pixel for pixel.
-    """
-    trial = checkpoint_trial(state, where)
-    _, centers = validate(trial)
-    images = trial.data.val_images
-    return images[:count], centers[:count].to(images.dtype)
-
-
 def fill_rows(experiment: Experiment, images, baselines: dict[str, dict[str, float]] | None, log=print):
     """[(label, second line, images)] of the classical fills of the same validation images as the trials' rows."""
     if not baselines:
@@ -254,7 +240,7 @@ def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int
     `checkpoints` are `grid_checkpoints`'. Below the trials, one row per classical fill (`baselines`) of the
     same images."""
     chosen: list[tuple[GridTrial, torch.Tensor]] = []
-    images = None
+    images = None  # the first `count` validation images, the same for every row
     for rank, row in enumerate(rows, 1):
         if len(chosen) == top:
             break
@@ -264,15 +250,17 @@ def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int
             log(f"note: grid: #{rank} {row.trial} left out ({why})")
             continue
         epoch, state = checkpoints[row.trial]
-        where = f"{experiment.location}/{trial.checkpoint_dir(epoch)}/{CHECKPOINT_FILE}"
-        these, center = _generate(state, count, where)
+        # The trial's own validation (the same subset, noise and batches), so the grid matches its TensorBoard
+        # preview pixel for pixel.
+        trial_fills = validation_fills(state, f"{experiment.location}/{trial.checkpoint_dir(epoch)}/{CHECKPOINT_FILE}")
+        these = trial_fills.real[:count]
         if images is None:
             images = these
         elif images.shape != these.shape or not torch.equal(images, these):
             log(f"note: grid: #{rank} {row.trial} left out (its data.* settings give other validation images)")
             continue
         chosen.append((GridTrial(row.trial, rank, epoch, trial.value_at(epoch, experiment.metric),
-                                 trial.checkpoints), center))
+                                 trial.checkpoints), trial_fills.filled[:count]))
     if not chosen:
         raise ExperimentError(f"{experiment.location}: --grid: no finished, stopped or running trial has a "
                               "readable checkpoint yet")
@@ -280,8 +268,7 @@ def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int
         log(f"note: grid: the validation subset has only {len(images)} images")
     context = mask_context(images)
     fills = fill_rows(experiment, images, baselines, log)
-    grid = image_grid([context, images] + [paste_center(context, center.to(images.dtype)) for _, center in chosen]
-                      + [filled for _, _, filled in fills])
+    grid = image_grid([context, images] + [filled for _, filled in chosen] + [filled for _, _, filled in fills])
     metric = experiment.metric.split("/")[-1]
     labels = [("context", ""), ("ground truth", "")] + [
         (f"#{g.rank} {g.trial}", f"epoch {g.epoch}" + (f"  {metric} {g.value:.4g}" if g.value is not None else ""))
@@ -299,9 +286,9 @@ def judge_top_trials(experiment: Experiment, rows: list[TrialRow], top: int,
             break
         if row.trial not in checkpoints:
             continue
-        epoch, _ = checkpoints[row.trial]
-        with experiment.storage.local_dir(experiment.trial(row.trial).checkpoint_dir(epoch)) as local:
-            fills = checkpoint_fills(local, val_images=0)
+        epoch, state = checkpoints[row.trial]
+        fills = validation_fills(state, f"{experiment.location}/{experiment.trial(row.trial).checkpoint_dir(epoch)}",
+                                 val_images=0)
         if images is not None and not np.array_equal(images, fills.images):
             log(f"note: judge: #{rank} {row.trial} left out (its data.* settings give other validation images)")
             continue

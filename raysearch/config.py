@@ -283,7 +283,7 @@ def check_combinations(cfg: ExperimentConfig) -> None:
 
 
 def _check_recipes(cfg: ExperimentConfig) -> None:
-    """The adversarial recipes of current inpainting models (issue 22): what each needs."""
+    """The adversarial recipes of current inpainting models (docs/quality.md): what each needs."""
     gen, critic, obj = cfg.generator, cfg.critic, cfg.objective
     if obj.r1_weight and obj.name not in CLASSIFYING_OBJECTIVES:
         raise ConfigError(

@@ -13,7 +13,9 @@ MODEL is any of:
 
 Each photo is center-cropped and resized to 64x64 as `prepare` does (a 64x64
 image is taken as it is), its 32x32 center filled by the generator (its weight
-average where the run kept one), and written to `--out` as `<name>.png`.
+average where the run kept one) exactly as validation fills it (raysearch.fill),
+and written to `--out` as `<name>.png`: every pixel outside the hole is the
+64x64 photo's own, bit for bit (a context margin's overlap is not pasted).
 `--compare` also writes `<name>_compare.png`: the photo with its hole, the
 fill, the original, and the classical fill that is best on that photo, each
 with its PSNR. Runs on the CPU or a GPU (`--device`), in batches, with a
@@ -33,7 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.geometry import IMAGE_SIZE, crop_center, mask_context, paste_center
+from models.geometry import IMAGE_SIZE, hole_of, mask_context
 from raysearch import cli, metrics
 from raysearch.baselines import BASELINE_NAMES, filled_images
 from raysearch.checkpoint import (
@@ -46,18 +48,15 @@ from raysearch.checkpoint import (
 )
 from raysearch.config import ExperimentConfig
 from raysearch.constants import EXPERIMENT_FILE
-from raysearch.data import to_float_images
+from raysearch.data.dataset import as_unit, to_float_images, to_uint8_images
 from raysearch.data.images import load_square
 from raysearch.data.photos import is_photo
 from raysearch.errors import CheckpointError, ConfigError, DataError, RaysearchError
-from raysearch.evaluate import as_unit
 from raysearch.experiment import open_experiment
-from raysearch.loop import trained_generator, validation_noise
-from raysearch.loop.phases import generate
+from raysearch.fill import composite, generator_outputs, trained_generator, validation_noise
 from raysearch.pictures import strip
 
 MANIFEST = "inpaint.json"  # what this command wrote into --out (so a later run may write there again)
-PROGRESS_EVERY = 256  # photos between two progress lines
 
 
 @dataclass(frozen=True)
@@ -144,34 +143,26 @@ def check_out(out: Path, names: list[str]) -> None:
                           "a new or empty directory, or one this command wrote")
 
 
-@torch.no_grad()
-def fill(generator: torch.nn.Module, cfg: ExperimentConfig, photos: np.ndarray, device: torch.device,
-         batch_size: int, log=print) -> torch.Tensor:
-    """Float [N, 3, 64, 64] in [-1, 1]: the photos (uint8 [N, 64, 64, 3]) with their holes filled."""
+def fill_photos(generator: torch.nn.Module, cfg: ExperimentConfig, photos: np.ndarray, device: torch.device,
+                batch_size: int, log=print) -> torch.Tensor:
+    """Float [N, 3, 64, 64] in [-1, 1]: the photos (uint8 [N, 64, 64, 3]) with their holes filled as validation
+    fills them (raysearch.fill); every pixel outside the hole is the photo's own."""
     images = to_float_images(torch.from_numpy(photos))
     noise = validation_noise(cfg, len(images), torch.device("cpu"))  # the same noise for the same photo order
     tokens = torch.zeros(len(images), 5, cfg.data.caption_length, dtype=torch.long)  # photos have no captions
-    filled = []
-    for start in range(0, len(images), batch_size):
-        batch = images[start : start + batch_size].to(device)
-        batch_noise = noise[start : start + batch_size].to(device) if noise is not None else None
-        center, _ = generate(cfg, generator, mask_context(batch), tokens[start : start + batch_size].to(device),
-                             batch_noise)
-        filled.append(paste_center(mask_context(batch), center.float()).cpu())
-        done = min(start + batch_size, len(images))
-        if len(images) > batch_size and (done % PROGRESS_EVERY < batch_size or done == len(images)):
-            log(f"filled {done}/{len(images)} photos")
-    return torch.cat(filled)
+    outputs = generator_outputs(generator, cfg, images, tokens, noise, device=device, batch_size=batch_size,
+                                progress=lambda done, total: log(f"filled {done}/{total} photos"))
+    return composite(images, outputs)
 
 
 def psnr(filled: torch.Tensor, original: torch.Tensor) -> float:
     """PSNR (dB) of one filled hole ([3, 64, 64] in [-1, 1]) against the original's, as validation measures it."""
-    return float(metrics.psnr(as_unit(crop_center(filled[None], 0)), as_unit(crop_center(original[None], 0))))
+    return float(metrics.psnr(as_unit(hole_of(filled[None])), as_unit(hole_of(original[None]))))
 
 
 def write_png(image: torch.Tensor, path: Path) -> None:
-    pixels = ((image.permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
-    Image.fromarray(pixels).save(path)
+    """One [3, 64, 64] image in [-1, 1] as a PNG: pixels that came from a photo come back bit for bit."""
+    Image.fromarray(to_uint8_images(image[None])[0].numpy()).save(path)
 
 
 def compare_strip(photo: np.ndarray, filled: torch.Tensor, fills: dict[str, torch.Tensor]):
@@ -237,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     log(f"model: {model.what} ({model.checkpoint}); {len(paths)} photo(s) on {device}")
-    filled = fill(generator, cfg, photos, device, args.batch_size, log)
+    filled = fill_photos(generator, cfg, photos, device, args.batch_size, log)
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / MANIFEST
     written = set(json.loads(manifest.read_text())["written"]) if manifest.is_file() else set()

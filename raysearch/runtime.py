@@ -53,7 +53,7 @@ from raysearch.checkpoint import (CHECKPOINTS_TO_KEEP, RUN_DIR_CHECKPOINTS, chec
                                   latest_checkpoint)
 from raysearch.config import ExperimentConfig, build_config, config_to_dict
 from raysearch.constants import score_key
-from raysearch.loop import Runtime, local_runtime, run_trial, trial_process_scope
+from raysearch.loop import Worker, local_worker, run_trial, trial_process_scope
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
 
 # Where a run's reports and checkpoints go, and where it resumes from.
@@ -79,19 +79,19 @@ def train_function(loop_config: dict[str, Any]) -> None:
     """
     cfg = build_config(loop_config["config"], source="trial config")
     destination: Destination = loop_config["destination"]
-    runtime = _worker_runtime() if destination == "train" else local_runtime(cfg)
+    worker = _train_worker() if destination == "train" else local_worker(cfg)
     resume, report = _resume_and_report(destination, loop_config.get("run_dir"))
     with trial_process_scope(loop_config["threads"]), resume() as checkpoint:
-        run_trial(cfg, report, checkpoint=checkpoint, logdir=loop_config["logdir"], runtime=runtime)
+        run_trial(cfg, report, checkpoint=checkpoint, logdir=loop_config["logdir"], worker=worker)
 
 
-def _worker_runtime() -> Runtime:
+def _train_worker() -> Worker:
     """A Train worker's rank, world and device; its models wrapped for DDP."""
     context = ray.train.get_context()
     device = ray.train.torch.get_device()
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    return Runtime(rank=context.get_world_rank(), world_size=context.get_world_size(), device=device,
+    return Worker(rank=context.get_world_rank(), world_size=context.get_world_size(), device=device,
                    prepare_model=ray.train.torch.prepare_model)
 
 

@@ -34,12 +34,10 @@ from raysearch.config import (
     set_dotted,
 )
 from raysearch.errors import ConfigError
+from raysearch.evaluate import reported_metrics
 
 KINDS = ("loguniform", "uniform", "int", "choice")
 
-# Metrics a space may optimise: what every epoch's report carries.
-METRICS = {"val/mse": "min", "val/psnr": "max", "val/ssim": "max", "val/seam": "min", "val/swd": "min",
-           "val/swd_band": "min"}
 
 
 @dataclass(frozen=True)
@@ -163,7 +161,7 @@ class SearchSpace:
     def check_trials(self, settings: TuneSettings) -> None:
         """Every config the search can give a trial under `settings` (its budget and workers) is valid,
         or ConfigError naming the file and the values."""
-        # What trial_driver adds to every trial's parameters.
+        # What the runtime adds to every trial's parameters (runtime.search_trial).
         fixed = {"train.epochs": settings.max_epochs, "train.workers": settings.resources.workers}
         try:
             check_reachable_configs(self.params, self.base, fixed)
@@ -190,16 +188,19 @@ def load_space(name_or_path: str, overrides: list[str] = ()) -> SearchSpace:
     base = config_to_dict(config)  # overrides applied, every default spelt out
     where = str(path)
     try:
+        # Metrics a space may optimise: what every epoch's report carries, in the direction registered for each.
+        directions = {key: metric.direction for key, metric in reported_metrics().items()}
         metric = values.get("metric", "val/psnr")
-        if metric not in METRICS:
-            raise ConfigError(f"metric: {metric!r} is not reported{close_match_hint(str(metric), list(METRICS))}; allowed: {', '.join(METRICS)}")
-        mode = values.get("mode", METRICS[metric])
+        if metric not in directions:
+            raise ConfigError(f"metric: {metric!r} is not reported{close_match_hint(str(metric), list(directions))}; "
+                              f"allowed: {', '.join(directions)}")
+        mode = values.get("mode", directions[metric])
         if mode not in ("min", "max"):
             raise ConfigError(f"mode: must be min or max, got {mode!r}")
-        if mode != METRICS[metric]:
-            better = "lower" if METRICS[metric] == "min" else "higher"
+        if mode != directions[metric]:
+            better = "lower" if directions[metric] == "min" else "higher"
             raise ConfigError(f"mode: {mode} does not fit metric {metric} ({better} is better): "
-                              f"use mode: {METRICS[metric]}, or leave mode out")
+                              f"use mode: {directions[metric]}, or leave mode out")
         tune = build_dataclass(TuneSettings, values.get("tune") or {}, "tune")
         params = tuple(_parse_params(values.get("search") or {}, config))
     except ConfigError as err:

@@ -34,7 +34,7 @@ from raysearch.config import build_dataclass, config_to_dict, list_spaces, parse
 from raysearch.constants import EXPERIMENT_FILE, SMOKE_OVERRIDES, score_key
 from raysearch.data.check import captions_possible, check_source
 from raysearch.errors import ConfigError, RaysearchError
-from raysearch.metrics import list_metrics
+from raysearch.evaluate import reported_metrics
 from raysearch.report import write_report
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
 from raysearch.summaries import HParamColumn, write_baseline_runs, write_experiment_hparams
@@ -224,7 +224,7 @@ def remember_experiment(experiment_path: str, space: SearchSpace, overrides: lis
     }, sort_keys=False))
     columns = [HParamColumn(p.key, p.kind, tuple(p.choices) if p.kind == "choice" else (), p.low, p.high)
                for p in space.params]
-    metrics = [f"val/{name}" for name in list_metrics()]
+    metrics = list(reported_metrics())
     write_experiment_hparams(storage_io.join(experiment_path, "tensorboard"), columns,
                              [score_key(space.metric)] + metrics + [score_key(m) for m in metrics if m != space.metric])
 

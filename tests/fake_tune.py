@@ -1,6 +1,7 @@
 """An experiment directory written the way tune.py, Tune and Train write it, without running Ray: for the
 readers of experiments (analyze, inpaint) to be tested on real files."""
 
+import copy
 import dataclasses
 import json
 import shutil
@@ -21,6 +22,10 @@ KEPT = 2  # Train's CheckpointConfig(num_to_keep=2)
 def params(lr, kernel=3, width=16, activation="tanh", decay=1.0):
     return {"optim.generator_lr": lr, "generator.kernel_size": kernel, "generator.base_width": width,
             "generator.output_activation": activation, "optim.lr_decay": decay}
+
+
+def search_trial(config):
+    """Stands in for runtime.search_trial (a trainable taking a config, as Tune registers it); never run here."""
 
 
 class FakeTune:
@@ -71,17 +76,20 @@ class FakeTune:
         self.states.append((trial_id, status, trial_params))
 
     def write_state(self):
-        """Tune's experiment_state-<time>.json, as TuneController.save_to_dir writes it, from Tune's Trial objects."""
-        from ray.train._internal.storage import StorageContext
-        from ray.tune import PlacementGroupFactory
+        """Tune's experiment_state-<time>.json, as TuneController.save_to_dir writes it, from Tune's Trial objects.
+
+        Each trial's storage is the experiment's, as Ray's public `tune.Experiment` makes it, with the trial's
+        directory named as Tune names it when it starts a trial."""
+        from ray.tune import Experiment, PlacementGroupFactory
         from ray.tune.experiment import Trial
         from ray.tune.utils.serialization import TuneFunctionEncoder
 
+        experiment = Experiment(self.root.name, search_trial, storage_path=str(self.root.parent))
         data = []
         for tid, status, p in self.states:
-            storage = StorageContext(storage_path=str(self.root.parent), experiment_dir_name=self.root.name,
-                                     trial_dir_name=f"{SPACE}_{tid}")
-            trial = Trial("trial_driver", config=p, trial_id=tid, stub=True, storage=storage,
+            storage = copy.copy(experiment.storage)
+            storage.trial_dir_name = f"{SPACE}_{tid}"  # what Trial.init_local_path sets when Tune starts the trial
+            trial = Trial("search_trial", config=p, trial_id=tid, stub=True, storage=storage,
                           placement_group_factory=PlacementGroupFactory([{"CPU": 1}]))
             trial.create_placement_group_factory()  # what Tune does before it saves a trial
             trial.set_status(status)

@@ -13,7 +13,7 @@ import yaml
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
 from raysearch.checkpoint import load_checkpoint
-from raysearch.config import list_spaces, load_config
+from raysearch.config import config_to_dict, flatten, list_spaces, load_config
 from raysearch.errors import ConfigError
 from raysearch.spaces import load_space
 from raysearch.summaries import BASELINE_RUN_PREFIX
@@ -135,8 +135,12 @@ def test_seeded_searcher_gives_the_same_suggestions_and_starts_from_the_base():
 def test_every_sampled_configuration_of_a_shipped_space_is_valid(space_name):
     # An invalid combination would surface only as failed trials in the middle of a search.
     space = load_space(space_name)
-    for params in _suggestions(space, 0, 25):
-        space.trial_config(params)
+    suggestions = _suggestions(space, 0, 25)
+    for params in suggestions:
+        applied = flatten(config_to_dict(space.trial_config(params)))
+        assert {key: applied[key] for key in params} == params  # every sampled value reaches the trial's config
+    if space.params:
+        assert len({repr(sorted(p.items())) for p in suggestions}) > 1  # and the searcher does search
 
 
 def test_conditional_parameters_apply_only_when_their_condition_holds(tmp_path):
