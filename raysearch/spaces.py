@@ -35,6 +35,7 @@ from raysearch.config import (
 )
 from raysearch.errors import ConfigError
 from raysearch.evaluate import reported_metrics
+from raysearch.pbt import PbtSettings, check_settings as check_pbt_settings, trial_values as pbt_trial_values
 
 KINDS = ("loguniform", "uniform", "int", "choice")
 
@@ -98,14 +99,15 @@ class TuneSettings:
 
     scheduler `asha` stops bad trials early on the trial's own `epoch`
     (Tune's training_iteration restarts after a trial restart); `none` runs
-    every trial to max_epochs. searcher `optuna` is a seeded multivariate TPE;
-    `random` is Optuna's random sampler (the baseline of bench/search.py).
+    every trial to max_epochs; `pbt` and `pb2` run Population Based Training
+    (raysearch.pbt: the `pbt` block). searcher `optuna` is a seeded multivariate TPE;
+    `random` is Optuna's random sampler (the baseline of bench/search.py), or PBT's seeded population.
     HyperBandForBOHB is not offered: with OptunaSearch it crashes in Ray 2.60.
     """
 
     num_samples: int = 16
     max_epochs: int = 10
-    scheduler: Literal["asha", "none"] = "asha"
+    scheduler: Literal["asha", "none", "pbt", "pb2"] = "asha"
     grace_period: int = 2
     reduction_factor: int = 3
     searcher: Literal["optuna", "random"] = "optuna"
@@ -113,6 +115,7 @@ class TuneSettings:
     max_concurrent: int = 0
     max_failures: int = 2
     resources: Resources = field(default_factory=Resources)
+    pbt: PbtSettings = field(default_factory=PbtSettings)  # scheduler pbt / pb2 only
 
     def __post_init__(self) -> None:
         if self.num_samples < 1:
@@ -162,8 +165,10 @@ class SearchSpace:
         """Every config the search can give a trial under `settings` (its budget and workers) is valid,
         or ConfigError naming the file and the values."""
         # What the runtime adds to every trial's parameters (runtime.search_trial).
-        fixed = {"train.epochs": settings.max_epochs, "train.workers": settings.resources.workers}
+        fixed = {"train.epochs": settings.max_epochs, "train.workers": settings.resources.workers,
+                 **pbt_trial_values(settings, self.config.train.checkpoint_every)}
         try:
+            check_pbt_settings(settings, self.params)  # PBT hook: scheduler pbt / pb2 and its block
             check_reachable_configs(self.params, self.base, fixed)
         except ConfigError as err:
             raise ConfigError(f"{self.path}: {err}") from None
@@ -202,6 +207,9 @@ def load_space(name_or_path: str, overrides: list[str] = ()) -> SearchSpace:
             raise ConfigError(f"mode: {mode} does not fit metric {metric} ({better} is better): "
                               f"use mode: {directions[metric]}, or leave mode out")
         tune = build_dataclass(TuneSettings, values.get("tune") or {}, "tune")
+        if values.get("schedule") is not None:  # PBT hook: best_config.yaml's section, for raysearch.train
+            raise ConfigError("schedule: is a PBT winner's schedule for `raysearch.train --config`; a search "
+                              "space has none")
         params = tuple(_parse_params(values.get("search") or {}, config))
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
