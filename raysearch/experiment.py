@@ -35,6 +35,7 @@ from raysearch.baselines import baselines_of, best_baseline
 from raysearch.config import build_config, build_dataclass, parse_yaml
 from raysearch.constants import EXPERIMENT_FILE
 from raysearch.errors import RaysearchError
+from raysearch.lineage import POPULATION_LOG, copies, describe_copies, read_population_log
 from raysearch.report import FIDELITY_METRIC, TrialRow, fidelity_floor, make_row, rank_rows, trial_status
 from raysearch.spaces import TuneSettings
 from raysearch.storage import Storage
@@ -121,8 +122,10 @@ class Experiment:
 
     def rows(self, psnr_floor: float | None = None) -> list[TrialRow]:
         """The ranked table rows (report.py's), best first; `psnr_floor` as the search's (report.search_psnr_floor)."""
+        histories = self.histories()  # PBT hook: the donors each trial copied
         rows = [make_row(t.name, t.params, t.last, [r.get(self.metric) for r in t.history], self.metric, self.mode,
-                         t.status) for t in self.trials]
+                         t.status, copied=describe_copies(copies(t.name, histories.get(t.name, []))))
+                for t in self.trials]
         return rank_rows(rows, self.mode, psnr_floor)
 
     def config(self):
@@ -163,6 +166,12 @@ class Experiment:
 
     def trial(self, name: str) -> TrialRecord:
         return next(t for t in self.trials if t.name == name)
+
+    def histories(self) -> dict[str, list[dict[str, Any]]]:
+        """trial name -> its results in order, for lineage.py (PBT's copies and schedules): the population log a
+        PBT search keeps, else each trial's result.json."""
+        logged = read_population_log(self.storage.read_text(POPULATION_LOG))
+        return logged or {t.name: list(t.history) for t in self.trials}
 
     def finished(self) -> list[TrialRecord]:
         """Trials that reached a final value: finished, stopped by the scheduler, or diverged."""

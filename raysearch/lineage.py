@@ -14,6 +14,7 @@ those weights: what `best_config.yaml` records and `raysearch.train` replays.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 from raysearch.mutations import MUTABLE_KEYS, SCHEDULE_PREFIX, Schedule, typed
 
+POPULATION_LOG = "pbt_population.jsonl"  # every result of a PBT search, in arrival order (pbt_scheduler.PopulationLog)
 COPIED_FROM = "pbt/copied_from"
 COPIED_CHECKPOINT = "pbt/copied_checkpoint"
 CHECKPOINT_DIR_NAME = "checkpoint_dir_name"  # Tune's: the trial's checkpoint reported with a result
@@ -50,8 +52,43 @@ class Copy:
 
 
 def clean(result: dict[str, Any]) -> dict[str, Any]:
-    """A result row without the holes a dataframe fills in (NaN where a row lacks a column)."""
-    return {k: v for k, v in result.items() if not (isinstance(v, float) and math.isnan(v))}
+    """A result row as plain Python: numpy scalars (a dataframe's) as numbers, its NaN holes (a row without a
+    column) left out."""
+    plain = {k: v.item() if hasattr(v, "item") and not isinstance(v, (str, bytes)) else v for k, v in result.items()}
+    return {k: v for k, v in plain.items() if not (isinstance(v, float) and math.isnan(v))}
+
+
+LOGGED = ("epoch", CHECKPOINT_DIR_NAME, "time_this_iter_s", "iterations_since_restore", "diverged")
+
+
+def log_entry(trial_path: str, result: dict[str, Any]) -> str:
+    """One line of the population log: the trial's directory and the parts of its result the lineage reads."""
+    kept = {key: value for key, value in result.items()
+            if key in LOGGED or key.startswith((SCHEDULE_PREFIX, "pbt/", "score/"))}
+    return json.dumps({"trial": Path(str(trial_path)).name, **kept}, default=str)
+
+
+def read_population_log(text: str | None) -> dict[str, list[dict[str, Any]]]:
+    """trial directory -> its results in order, from a population log (a half-written last line skipped)."""
+    histories: dict[str, list[dict[str, Any]]] = {}
+    for line in (text or "").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("trial"), str):
+            histories.setdefault(entry.pop("trial"), []).append(entry)
+    return histories
+
+
+def result_histories(results: Any) -> dict[str, list[dict[str, Any]]]:
+    """trial directory -> its results in order, from a Tune ResultGrid (each Result's metrics dataframe)."""
+    histories = {}
+    for result in results:
+        frame = getattr(result, "metrics_dataframe", None)
+        if result.path and frame is not None and len(frame):
+            histories[Path(result.path).name] = [clean(row) for row in frame.to_dict("records")]
+    return histories
 
 
 def schedule_values(result: dict[str, Any]) -> dict[str, Any]:

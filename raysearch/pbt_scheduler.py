@@ -18,10 +18,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-from ray.tune.schedulers import PopulationBasedTraining
+from ray import tune
+from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
+from ray.tune.schedulers.pb2 import PB2  # its module imports without scikit-learn; PB2() needs it
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
+from raysearch import storage as storage_io
 from raysearch.constants import score_key
+from raysearch.lineage import POPULATION_LOG, log_entry
 from raysearch.pbt import Clipper, Explorer, mutated_params
 from raysearch.spaces import SearchSpace, TuneSettings
 
@@ -39,18 +43,36 @@ def seeded_generators(seed: str) -> Iterator[None]:
         np.random.set_state(numpy_state)
 
 
-class SeededPopulationBasedTraining(PopulationBasedTraining):
-    """Ray's PBT, its global draws seeded per decision (see the module's docstring)."""
+class SeededDecisions:
+    """A PBT scheduler's global draws seeded per decision (see the module's docstring), and no copy into a trial
+    at its last epoch; mixed in before Ray's class."""
 
-    def __init__(self, *, decision_seed: int, **kwargs: Any) -> None:
+    decision_label = "pbt"
+
+    def __init__(self, *, decision_seed: int, max_t: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.decision_seed = decision_seed
+        self.max_t = max_t
         self.decisions = 0
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        with seeded_generators(f"raysearch-pbt-decision:{self.decision_seed}:{self.decisions}"):
+        if result.get("epoch", 0) >= self.max_t:
+            # The trial's last epoch: it ends with this report. Ray's PBT would still copy a donor into it (at
+            # the last interval), which restores a finished checkpoint, trains nothing and takes the donor's result.
+            return TrialScheduler.CONTINUE
+        with seeded_generators(f"raysearch-{self.decision_label}:{self.decision_seed}:{self.decisions}"):
             self.decisions += 1
             return super().on_trial_result(tune_controller, trial, result)
+
+
+class SeededPopulationBasedTraining(SeededDecisions, PopulationBasedTraining):
+    """Ray's PBT, seeded; its explore step is raysearch.pbt.Explorer."""
+
+
+class SeededPB2(SeededDecisions, PB2):
+    """Ray's PB2 (its GP needs scikit-learn, checked when the space loads), seeded; proposals clipped to the ranges."""
+
+    decision_label = "pb2"
 
 
 def make_scheduler(space: SearchSpace, settings: TuneSettings):
@@ -59,40 +81,13 @@ def make_scheduler(space: SearchSpace, settings: TuneSettings):
     params = mutated_params(settings, space.params)
     common = dict(time_attr="epoch", metric=score_key(space.metric), mode=space.mode,
                   perturbation_interval=pbt.interval, quantile_fraction=pbt.quantile, synch=pbt.synch,
-                  require_attrs=True)
+                  require_attrs=True, decision_seed=settings.seed, max_t=settings.max_epochs)
     if settings.scheduler == "pb2":
-        return _seeded_pb2()(decision_seed=settings.seed, custom_explore_fn=Clipper(params),
-                             hyperparam_bounds={p.key: [p.low, p.high] for p in params}, **common)
+        return SeededPB2(custom_explore_fn=Clipper(params),
+                         hyperparam_bounds={p.key: [p.low, p.high] for p in params}, **common)
     # hyperparam_mutations stays empty: Explorer draws every new value (seeded, inside the ranges).
-    return SeededPopulationBasedTraining(decision_seed=settings.seed, resample_probability=0.0,
+    return SeededPopulationBasedTraining(resample_probability=0.0,
                                          custom_explore_fn=Explorer(params, pbt, settings.seed), **common)
-
-
-def _seeded_pb2():
-    """SeededPB2, built on first use: Ray's PB2 module needs scikit-learn (spaces.py checks it at load)."""
-    global SeededPB2
-    if SeededPB2 is None:
-        from ray.tune.schedulers.pb2 import PB2
-
-        class SeededPB2(PB2):  # noqa: F811  (module-level name, for pickling with the experiment)
-            """Ray's PB2, its global draws seeded per decision (see the module's docstring)."""
-
-            def __init__(self, *, decision_seed: int, **kwargs: Any) -> None:
-                super().__init__(**kwargs)
-                self.decision_seed = decision_seed
-                self.decisions = 0
-
-            def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-                with seeded_generators(f"raysearch-pb2-decision:{self.decision_seed}:{self.decisions}"):
-                    self.decisions += 1
-                    return super().on_trial_result(tune_controller, trial, result)
-
-        SeededPB2.__qualname__ = "SeededPB2"
-        globals()["SeededPB2"] = SeededPB2
-    return SeededPB2
-
-
-SeededPB2 = None
 
 
 def param_space(space: SearchSpace) -> dict[str, None]:
@@ -105,3 +100,27 @@ def population_searcher(members: list[dict[str, Any]]) -> BasicVariantGenerator:
     """Tune's basic generator over the fixed population: one trial per member, in order (PBT refuses any
     search algorithm but this one)."""
     return BasicVariantGenerator(points_to_evaluate=[dict(member) for member in members], max_concurrent=0)
+
+
+class PopulationLog(tune.Callback):
+    """Every result of a PBT search as lineage.py reads it (copies, schedule values, checkpoints, scores), written
+    by the driver straight into the experiment as lineage.POPULATION_LOG.
+
+    Tune's own result.json of a trial can lose lines when the trial is paused and restarted (Ray 2.60 copies the
+    experiment storage's older result.json over the driver's newer one before it goes on; a synchronous
+    population is paused at every interval), so the lineage is not read from there.
+    """
+
+    def __init__(self, experiment_path: str) -> None:
+        self.experiment_path = experiment_path
+        self.lines: list[str] | None = None  # read back on first use: a resumed search goes on with its log
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        storage = storage_io.Storage(self.experiment_path)
+        if self.lines is None:
+            self.lines = (storage.read_text(POPULATION_LOG) or "").splitlines()
+        self.lines.append(log_entry(trial.path, result))
+        storage.write_text(POPULATION_LOG, "\n".join(self.lines) + "\n")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"experiment_path": self.experiment_path, "lines": None}

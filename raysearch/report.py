@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -16,6 +17,8 @@ from raysearch.baselines import baselines_of, best_baseline
 from raysearch.config import config_to_dict, list_spaces
 from raysearch.constants import EXPERIMENT_FILE, SCORE_WINDOW, SMOKE_OVERRIDES, score_key
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
+from raysearch.lineage import (POPULATION_LOG, copies, describe_copies, read_population_log,  # PBT hooks
+                               result_histories, schedule_of)
 
 BEST_CONFIG_FILE = "best_config.yaml"
 
@@ -36,6 +39,7 @@ class TrialRow:
     psnr: float | None  # the trial's PSNR score, for the fidelity floor
     epochs: int
     status: str  # see STATUSES
+    copied: str = ""  # PBT: the donors it copied, `trial@epoch, ...` (lineage.describe_copies); '' for none
 
 
 # finished: trained every epoch · stopped: by the scheduler (ASHA) · interrupted: the search ended (Ctrl-C)
@@ -44,13 +48,15 @@ STATUSES = ("finished", "stopped", "interrupted", "running", "pending", "diverge
 BASELINE_STATUS = "baseline"  # a classical fill's row (raysearch.baselines): a reference, not a trial
 
 
-def trial_rows(results, space: SearchSpace, settings: TuneSettings, psnr_floor: float | None = None) -> list[TrialRow]:
+def trial_rows(results, space: SearchSpace, settings: TuneSettings, psnr_floor: float | None = None,
+               histories: dict[str, list[dict[str, Any]]] | None = None) -> list[TrialRow]:
     """Rows for every trial of a Tune ResultGrid, best first.
 
     Tune returns a ResultGrid also after Ctrl-C: a trial without an error whose
     last result is not `done` did not end, so it was interrupted.
     """
     rows = []
+    histories = histories if histories is not None else result_histories(results)  # PBT hook: donors copied
     for result in results:
         metrics = result.metrics or {}
         history = result.metrics_dataframe
@@ -61,18 +67,23 @@ def trial_rows(results, space: SearchSpace, settings: TuneSettings, psnr_floor: 
             space.metric, space.mode,
             trial_status(metrics, error=result.error is not None, max_epochs=settings.max_epochs, done=done,
                          search_running=False),
+            copied=_copied(Path(result.path).name if result.path else "?", histories),
         ))
     return rank_rows(rows, space.mode, psnr_floor)
 
 
+def _copied(trial: str, histories: dict[str, list[dict[str, Any]]]) -> str:
+    return describe_copies(copies(trial, histories.get(trial, [])))
+
+
 def make_row(trial: str, params: dict[str, Any], last: dict[str, Any], values: list[Any], metric: str, mode: str,
-             status: str) -> TrialRow:
+             status: str, copied: str = "") -> TrialRow:
     """A row from plain data: the trial's last reported metrics and every value it reported for `metric`."""
     finite = [v for v in map(_number, values) if v is not None]
     best = (min(finite) if mode == "min" else max(finite)) if finite else None
     return TrialRow(trial=trial, params=dict(params), score=trial_score(last, metric), final=_number(last.get(metric)),
                     best=best, psnr=trial_score(last, FIDELITY_METRIC), epochs=int(last.get("epoch", 0) or 0),
-                    status=status)
+                    status=status, copied=copied)
 
 
 def trial_score(last: dict[str, Any], metric: str) -> float | None:
@@ -159,15 +170,17 @@ def format_table(rows: list[TrialRow], metric: str, baselines: list[TrialRow] = 
     """The ranked trials, then (below a rule, without ranks) the classical fills they must beat."""
     keys = sorted({k for row in rows for k in row.params})
     header = ["rank", "trial", *keys, f"{metric} score", "final", "best", "psnr score", "epochs", "status"]
+    exploited = any(row.copied for row in rows)  # PBT hook: a column naming the donors each trial copied
+    header += ["copied (donor@epoch)"] if exploited else []
     lines = [header]
     for rank, row in enumerate(rows, 1):
         lines.append([
             str(rank), row.trial, *(_short(row.params.get(k, "-")) for k in keys),
             _short(row.score), _short(row.final), _short(row.best), _short(row.psnr), str(row.epochs), row.status,
-        ])
+        ] + ([row.copied or "-"] if exploited else []))
     for row in baselines:
         lines.append(["-", row.trial, *("-" for _ in keys), _short(row.score), _short(row.final), "-",
-                      _short(row.psnr), "-", row.status])
+                      _short(row.psnr), "-", row.status] + (["-"] if exploited else []))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
     if baselines:
@@ -198,13 +211,20 @@ def best_trial_config(best: TrialRow, space: SearchSpace, overrides: list[str]) 
 
 
 def write_best_config(rows: list[TrialRow], space: SearchSpace, experiment_path: str,
-                      overrides: list[str] = ()) -> str | None:
-    """best_config.yaml: the best non-diverged trial's full config, runnable with `raysearch.train --config`."""
+                      overrides: list[str] = (), histories: dict[str, list[dict[str, Any]]] | None = None) -> str | None:
+    """best_config.yaml: the best non-diverged trial's full config, runnable with `raysearch.train --config`.
+
+    A PBT trial's (`histories`: every trial's results) is the config its weights started from, and a `schedule:`
+    of the values they were trained under from each epoch on (lineage.schedule_of), which raysearch.train replays.
+    """
     candidates = [r for r in rows if r.status in ("finished", "stopped", "interrupted") and r.score is not None
                   and r.epochs > 0]
     if not candidates:
         return None
     best = candidates[0]
+    schedule = schedule_of(best.trial, histories or {})  # PBT hook: empty for any other search
+    if schedule.changes:
+        best = dataclasses.replace(best, params={**best.params, **schedule.values_at(0)})
     smoke = any(o in overrides for o in SMOKE_OVERRIDES)
     return storage.Storage(experiment_path).write_text(BEST_CONFIG_FILE, yaml.safe_dump({
         "description": f"Best trial {best.trial} ({best.status}) of {experiment_path.rstrip('/').rsplit('/', 1)[-1]}: "
@@ -212,6 +232,7 @@ def write_best_config(rows: list[TrialRow], space: SearchSpace, experiment_path:
                        f"{best.epochs} epochs, the train.epochs below (search space {space.path.name})"
                        + ("; the search's --smoke-test data settings are left out" if smoke else ""),
         "base": best_trial_config(best, space, list(overrides)),
+        **({"schedule": schedule.to_yaml()} if schedule.changes else {}),
     }, sort_keys=False))
 
 
@@ -236,13 +257,17 @@ def write_report(results, space: SearchSpace, settings: TuneSettings, experiment
     """
     record = yaml.safe_load(storage.Storage(experiment_path).read_text(EXPERIMENT_FILE) or "{}") or {}
     fills = baselines if baselines is not None else baselines_of(space.config)
-    rows = trial_rows(results, space, settings, search_psnr_floor(space, fills))
+    # PBT hook: the population's log where the search kept one (lineage.py), else Tune's results.
+    histories = read_population_log(storage.Storage(experiment_path).read_text(POPULATION_LOG)) or \
+        result_histories(results)
+    rows = trial_rows(results, space, settings, search_psnr_floor(space, fills), histories=histories)
     baselines = baseline_rows(fills, space.metric)
     print(f"\nTrials of {experiment_path}, ranked by {space.metric} ({space.mode}; score = mean of the last "
           f"{SCORE_WINDOW} epochs; finished trials before those that ended early; below the rule, the classical "
           "fills of the same validation images):", file=out)
     print(format_table(rows, space.metric, baselines), file=out)
-    best = write_best_config(rows, space, experiment_path, list(record.get("overrides", [])))
+    best = write_best_config(rows, space, experiment_path, list(record.get("overrides", [])),
+                             histories=histories)
     if best:
         print(f"\nBest config: {best}\n  run it:  python -m raysearch.train --config {best}", file=out)
     else:

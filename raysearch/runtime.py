@@ -412,6 +412,8 @@ def run_tuner(space: SearchSpace, settings: TuneSettings, overrides: list[str], 
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=max(  # PBT hook: a donor's must outlive its copies
                     CHECKPOINTS_TO_KEEP, pbt.CHECKPOINTS_TO_KEEP if pbt.is_population_based(settings) else 0)),
                 progress_reporter=progress,
+                # PBT hook: the population's results, for its lineage (pbt_scheduler.PopulationLog says why)
+                callbacks=[pbt_scheduler.PopulationLog(experiment_path)] if pbt.is_population_based(settings) else None,
                 verbose=3 if verbose else 1,  # 1: the table and the experiment's own lines, no per-trial results
             ),
         )
