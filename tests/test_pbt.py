@@ -297,3 +297,64 @@ def test_mutations_apply_through_the_public_schedule_api():
         mutations.with_values(cfg, {"critic.depth": 3}, "test")
     with pytest.raises(ValueError, match="interval"):
         PbtSettings(interval=0)
+
+
+# ---------------------------------------------------------------- --init-from, and Ray's schedulers built (no Ray run)
+
+
+def test_init_from_starts_with_a_finished_searchs_top_configs(tmp_path):
+    from raysearch.population import population_from, starting_population
+    from tests.fake_tune import OVERRIDES, SPACE, FakeTune, params
+
+    root = tmp_path / "finished"
+    fake = FakeTune(root)
+    for trial_id, lr, psnr in (("aaaa0001", 1e-3, 20.0), ("bbbb0002", 3e-4, 22.0), ("cccc0003", 6e-4, 21.0)):
+        fake.trial_dir(trial_id, params(lr))
+        fake.result(trial_id, {"val/psnr": psnr, "score/val/psnr": psnr, "epoch": 2, "diverged": 0}, done=True)
+    space = load_space(SPACE, OVERRIDES)
+    members = population_from(str(root), space, 2)
+    assert [m["optim.generator_lr"] for m in members] == [3e-4, 6e-4]  # best score first
+    settings = dataclasses.replace(space.tune, num_samples=5, scheduler="pbt", searcher="random",
+                                   pbt=PbtSettings(interval=1, init_from=str(root)))
+    notes = []
+    started = starting_population(space, settings, log=notes.append)
+    assert started[:3] == population_from(str(root), space, 3) and len(started) == 5
+    assert "3 trial(s) with a score; 2 more members are seeded samples" in notes[0]
+
+    fake.trial_dir("dddd0004", {**params(1e-3), "optim.generator_lr": 5.0})  # outside this space's range
+    fake.result("dddd0004", {"val/psnr": 30.0, "score/val/psnr": 30.0, "epoch": 2, "diverged": 0}, done=True)
+    with pytest.raises(ConfigError, match=r"--init-from .*dddd0004 has optim.generator_lr=5.0, outside"):
+        population_from(str(root), space, 2)
+    with pytest.raises(ConfigError, match="--init-from .*not a raysearch experiment"):
+        population_from(str(tmp_path), space, 2)
+
+
+def test_the_schedulers_are_rays_seeded_and_leave_the_global_generators_alone(tmp_path):
+    import numpy as np
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    from raysearch.pbt_scheduler import make_scheduler, seeded_generators
+
+    space = load_space(str(pbt_space(tmp_path)))
+    scheduler = make_scheduler(space, space.tune)
+    assert isinstance(scheduler, PopulationBasedTraining) and scheduler.max_t == 6
+    random.seed(7)
+    np.random.seed(7)
+    expected = (random.random(), np.random.random())
+    random.seed(7)
+    np.random.seed(7)
+    with seeded_generators("x"):
+        inside = (random.random(), np.random.random())
+    with seeded_generators("x"):
+        assert (random.random(), np.random.random()) == inside  # the same seed, the same draws
+    assert (random.random(), np.random.random()) == expected  # and the process's own sequence goes on untouched
+    pytest.importorskip("sklearn")
+    pb2 = load_space(str(pbt_space(tmp_path, {"scheduler": "pb2", "pbt": {"interval": 2}},
+                                   {"optim.generator_lr": {"loguniform": [1e-5, 1e-3]},
+                                    "train.critic_steps": {"int": [1, 5]}}, name="pb2.yaml")))
+    assert type(make_scheduler(pb2, pb2.tune)).__name__ == "SeededPB2"
+    from raysearch.pbt import Clipper
+
+    clipper = Clipper(mutated_params(pb2.tune, pb2.params))  # PB2's GP proposals, into the ranges
+    assert clipper({"optim.generator_lr": 2e-3, "train.critic_steps": 5.7}) == {
+        "optim.generator_lr": 1e-3, "train.critic_steps": 5}

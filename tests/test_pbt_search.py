@@ -170,7 +170,6 @@ def test_a_pbt_search_on_the_two_node_test_cluster(tmp_path):
         found = [c for trial, history in histories.items() for c in copies(trial, history)]
         assert found, histories  # with a population of 2, the worse copies the better at epochs 1 and 2
         assert all(max(r["epoch"] for r in history) == 3 for history in histories.values())
-        assert len({r.metrics["node_ip"] for r in results}) >= 1
     finally:
         ray.shutdown()
         cluster.shutdown()
