@@ -21,7 +21,7 @@ train function, which builds the trial and restores the donor's checkpoint,
 then trains the epoch) against a plain epoch's report, from Tune's
 `time_this_iter_s`.
 
-    python bench/pbt.py [--seeds 3] [--population 6] [--epochs 8] [--interval 2] [--steps 20]
+    python bench/pbt.py [--seeds 3] [--population 6] [--epochs 6] [--interval 2] [--steps 12]
 
 Prints a table per seed and one flat JSON object on its last line.
 """
@@ -66,7 +66,7 @@ def space_file(data: str, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "description": "bench/pbt.py: a small WGAN on BSDS500 crops",
         "base": {
-            "data": {"path": data, "val_images": 100, "augment": "flip"},
+            "data": {"path": data, "val_images": 64, "augment": "flip"},
             "generator": {"name": "unet", "kernel_size": 3, "base_width": 16, "max_width": 64, "norm": "batch",
                           "output_activation": "tanh", "input_fill": "harmonic", "mask_channel": True,
                           "aligned_output": True, "residual": True},
@@ -186,9 +186,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--population", type=int, default=6)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--interval", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=20, help="steps (critic cycles) per epoch")
+    parser.add_argument("--steps", type=int, default=12, help="steps (critic cycles) per epoch")
     parser.add_argument("--photos", default=str(PHOTOS))
     parser.add_argument("--no-replay", action="store_true", help="skip replaying PBT winners' schedules")
     args = parser.parse_args()
