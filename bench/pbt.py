@@ -136,8 +136,7 @@ def run_arm(space_path: Path, arm: str, seed: int, storage: str) -> tuple[Any, f
     trainable = build_trainable(str(space_path), [], pbt_settings, f"{storage}/{arm}-{seed}", use_gpu=False)
     tuner = tune.Tuner(
         trainable, param_space=space_values,
-        tune_config=tune.TuneConfig(search_alg=search, scheduler=scheduler, num_samples=samples, reuse_actors=True,
-                                    max_concurrent_trials=2 if arm == "fixed" else None),
+        tune_config=tune.TuneConfig(search_alg=search, scheduler=scheduler, num_samples=samples, reuse_actors=True),
         run_config=tune.RunConfig(name=f"{arm}-{seed}", storage_path=storage, stop=stop, verbose=0),
     )
     results = tuner.fit()

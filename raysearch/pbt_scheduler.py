@@ -98,7 +98,9 @@ def param_space(space: SearchSpace) -> dict[str, None]:
 
 def population_searcher(members: list[dict[str, Any]]) -> BasicVariantGenerator:
     """Tune's basic generator over the fixed population: one trial per member, in order (PBT refuses any
-    search algorithm but this one)."""
+    search algorithm but this one). Unlimited: every member must exist for PBT to pause some and run others
+    (a paused trial counts as live to a limit, so tune.max_concurrent would shrink the population); the
+    trials' resources bound how many train at once."""
     return BasicVariantGenerator(points_to_evaluate=[dict(member) for member in members], max_concurrent=0)
 
 

@@ -402,8 +402,6 @@ def run_tuner(space: SearchSpace, settings: TuneSettings, overrides: list[str], 
                 reuse_actors=settings.resources.workers == 1,
                 trial_name_creator=lambda trial: f"{space.path.stem}_{trial.trial_id}",
                 trial_dirname_creator=lambda trial: f"{space.path.stem}_{trial.trial_id}",
-                # PBT hook: its population is no searcher, so no ConcurrencyLimiter; Tune limits it instead.
-                max_concurrent_trials=concurrency(settings, use_gpu) if pbt.is_population_based(settings) else None,
             ),
             run_config=tune.RunConfig(
                 name=name,
