@@ -50,9 +50,9 @@ from raysearch.config import load_config
 from raysearch.constants import score_key
 from raysearch.data.cache import cache_root
 from raysearch.data.prepare import prepare_photos
-from raysearch.lineage import COPIED_FROM, result_histories, schedule_of
+from raysearch.lineage import COPIED_FROM, POPULATION_LOG, read_population_log, result_histories, schedule_of
 from raysearch.loop import run_trial
-from raysearch.mutations import Schedule, with_values
+from raysearch.mutations import with_values
 from raysearch.pbt_scheduler import param_space, population_searcher
 from raysearch.population import starting_population
 from raysearch.runtime import build_trainable, concurrency, make_scheduler, make_searcher, run_tuner, start_ray
@@ -143,31 +143,31 @@ def run_arm(space_path: Path, arm: str, seed: int, storage: str) -> tuple[Any, f
     return results, time.perf_counter() - started
 
 
-def exploit_costs(results) -> dict[str, float]:
-    """Median seconds of a plain epoch's report, of the report after an exploit, and after a trial's own restore
-    (synchronous PBT pauses everyone at each interval), from Tune's time_this_iter_s."""
-    plain, copied, own = [], [], []
-    for history in result_histories(results).values():
-        for row in history:
-            seconds = row.get("time_this_iter_s")
-            if seconds is None:
-                continue
-            if COPIED_FROM in row:
-                copied.append(seconds)
-            elif row.get("iterations_since_restore") == 1 and row.get("epoch", 1) > 1:
-                own.append(seconds)
-            elif row.get("iterations_since_restore", 1) > 1:
-                plain.append(seconds)
+def population_log(storage: str, seed: int) -> dict[str, list[dict[str, Any]]]:
+    """The PBT arm's population log (every report; Tune's result.json of a paused trial can lose lines)."""
+    return read_population_log((Path(storage) / f"pbt-{seed}" / POPULATION_LOG).read_text())
+
+
+def exploit_costs(population: dict[str, list[dict[str, Any]]], fixed_results) -> dict[str, float]:
+    """Median seconds of the report after an exploit and after a trial's own restore (synchronous PBT pauses
+    everyone at each interval) in the PBT arm, and of a plain epoch's report in the fixed arm (same trials, never
+    paused), from Tune's time_this_iter_s: the restart of the train function in the reused actor, the trial's
+    build and its checkpoint's restore, then the epoch."""
+    copied = [r["time_this_iter_s"] for h in population.values() for r in h if COPIED_FROM in r]
+    own = [r["time_this_iter_s"] for h in population.values() for r in h
+           if COPIED_FROM not in r and r.get("iterations_since_restore") == 1 and r.get("epoch", 1) > 1]
+    plain = [r["time_this_iter_s"] for h in result_histories(fixed_results).values() for r in h
+             if r.get("iterations_since_restore", 1) > 1]
     median = lambda values: statistics.median(values) if values else math.nan  # noqa: E731
     return {"epoch_s": median(plain), "after_copy_s": median(copied), "after_own_restore_s": median(own),
             "copies": len(copied)}
 
 
-def replay(space_path: Path, results, workdir: Path) -> dict[str, float]:
+def replay(space_path: Path, results, population: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
     """PBT's winner: its schedule replayed from scratch, against its final values fixed from the start."""
     space = load_space(str(space_path))
     score, winner = best_score(results)
-    schedule = schedule_of(winner, result_histories(results))
+    schedule = schedule_of(winner, population)
     final = next(r for r in results if Path(r.path).name == winner).config
     base = space.trial_config({k: v for k, v in final.items() if v is not None})
     runs = {"schedule": (with_values(base, schedule.values_at(0), "bench"), schedule),
@@ -202,14 +202,16 @@ def main() -> None:
         space_path.write_text(yaml.safe_dump(space_file(str(data), args), sort_keys=False))
         for seed in range(args.seeds):
             row: dict[str, Any] = {"seed": seed}
+            arms = {}
             for arm in ("pbt", "fixed", "tpe_asha"):
-                results, seconds = run_arm(space_path, arm, seed, f"{tmp}/runs")
-                row[arm], row[f"{arm}_trial"] = best_score(results)
-                row[f"{arm}_trial_epochs"], row[f"{arm}_s"] = trial_epochs(results), seconds
-                if arm == "pbt":
-                    costs.append(exploit_costs(results))
-                    if not args.no_replay:
-                        row.update({f"replay_{k}": v for k, v in replay(space_path, results, Path(tmp)).items()})
+                arms[arm], seconds = run_arm(space_path, arm, seed, f"{tmp}/runs")
+                row[arm], row[f"{arm}_trial"] = best_score(arms[arm])
+                row[f"{arm}_trial_epochs"], row[f"{arm}_s"] = trial_epochs(arms[arm]), seconds
+            population = population_log(f"{tmp}/runs", seed)
+            row["pbt_trial_epochs"] = sum(len(history) for history in population.values())
+            costs.append(exploit_costs(population, arms["fixed"]))
+            if not args.no_replay:
+                row.update({f"replay_{k}": v for k, v in replay(space_path, arms["pbt"], population).items()})
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     ray.shutdown()
