@@ -30,6 +30,21 @@ DIRECTIONS = ("min", "max")
 Values = Sequence[Sequence[float | None]]
 
 
+def objective_value(value: object) -> float:
+    """A reported objective as a float: NaN (invalid) for None, a bool, or anything that is not a number."""
+    if value is None or isinstance(value, bool):
+        return math.nan
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def is_valid(point: Sequence[float | None]) -> bool:
+    """Every objective of the point is a finite number."""
+    return all(math.isfinite(objective_value(v)) for v in point)
+
+
 def as_losses(values: Values, directions: Sequence[str]) -> np.ndarray:
     """The points as an (n, m) float array in which every objective is minimised (max objectives negated).
 

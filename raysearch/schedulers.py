@@ -27,7 +27,7 @@ from typing import Any
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from raysearch.frontier import DIRECTIONS, nondominated_fronts, promotion_order
+from raysearch.frontier import DIRECTIONS, is_valid, nondominated_fronts, objective_value, promotion_order
 
 Vector = tuple[float, ...]
 
@@ -142,7 +142,7 @@ class MultiObjectiveASHA(FIFOScheduler):
         else:
             vector = self.objective_vector(result)
             action = self._judge(trial.trial_id, time, vector)
-            if not all(math.isfinite(v) for v in vector):
+            if not is_valid(vector):
                 action = TrialScheduler.STOP
         if action == TrialScheduler.STOP:
             self._num_stopped += 1
@@ -158,8 +158,7 @@ class MultiObjectiveASHA(FIFOScheduler):
         rungs = []
         for milestone, recorded in self._rungs.items():
             vectors = list(recorded.values())
-            front = [i for i in (nondominated_fronts(vectors, self._modes) or [[]])[0]
-                     if all(math.isfinite(v) for v in vectors[i])]
+            front = [i for i in (nondominated_fronts(vectors, self._modes) or [[]])[0] if is_valid(vectors[i])]
             rungs.append(f"{self._time_attr} {milestone}: {len(vectors)} recorded, {len(front)} non-dominated, "
                          f"{len(self.promotable(milestone))} promotable")
         out = f"Using MultiObjectiveASHA: num_stopped={self._num_stopped}"
@@ -180,7 +179,7 @@ class MultiObjectiveASHA(FIFOScheduler):
         a missing or non-numeric objective."""
         if result.get(self._diverged_key):
             return tuple(math.nan for _ in self._metrics)
-        return tuple(as_number(result.get(metric)) for metric in self._metrics)
+        return tuple(objective_value(result.get(metric)) for metric in self._metrics)
 
     def _judge(self, trial_id: str, time: float, vector: Vector) -> str:
         """Record `vector` at the highest rung `time` reached that has not judged this trial, and decide."""
@@ -193,12 +192,3 @@ class MultiObjectiveASHA(FIFOScheduler):
         rung[trial_id] = vector
         return TrialScheduler.CONTINUE if trial_id in self.promotable(passed[-1]) else TrialScheduler.STOP
 
-
-def as_number(value: Any) -> float:
-    """A reported value as a float; NaN for None and anything that is not a real number."""
-    if isinstance(value, bool) or value is None:
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan

@@ -226,7 +226,8 @@ def test_order_of_points_does_not_matter(seed):
     shuffled = [points[i] for i in permutation]
     fronts = [sorted(permutation[i] for i in front) for front in nondominated_fronts(shuffled, directions)]
     assert fronts == [sorted(front) for front in nondominated_fronts(points, directions)]
-    assert hypervolume(shuffled, directions, (11, -1, 11)) == pytest.approx(hypervolume(points, directions, (11, -1, 11)))
+    reference = (11, -1, 11)
+    assert hypervolume(shuffled, directions, reference) == pytest.approx(hypervolume(points, directions, reference))
     assert permutation[knee(shuffled, directions)] == knee(points, directions)
     # The same ranking, relabelled, but for the order among equals (boundary points, all infinite), which is
     # by index and so follows the shuffle.

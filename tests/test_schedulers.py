@@ -16,7 +16,7 @@ METRICS, MODES = ["psnr", "swd"], ["max", "min"]  # fidelity up, distance to rea
 
 
 def scheduler(**overrides):
-    settings = dict(metrics=METRICS, modes=MODES, max_t=9, grace_period=1, reduction_factor=3)
+    settings = {"metrics": METRICS, "modes": MODES, "max_t": 9, "grace_period": 1, "reduction_factor": 3}
     return MultiObjectiveASHA(**{**settings, **overrides})
 
 
@@ -200,47 +200,72 @@ def test_bad_arguments_are_one_clear_error(overrides, message):
 
 
 # Six trials in a chain (each dominated by the one before) and two front trials that dominate all six but
-# not each other. Grid order: the chain first, the front last, two trials at a time on 2 CPUs.
+# not each other. The searcher hands them out in this order (the chain first, the front last), two trials
+# at a time on 2 CPUs.
 CHAIN = [{"name": f"d{i}", "fidelity": 1.0 - 0.1 * i, "error": 1.0 + 0.1 * i} for i in range(1, 7)]
 FRONT = [{"name": "f1", "fidelity": 2.0, "error": 0.5}, {"name": "f2", "fidelity": 1.5, "error": 0.2}]
+NAMES = [p["name"] for p in CHAIN + FRONT]
 EPOCHS = 4
+
+
+def named_point(trial):
+    """The searcher's define-by-run space (module level: Ray's OptunaSearch.save pickles it by reference)."""
+    trial.suggest_categorical("name", NAMES)
 
 
 @pytest.mark.slow
 def test_a_tune_run_stops_the_dominated_trials_and_keeps_the_front(tmp_path):
     """With reduction factor 2 and rungs at epochs 1 and 2, whatever the timing of the two concurrent trials:
     d4-d6 reach rung 1 behind at least two chain trials that dominate them and stop there; f1 and f2 reach
-    it behind at least five dominated trials and are the front, so they are promoted at both rungs."""
+    it behind at least five dominated trials and are the front, so they are promoted at both rungs. The
+    searcher records the stopped trials as pruned, and a restored experiment continues its study."""
     import time
 
     import ray
     from ray import tune
 
+    from raysearch.searcher import StudySearch, make_sampler, open_study
+
+    points = {p["name"]: p for p in CHAIN + FRONT}
+
     def two_objective_trainable(config):  # defined here: cloudpickle ships it by value to Ray's workers
-        point = config["point"]
+        point = points[config["name"]]
         for epoch in range(1, EPOCHS + 1):
             time.sleep(0.1)
             tune.report({"fidelity": point["fidelity"], "error": point["error"], "epoch": epoch})
 
-    sched = MultiObjectiveASHA(time_attr="epoch", metrics=["fidelity", "error"], modes=["max", "min"],
-                               max_t=EPOCHS, grace_period=1, reduction_factor=2)
+    metrics, modes = ["fidelity", "error"], ["max", "min"]
+    journal = tmp_path / "mo" / "optuna.log"
+    search = StudySearch(named_point, metrics=metrics, modes=modes, journal_path=journal, study_name="mo",
+                         max_epochs=EPOCHS, sampler=make_sampler("random", seed=0),
+                         points_to_evaluate=[{"name": name} for name in NAMES])
+    sched = MultiObjectiveASHA(time_attr="epoch", metrics=metrics, modes=modes, max_t=EPOCHS, grace_period=1,
+                               reduction_factor=2)
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         tuner = tune.Tuner(
             two_objective_trainable,
-            param_space={"point": tune.grid_search(CHAIN + FRONT)},
-            tune_config=tune.TuneConfig(scheduler=sched, reuse_actors=True),
+            tune_config=tune.TuneConfig(search_alg=search, scheduler=sched, num_samples=len(NAMES),
+                                        reuse_actors=True),
             run_config=tune.RunConfig(name="mo", storage_path=str(tmp_path), verbose=0),
         )
         results = tuner.fit()
         assert not results.errors
-        epochs = {r.config["point"]["name"]: r.metrics["epoch"] for r in results}
+        epochs = {r.config["name"]: r.metrics["epoch"] for r in results}
+        assert sorted(epochs) == sorted(NAMES)
         assert epochs["f1"] == EPOCHS and epochs["f2"] == EPOCHS
         assert epochs["d4"] == epochs["d5"] == epochs["d6"] == 1
-        stopped = [name for name, epoch in epochs.items() if epoch < EPOCHS]
-        assert all(name.startswith("d") for name in stopped)
-        # The experiment (tuner.pkl holds the scheduler) restores: Tune unpickles the scheduler.
-        restored = tune.Tuner.restore(str(tmp_path / "mo"), two_objective_trainable)
-        assert {r.config["point"]["name"]: r.metrics["epoch"] for r in restored.get_results()} == epochs
+        stopped = {name for name, epoch in epochs.items() if epoch < EPOCHS}
+        assert stopped and all(name.startswith("d") for name in stopped)
+
+        study = open_study(journal, "mo")
+        states = {t.params["name"]: t.state.name for t in study.get_trials()}
+        assert states == {name: "PRUNED" if name in stopped else "COMPLETE" for name in NAMES}
+        assert {t.params["name"] for t in study.best_trials} == {"f1", "f2"}
+
+        # tuner.pkl holds both; Tune unpickles them and restores the searcher from its checkpoint.
+        restored = tune.Tuner.restore(str(tmp_path / "mo"), two_objective_trainable, resume_unfinished=True)
+        assert {r.config["name"]: r.metrics["epoch"] for r in restored.fit()} == epochs
+        assert len(open_study(journal, "mo").get_trials()) == len(NAMES)
     finally:
         ray.shutdown()
