@@ -20,6 +20,8 @@ Ray's `OptunaSearch` already runs Optuna's ask/tell for Tune, with several objec
 - **Constraints.** Each `Constraint(metric, ">=" | "<=", bound)` is set on the trial with Optuna 5's public
   `Trial.set_constraint(name, violation)` (a violation > 0 is infeasible), which the multi-objective TPE
   (and NSGA-II) sampler and `study.best_trials` read. (`constraints_func` is deprecated since Optuna 5.0.)
+  optuna-dashboard 0.21 neither shows these named constraints nor leaves infeasible trials off its Pareto
+  front, so each constrained trial also carries a `feasible` user attribute, which it shows.
 - **A study Optuna's tools open.** The study lives in `JournalStorage(JournalFileBackend(path))` (one file;
   `optuna-dashboard PATH` and `optuna.load_study` read it while the search runs), with its metric names
   set so the dashboard labels the axes, the directions, and the objectives and constraints as study user
