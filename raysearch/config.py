@@ -507,7 +507,7 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 # ---------------------------------------------------------------- files
 
-SPACE_SECTIONS = ("description", "base", "search", "metric", "mode", "tune")
+SPACE_SECTIONS = ("description", "base", "search", "metric", "mode", "objectives", "constraints", "tune")
 SEARCH_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 
 

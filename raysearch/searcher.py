@@ -49,40 +49,16 @@ from typing import Any
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from raysearch.frontier import DIRECTIONS, objective_value
+from raysearch.objectives import Constraint
+from raysearch.study import journal_storage
 
 logger = logging.getLogger(__name__)
 
 SAMPLERS = ("tpe", "random")
-OPERATORS = (">=", "<=")
-
-
-@dataclass(frozen=True)
-class Constraint:
-    """A reported metric that must stay on one side of a bound, e.g. `Constraint("score/val/psnr", ">=", 16.4)`."""
-
-    metric: str
-    op: str
-    bound: float
-
-    def __post_init__(self) -> None:
-        if self.op not in OPERATORS:
-            raise ValueError(f"constraint on {self.metric}: operator {self.op!r} is not one of {OPERATORS}")
-        if not math.isfinite(self.bound):
-            raise ValueError(f"constraint on {self.metric}: bound {self.bound!r} is not a finite number")
-
-    @property
-    def name(self) -> str:
-        return f"{self.metric} {self.op} {self.bound:g}"
-
-    def violation(self, value: float) -> float:
-        """How far `value` is on the wrong side of the bound (Optuna's convention: > 0 is infeasible)."""
-        return self.bound - value if self.op == ">=" else value - self.bound
 
 
 @dataclass(frozen=True)
@@ -110,36 +86,6 @@ def make_sampler(kind: str, *, seed: int, n_startup_trials: int = 10) -> optuna.
     raise ValueError(f"sampler {kind!r} is not one of {SAMPLERS}")
 
 
-def journal_storage(path: str | Path) -> JournalStorage:
-    """Optuna's journal storage in one file (what `optuna-dashboard PATH` opens)."""
-    return JournalStorage(JournalFileBackend(str(path)))
-
-
-def open_study(journal_path: str | Path, study_name: str) -> optuna.Study:
-    """The study of a search, as Optuna's tools see it; FileNotFoundError / KeyError naming what is missing."""
-    if not Path(journal_path).is_file():
-        raise FileNotFoundError(f"{journal_path}: no Optuna journal")
-    storage = journal_storage(journal_path)
-    if study_name not in optuna.study.get_all_study_names(storage):
-        raise KeyError(f"{journal_path}: no study named {study_name!r}")
-    return optuna.load_study(study_name=study_name, storage=storage)
-
-
-def study_mismatch(journal_path: str | Path, study_name: str, metrics: Sequence[str],
-                   modes: Sequence[str]) -> str | None:
-    """Why the study in the journal cannot be the one a search with these objectives continues (one line),
-    or None when it matches: for refusing a `--resume` before Ray starts."""
-    try:
-        study = open_study(journal_path, study_name)
-    except (FileNotFoundError, KeyError) as err:
-        return str(err.args[0])
-    directions = ["min" if d == optuna.study.StudyDirection.MINIMIZE else "max" for d in study.directions]
-    if list(study.metric_names or []) != list(metrics) or directions != list(modes):
-        return (f"{journal_path}: study {study_name!r} has objectives "
-                f"{dict(zip(study.metric_names or [], directions))}, not {dict(zip(metrics, modes))}")
-    return None
-
-
 class StudySearch(OptunaSearch):
     """Ray's OptunaSearch over a journal-file study, with pruned, failed and constrained trials recorded as
     such (see the module docstring for each rule and why).
@@ -148,7 +94,8 @@ class StudySearch(OptunaSearch):
         space: the define-by-run function (or a dict of Optuna distributions), as OptunaSearch takes it.
         metrics: the result keys of the objectives, in order (the study's metric names).
         modes: "min" or "max" per metric.
-        journal_path: the journal file (created with its directory); it must not hold `study_name` yet.
+        journal_path: the journal file (created with its directory); it must not hold `study_name` yet. None
+            keeps the study in memory (benches and tests that need no Optuna tools and no resume).
         study_name: the study's name in the journal.
         max_epochs: the budget: a trial whose last `time_attr` is below it was stopped early (PRUNED).
         sampler: from `make_sampler` (seeded).
@@ -159,7 +106,7 @@ class StudySearch(OptunaSearch):
     """
 
     def __init__(self, space: Callable[[Any], Any] | dict, *, metrics: Sequence[str], modes: Sequence[str],
-                 journal_path: str | Path, study_name: str, max_epochs: int,
+                 journal_path: str | Path | None, study_name: str, max_epochs: int,
                  sampler: optuna.samplers.BaseSampler, points_to_evaluate: list[dict] | None = None,
                  constraints: Sequence[Constraint] = (), time_attr: str = "epoch",
                  diverged_key: str = "diverged"):
@@ -173,14 +120,16 @@ class StudySearch(OptunaSearch):
                 raise ValueError(f"StudySearch: mode {mode!r} is not one of {DIRECTIONS}")
         if max_epochs < 1:
             raise ValueError(f"StudySearch: max_epochs must be >= 1, got {max_epochs}")
-        journal = Path(journal_path).absolute()
-        journal.parent.mkdir(parents=True, exist_ok=True)
-        storage = journal_storage(journal)
-        # OptunaSearch loads an existing study of that name and enqueues the first points again: a second
-        # search on one study (a resume goes through Tuner.restore, not through here) would duplicate them.
-        if study_name in optuna.study.get_all_study_names(storage):
-            raise ValueError(f"{journal}: a study named {study_name!r} exists already (resume it, or name "
-                             f"the search differently)")
+        journal = Path(journal_path).absolute() if journal_path is not None else None
+        storage = None
+        if journal is not None:
+            journal.parent.mkdir(parents=True, exist_ok=True)
+            storage = journal_storage(journal)
+            # OptunaSearch loads an existing study of that name and enqueues the first points again: a second
+            # search on one study (a resume goes through Tuner.restore, not through here) would duplicate them.
+            if study_name in optuna.study.get_all_study_names(storage):
+                raise ValueError(f"{journal}: a study named {study_name!r} exists already (resume it, or name "
+                                 f"the search differently)")
         single = len(metrics) == 1
         super().__init__(space=space, metric=metrics[0] if single else metrics, mode=modes[0] if single else modes,
                          points_to_evaluate=points_to_evaluate, sampler=sampler, study_name=study_name,
@@ -188,7 +137,7 @@ class StudySearch(OptunaSearch):
         self._metrics = metrics
         self._modes = modes
         self._constraints = constraints
-        self._journal_path = str(journal)
+        self._journal_path = str(journal) if journal is not None else None
         self._max_epochs = max_epochs
         self._time_attr = time_attr
         self._diverged_key = diverged_key
@@ -202,7 +151,7 @@ class StudySearch(OptunaSearch):
         study.set_user_attr("max_epochs", max_epochs)
 
     @property
-    def journal_path(self) -> str:
+    def journal_path(self) -> str | None:
         return self._journal_path
 
     @property
@@ -245,7 +194,7 @@ class StudySearch(OptunaSearch):
         """OptunaSearch's restore (its pickle reopens the journal: the same study), then close the trials the
         study has RUNNING that this search never handed to Tune before its checkpoint."""
         super().restore(checkpoint_path)
-        if not Path(self._journal_path).is_file():
+        if self._journal_path is not None and not Path(self._journal_path).is_file():
             raise FileNotFoundError(f"{self._journal_path}: the search's Optuna journal is gone; cannot resume "
                                     f"study {self._study_name!r}")
         known = {t.number for t in self._ot_trials.values()}

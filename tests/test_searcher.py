@@ -15,7 +15,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from raysearch.searcher import Constraint, StudySearch, make_sampler, open_study, study_mismatch
+from raysearch.objectives import Constraint
+from raysearch.searcher import StudySearch, make_sampler
+from raysearch.study import open_study, study_mismatch
 from tests.conftest import free_ports, tail
 
 METRICS, MODES = ["score/val/psnr", "score/val/swd"], ["max", "min"]
