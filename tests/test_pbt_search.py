@@ -4,6 +4,7 @@ PBT search resumed after its driver is killed."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -76,7 +77,7 @@ def test_a_pbt_search_copies_shows_and_replays_its_winners_schedule(tmp_path):
 
     # best_config.yaml holds the winner's starting config and schedule; raysearch.train replays it.
     best = yaml.safe_load((experiment / "best_config.yaml").read_text())
-    winner = best["description"].split()[2]
+    winner = re.search(r"[Tt]rial (\S+) \(", best["description"]).group(1)
     schedule = schedule_of(winner, histories)
     assert {int(k): v for k, v in best["schedule"].items()} == schedule.to_yaml()
     assert set(best["schedule"][0]) == set(MUTATED)
