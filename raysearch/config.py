@@ -511,7 +511,8 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 # ---------------------------------------------------------------- files
 
-SPACE_SECTIONS = ("description", "base", "search", "metric", "mode", "tune", "schedule")
+SPACE_SECTIONS = ("description", "base", "search", "metric", "mode", "objectives", "constraints", "tune",
+                  "schedule")
 SEARCH_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 
 

@@ -9,7 +9,8 @@ MODEL is any of:
 - a run directory of `python -m raysearch.train` (its latest checkpoint);
 - a trial's directory in a search (its latest kept checkpoint);
 - an experiment directory of `python -m raysearch.tune` (its best trial, ranked as the search's table
-  ranks it, at its best kept checkpoint).
+  ranks it; for a search over several objectives the front's knee, or the trial `--pick` names: a trial's
+  name, or `best:METRIC` for the front trial best on that objective; at its best kept checkpoint).
 
 Each photo is center-cropped and resized to 64x64 as `prepare` does (a 64x64
 image is taken as it is), its 32x32 center filled by the generator (its weight
@@ -65,8 +66,9 @@ class Model:
     what: str  # how MODEL was read, for the console
 
 
-def find_model(path: str, log=print) -> Model:
-    """The checkpoint MODEL names (see the module's docstring), or CheckpointError saying what was found."""
+def find_model(path: str, log=print, pick: str | None = None) -> Model:
+    """The checkpoint MODEL names (see the module's docstring; `pick` chooses an experiment's trial), or
+    CheckpointError saying what was found."""
     where = Path(path).expanduser()
     if (where / STATE_FILE).is_file():
         return Model(where, "checkpoint")
@@ -78,11 +80,12 @@ def find_model(path: str, log=print) -> Model:
         return Model(run, f"run {where}, its latest checkpoint")
     if (where / EXPERIMENT_FILE).is_file():
         experiment = open_experiment(str(where))
-        best = experiment.best_model(log)
+        best = experiment.best_model(log, pick)
         if best is None:
             raise CheckpointError(f"{path}: no trial of this experiment has a checkpoint yet")
         trial, epoch = best
-        return Model(where / trial.checkpoint_dir(epoch), f"experiment {where}: best trial {trial.name}, epoch {epoch}")
+        chosen = f"--pick {pick}" if pick else ("the front's knee" if len(experiment.objectives) > 1 else "best trial")
+        return Model(where / trial.checkpoint_dir(epoch), f"experiment {where}: {chosen}: {trial.name}, epoch {epoch}")
     if (where.parent / EXPERIMENT_FILE).is_file():
         trial = next((t for t in open_experiment(str(where.parent)).trials if t.name == where.name), None)
         if trial is not None and trial.checkpoints:
@@ -187,6 +190,10 @@ def parse_args(argv: list[str] | None):
                                                         "empty): a MODEL for this command, a quarter the size")
     parser.add_argument("--compare", action="store_true",
                         help="also write <name>_compare.png: input, fill, original, best classical fill")
+    parser.add_argument("--pick", metavar="TRIAL_OR_RULE",
+                        help="with an experiment as MODEL: which trial fills (knee: the front's knee, the default of "
+                        "a search over several objectives; best:METRIC: the front trial best on that objective; or a "
+                        "trial's name)")
     parser.add_argument("--alpha", type=cli.realism_alpha, help=cli.ALPHA_HELP)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--batch-size", type=int, default=64)
@@ -209,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                               "cpu" if args.device == "auto" else args.device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError("--device cuda: torch sees no GPU here; allowed: auto or cpu")
-        model = find_model(args.model, log)
+        model = find_model(args.model, log, args.pick)
         where = str(model.checkpoint / STATE_FILE)
         state = load_checkpoint(model.checkpoint)
         cfg, generator = trained_generator(state, where, device, args.alpha)

@@ -39,8 +39,8 @@ def population_from(location: str, space: SearchSpace, count: int) -> list[dict[
     where = f"--init-from {location}"
     try:
         experiment = open_experiment(location)
-        _, floor = experiment.fills(log=lambda line: None)
-        rows = experiment.rows(floor)
+        _, constraints = experiment.fills(log=lambda line: None)
+        rows = experiment.rows(constraints)
     except RaysearchError as err:
         raise ConfigError(f"{where}: {err}") from None
     if experiment.metric != space.metric or experiment.mode != space.mode:

@@ -1,55 +1,35 @@
-"""The end of a search: a ranked table, best_config.yaml, and the TensorBoard command."""
+"""The end of a search: a ranked table (or, for several objectives, the front: raysearch.front), best_config.yaml,
+and the TensorBoard and Optuna dashboard commands."""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import sys
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from raysearch import storage
-from raysearch.baselines import baselines_of, best_baseline
+from raysearch.baselines import baselines_of
 from raysearch.config import config_to_dict, list_spaces
-from raysearch.constants import EXPERIMENT_FILE, SCORE_WINDOW, SMOKE_OVERRIDES, score_key
+from raysearch.constants import EXPERIMENT_FILE, SCORE_WINDOW, SMOKE_OVERRIDES
+from raysearch.front import FRONT_DIR, Front, describe, format_front, read_front
+from raysearch.objectives import Constraint
+from raysearch.rows import TrialRow, baseline_rows, make_row, rank_rows, search_constraints, short, trial_status
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
+from raysearch.study import local_journal
 from raysearch.lineage import (POPULATION_LOG, copies, describe_copies, read_population_log,  # PBT hooks
                                result_histories, schedule_of)
 
 BEST_CONFIG_FILE = "best_config.yaml"
 
 
-FIDELITY_METRIC = "val/psnr"
-FIDELITY_MARGIN_DB = 1.0  # a GAN trial may lose up to 1 dB of PSNR against the best classical fill
-
-
-@dataclass(frozen=True)
-class TrialRow:
-    """One trial as the ranked table shows it."""
-
-    trial: str
-    params: dict[str, Any]
-    score: float | None  # the ranking value: the mean of the metric over the trial's last epochs
-    final: float | None  # the metric at the trial's last epoch
-    best: float | None  # the metric at the trial's best epoch (shown, never ranked on: one lucky epoch)
-    psnr: float | None  # the trial's PSNR score, for the fidelity floor
-    epochs: int
-    status: str  # see STATUSES
-    copied: str = ""  # PBT: the donors it copied, `trial@epoch, ...` (lineage.describe_copies); '' for none
-
-
-# finished: trained every epoch · stopped: by the scheduler (ASHA) · interrupted: the search ended (Ctrl-C)
-# before the trial did · diverged · error · running / pending: the search is still going (analyze).
-STATUSES = ("finished", "stopped", "interrupted", "running", "pending", "diverged", "error")
-BASELINE_STATUS = "baseline"  # a classical fill's row (raysearch.baselines): a reference, not a trial
-
-
-def trial_rows(results, space: SearchSpace, settings: TuneSettings, psnr_floor: float | None = None,
-               histories: dict[str, list[dict[str, Any]]] | None = None) -> list[TrialRow]:
+def trial_rows(results, space: SearchSpace, settings: TuneSettings,
+               constraints: Sequence[Constraint] = (), histories: dict[str, list[dict[str, Any]]] | None = None) \
+        -> list[TrialRow]:
     """Rows for every trial of a Tune ResultGrid, best first.
 
     Tune returns a ResultGrid also after Ctrl-C: a trial without an error whose
@@ -69,101 +49,11 @@ def trial_rows(results, space: SearchSpace, settings: TuneSettings, psnr_floor: 
                          search_running=False),
             copied=_copied(Path(result.path).name if result.path else "?", histories),
         ))
-    return rank_rows(rows, space.mode, psnr_floor)
+    return rank_rows(rows, space.objectives, constraints)
 
 
 def _copied(trial: str, histories: dict[str, list[dict[str, Any]]]) -> str:
     return describe_copies(copies(trial, histories.get(trial, [])))
-
-
-def make_row(trial: str, params: dict[str, Any], last: dict[str, Any], values: list[Any], metric: str, mode: str,
-             status: str, copied: str = "") -> TrialRow:
-    """A row from plain data: the trial's last reported metrics and every value it reported for `metric`."""
-    finite = [v for v in map(_number, values) if v is not None]
-    best = (min(finite) if mode == "min" else max(finite)) if finite else None
-    return TrialRow(trial=trial, params=dict(params), score=trial_score(last, metric), final=_number(last.get(metric)),
-                    best=best, psnr=trial_score(last, FIDELITY_METRIC), epochs=int(last.get("epoch", 0) or 0),
-                    status=status, copied=copied)
-
-
-def trial_score(last: dict[str, Any], metric: str) -> float | None:
-    """The score a trial last reported for `metric` (experiments from before scores: the metric itself)."""
-    key = score_key(metric)
-    return _number(last[key]) if key in last else _number(last.get(metric))
-
-
-def rank_rows(rows: list[TrialRow], mode: str, psnr_floor: float | None = None) -> list[TrialRow]:
-    """Best first, in tiers; by score within a tier.
-
-    1. Trials whose PSNR score is at least `psnr_floor` (None: no fidelity
-       constraint) come before all that fall below it: realism subject to fidelity.
-    2. Within those, finished trials come before trials that ended early
-       (stopped by ASHA, interrupted, still running): a finished trial held its
-       score to the last epoch and won every ASHA rung it met, while an early
-       trial's score is from fewer epochs, where a noisy metric has had less
-       chance to regress; under ASHA it lost the rung it stopped at against
-       trials at the same epoch.
-    3. Diverged trials, then trials without a score, then errors, last.
-    """
-    sign = 1 if mode == "min" else -1
-
-    def key(row: TrialRow) -> tuple:
-        below_floor = psnr_floor is not None and (row.psnr is None or row.psnr < psnr_floor)
-        tier = {"diverged": 4, "error": 6}.get(row.status, 5 if row.score is None else (0 if row.status == "finished" else 1))
-        if tier < 2 and below_floor:
-            tier += 2
-        return (tier, sign * (row.score or 0.0))
-
-    return sorted(rows, key=key)
-
-
-def trial_status(last: dict[str, Any], *, error: bool, max_epochs: int, done: bool = True,
-                 search_running: bool = True) -> str:
-    """The table's status of a trial from its last reported metrics.
-
-    `done`: Tune finished with the trial. A trial that is not done is running
-    (or pending) while the search runs, and was interrupted once it has ended.
-    """
-    if error:
-        return "error"
-    if last.get("diverged"):
-        return "diverged"
-    if not done:
-        if not search_running:
-            return "interrupted"
-        return "running" if last else "pending"
-    return "finished" if int(last.get("epoch", 0) or 0) >= max_epochs else "stopped"
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
-
-
-# ---------------------------------------------------------------- the fidelity floor
-
-
-def fidelity_floor(best_classical_psnr: float | None) -> float | None:
-    """The lowest PSNR score a GAN trial may have to rank among the faithful ones."""
-    return None if best_classical_psnr is None else best_classical_psnr - FIDELITY_MARGIN_DB
-
-
-def search_psnr_floor(space: SearchSpace, baselines: dict[str, dict[str, float]] | None = None) -> float | None:
-    """The PSNR floor of a search's ranking: GAN spaces only (realism subject to fidelity); None = no constraint.
-
-    `baselines`: the classical fills of the search's data (raysearch.baselines), read when not given.
-    """
-    if not space.config.objective.adversarial:
-        return None
-
-    _, best = best_baseline(baselines if baselines is not None else baselines_of(space.config), FIDELITY_METRIC, "max")
-    return fidelity_floor(best)
-
-
-def baseline_rows(baselines: dict[str, dict[str, float]], metric: str) -> list[TrialRow]:
-    """The classical fills as table rows (status `baseline`): shown beside the trials, never ranked or chosen."""
-    return [TrialRow(trial=f"classical:{name}", params={}, score=_number(row.get(metric)), final=_number(row.get(metric)),
-                     best=None, psnr=_number(row.get(FIDELITY_METRIC)), epochs=0, status=BASELINE_STATUS)
-            for name, row in baselines.items()]
 
 
 def format_table(rows: list[TrialRow], metric: str, baselines: list[TrialRow] = ()) -> str:
@@ -175,25 +65,17 @@ def format_table(rows: list[TrialRow], metric: str, baselines: list[TrialRow] = 
     lines = [header]
     for rank, row in enumerate(rows, 1):
         lines.append([
-            str(rank), row.trial, *(_short(row.params.get(k, "-")) for k in keys),
-            _short(row.score), _short(row.final), _short(row.best), _short(row.psnr), str(row.epochs), row.status,
+            str(rank), row.trial, *(short(row.params.get(k, "-")) for k in keys),
+            short(row.score), short(row.final), short(row.best), short(row.psnr), str(row.epochs), row.status,
         ] + ([row.copied or "-"] if exploited else []))
     for row in baselines:
-        lines.append(["-", row.trial, *("-" for _ in keys), _short(row.score), _short(row.final), "-",
-                      _short(row.psnr), "-", row.status] + (["-"] if exploited else []))
+        lines.append(["-", row.trial, *("-" for _ in keys), short(row.score), short(row.final), "-",
+                      short(row.psnr), "-", row.status] + (["-"] if exploited else []))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
     if baselines:
         text.insert(1 + len(rows), "-" * max(len(line) for line in text))
     return "\n".join(text)
-
-
-def _short(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 # ---------------------------------------------------------------- best_config.yaml
@@ -211,27 +93,46 @@ def best_trial_config(best: TrialRow, space: SearchSpace, overrides: list[str]) 
 
 
 def write_best_config(rows: list[TrialRow], space: SearchSpace, experiment_path: str,
-                      overrides: list[str] = (), histories: dict[str, list[dict[str, Any]]] | None = None) -> str | None:
-    """best_config.yaml: the best non-diverged trial's full config, runnable with `raysearch.train --config`.
+                      overrides: list[str] = (), front: Front | None = None,
+                      histories: dict[str, list[dict[str, Any]]] | None = None) -> str | None:
+    """best_config.yaml, runnable with `raysearch.train --config`: the best non-diverged trial's full config, or
+    with several objectives the knee of the `front` (raysearch.frontier.knee).
 
     A PBT trial's (`histories`: every trial's results) is the config its weights started from, and a `schedule:`
     of the values they were trained under from each epoch on (lineage.schedule_of), which raysearch.train replays.
     """
-    candidates = [r for r in rows if r.status in ("finished", "stopped", "interrupted") and r.score is not None
-                  and r.epochs > 0]
-    if not candidates:
+    if front is not None:
+        best, why = front.knee, "the knee of the front"
+    else:
+        candidates = [r for r in rows if r.status in ("finished", "stopped", "interrupted") and r.score is not None
+                      and r.epochs > 0]
+        best, why = (candidates[0] if candidates else None), "best trial"
+    if best is None:
         return None
-    best = candidates[0]
-    schedule = schedule_of(best.trial, histories or {})  # PBT hook: empty for any other search
+    return _write_trial_config(best, space, experiment_path, list(overrides), BEST_CONFIG_FILE, why, histories)
+
+
+def write_front_configs(front: Front, space: SearchSpace, experiment_path: str, overrides: list[str] = ()) \
+        -> list[str]:
+    """front/<trial>.yaml: one runnable config per front trial, for the user to pick a point of the trade-off."""
+    return [_write_trial_config(row, space, experiment_path, list(overrides), f"{FRONT_DIR}/{row.trial}.yaml",
+                                "on the front") for row in front.members]
+
+
+def _write_trial_config(row: TrialRow, space: SearchSpace, experiment_path: str, overrides: list[str],
+                        relative: str, why: str, histories: dict[str, list[dict[str, Any]]] | None = None) -> str:
+    schedule = schedule_of(row.trial, histories or {})  # PBT hook: empty for any other search
     if schedule.changes:
-        best = dataclasses.replace(best, params={**best.params, **schedule.values_at(0)})
+        row = dataclasses.replace(row, params={**row.params, **schedule.values_at(0)})
     smoke = any(o in overrides for o in SMOKE_OVERRIDES)
-    return storage.Storage(experiment_path).write_text(BEST_CONFIG_FILE, yaml.safe_dump({
-        "description": f"Best trial {best.trial} ({best.status}) of {experiment_path.rstrip('/').rsplit('/', 1)[-1]}: "
-                       f"{space.metric} score {best.score:.6g} (mean of its last {SCORE_WINDOW} epochs) after "
-                       f"{best.epochs} epochs, the train.epochs below (search space {space.path.name})"
+    figures = ", ".join(f"{o.metric} score {row.scores[o.metric]:.6g}" for o in space.objectives
+                        if o.metric in row.scores)
+    return storage.Storage(experiment_path).write_text(relative, yaml.safe_dump({
+        "description": f"Trial {row.trial} ({row.status}; {why}) of {experiment_path.rstrip('/').rsplit('/', 1)[-1]}: "
+                       f"{figures} (mean of its last {SCORE_WINDOW} epochs) after {row.epochs} epochs, the "
+                       f"train.epochs below (search space {space.path.name})"
                        + ("; the search's --smoke-test data settings are left out" if smoke else ""),
-        "base": best_trial_config(best, space, list(overrides)),
+        "base": best_trial_config(row, space, overrides),
         **({"schedule": schedule.to_yaml()} if schedule.changes else {}),
     }, sort_keys=False))
 
@@ -251,30 +152,55 @@ def resume_command(space: SearchSpace, experiment_path: str) -> str:
 
 def write_report(results, space: SearchSpace, settings: TuneSettings, experiment_path: str, out=sys.stdout,
                  baselines: dict[str, dict[str, float]] | None = None) -> list[TrialRow]:
-    """The ranked table with the classical fills below it, best_config.yaml, and what to run next.
+    """The ranked table (several objectives: the front) with the classical fills below it, best_config.yaml
+    (and front/), and what to run next.
 
     `baselines`: the fills as the search computed them (read from their cache when not given).
     """
     record = yaml.safe_load(storage.Storage(experiment_path).read_text(EXPERIMENT_FILE) or "{}") or {}
+    overrides = list(record.get("overrides", []))
     fills = baselines if baselines is not None else baselines_of(space.config)
+    constraints = search_constraints(space, fills)
     # PBT hook: the population's log where the search kept one (lineage.py), else Tune's results.
     histories = read_population_log(storage.Storage(experiment_path).read_text(POPULATION_LOG)) or \
         result_histories(results)
-    rows = trial_rows(results, space, settings, search_psnr_floor(space, fills), histories=histories)
-    baselines = baseline_rows(fills, space.metric)
-    print(f"\nTrials of {experiment_path}, ranked by {space.metric} ({space.mode}; score = mean of the last "
-          f"{SCORE_WINDOW} epochs; finished trials before those that ended early; below the rule, the classical "
-          "fills of the same validation images):", file=out)
-    print(format_table(rows, space.metric, baselines), file=out)
-    best = write_best_config(rows, space, experiment_path, list(record.get("overrides", [])),
-                             histories=histories)
+    rows = trial_rows(results, space, settings, constraints, histories=histories)
+    fill_rows = baseline_rows(fills, space.metric)
+    if space.multi_objective:
+        front = read_front(rows, space.objectives, fills)
+        print(f"\nTrials of {experiment_path}{_constraint_note(constraints)} (score = mean of the last "
+              f"{SCORE_WINDOW} epochs; the front among the finished trials first; below the rule, the classical "
+              "fills of the same validation images as points on the same axes):", file=out)
+        print(format_front(rows, front, fill_rows), file=out)
+        print(f"\n{describe(front, sum(r.status == 'finished' for r in rows))}", file=out)
+        written = write_front_configs(front, space, experiment_path, overrides)
+        if written:
+            print(f"One config per front trial: {storage.join(experiment_path, FRONT_DIR)}/", file=out)
+        best = write_best_config(rows, space, experiment_path, overrides, front=front)
+    else:
+        print(f"\nTrials of {experiment_path}, ranked by {space.metric} ({space.mode}; score = mean of the last "
+              f"{SCORE_WINDOW} epochs{_constraint_note(constraints, ', ')}; finished trials before those that "
+              "ended early; below the rule, the classical fills of the same validation images):", file=out)
+        print(format_table(rows, space.metric, fill_rows), file=out)
+        best = write_best_config(rows, space, experiment_path, overrides, histories=histories)
     if best:
         print(f"\nBest config: {best}\n  run it:  python -m raysearch.train --config {best}", file=out)
     else:
-        print("\nNo trial trained an epoch without diverging: no best_config.yaml written.", file=out)
+        print("\nNo trial trained an epoch without diverging (or met the constraints): no best_config.yaml written.",
+              file=out)
     print(f"Compare the trials:  tensorboard --logdir {experiment_path}/tensorboard", file=out)
+    journal = local_journal(experiment_path)
+    if journal.is_file():
+        print(f"The Optuna study:    optuna-dashboard {journal}", file=out)
     unfinished = [r for r in rows if r.status == "interrupted"]
     if unfinished:
         print(f"\nThe search was interrupted ({len(unfinished)} trial(s) unfinished). Continue it with:\n"
               f"  {resume_command(space, experiment_path)}", file=out)
     return rows
+
+
+def _constraint_note(constraints: Sequence[Constraint], lead: str = "; ") -> str:
+    """How the constraints read in a table's title (a trial that misses one ranks after all that meet them)."""
+    if not constraints:
+        return ""
+    return f"{lead}trials meeting {' and '.join(c.name for c in constraints)} first"
