@@ -16,6 +16,7 @@ import yaml
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
 from raysearch.lineage import POPULATION_LOG, copies, read_population_log, schedule_of
+from raysearch.rows import STATUSES
 from raysearch.summaries import BASELINE_RUN_PREFIX
 
 pytestmark = pytest.mark.slow
@@ -132,8 +133,8 @@ def test_a_pbt_search_resumes_after_its_driver_is_killed(tmp_path):
     assert (experiment / POPULATION_LOG).read_text().startswith(logged_before)  # nothing written is lost
     histories = population(experiment)
     assert all(max(r["epoch"] for r in history) == 4 for history in histories.values()), histories
-    statuses = [line.split()[-2] if "@" in line.split()[-1] or line.split()[-1] == "-" else line.split()[-1]
-                for line in out.splitlines() if line[:2] in ("1 ", "2 ", "3 ")]
+    statuses = [next(t for t in line.split() if t in STATUSES) for line in out.splitlines()
+                if line[:2] in ("1 ", "2 ", "3 ")]
     assert len(statuses) == 3 and set(statuses) == {"finished"}, out[-3000:]
     # The winner's lineage reaches back to epoch 1 through whatever it copied.
     best = yaml.safe_load((experiment / "best_config.yaml").read_text())
