@@ -108,18 +108,23 @@ METHODS = {1: ("random", "tpe_asha"), 2: ("random", "motpe", "motpe_moasha")}
 
 
 class TrialEpochBudget(Stopper):
-    """Ends the experiment once `budget` epoch results have arrived, whatever the trials."""
+    """Ends the experiment once `budget` trial-epochs have been reported, whatever the trials.
+
+    Counts each (trial, epoch) once: Tune hands the stopper a function trainable's last result twice (its
+    report, then the same result marked done), which a plain count of calls would take for another epoch.
+    """
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
-        self.seen = 0
+        self.seen: set[tuple[str, int]] = set()
 
     def __call__(self, trial_id, result) -> bool:
-        self.seen += 1
+        if "epoch" in result:
+            self.seen.add((trial_id, int(result["epoch"])))
         return False
 
     def stop_all(self) -> bool:
-        return self.seen >= self.budget
+        return len(self.seen) >= self.budget
 
 
 class Clock:
