@@ -42,7 +42,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.geometry import hole_of  # noqa: E402
+from models.geometry import hole_of, paste_center  # noqa: E402
 from raysearch import metrics  # noqa: E402
 from raysearch.control_fills import CONTROL_NAMES, control_fill  # noqa: E402
 from raysearch.data.dataset import as_unit, to_uint8_images  # noqa: E402
@@ -73,9 +73,7 @@ def blurred_center(real: torch.Tensor, sigma: float) -> torch.Tensor:
     blurred = F.pad(real, (radius,) * 4, mode="reflect")
     blurred = F.conv2d(blurred, kernel.expand(channels, 1, 1, -1), groups=channels)
     blurred = F.conv2d(blurred, kernel.transpose(-1, -2).expand(channels, 1, -1, 1), groups=channels)
-    filled = real.clone()
-    filled[..., 16:48, 16:48] = blurred[..., 16:48, 16:48]
-    return filled
+    return paste_center(real, hole_of(blurred))
 
 
 def draw_grid(path: Path, rows: dict[str, torch.Tensor], index: np.ndarray) -> None:

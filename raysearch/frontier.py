@@ -30,6 +30,20 @@ DIRECTIONS = ("min", "max")
 Values = Sequence[Sequence[float | None]]
 
 
+def check_objectives(metrics: Sequence[str], modes: Sequence[str], owner: str) -> None:
+    """Metrics paired with their directions: at least one, as many modes as metrics, none named twice, every
+    mode min or max; ValueError naming `owner` (the scheduler or searcher being built)."""
+    if not metrics:
+        raise ValueError(f"{owner} needs at least one metric")
+    if len(modes) != len(metrics):
+        raise ValueError(f"{owner}: {len(metrics)} metrics {list(metrics)} for {len(modes)} modes {list(modes)}")
+    if len(set(metrics)) != len(metrics):
+        raise ValueError(f"{owner}: metrics {list(metrics)} name one metric twice")
+    for mode in modes:
+        if mode not in DIRECTIONS:
+            raise ValueError(f"{owner}: mode {mode!r} is not one of {DIRECTIONS}")
+
+
 def objective_value(value: object) -> float:
     """A reported objective as a float: NaN (invalid) for None, a bool, or anything that is not a number."""
     if value is None or isinstance(value, bool):

@@ -27,7 +27,7 @@ from typing import Any
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from raysearch.frontier import DIRECTIONS, is_valid, nondominated_fronts, objective_value, promotion_order
+from raysearch.frontier import check_objectives, is_valid, nondominated_fronts, objective_value, promotion_order
 
 Vector = tuple[float, ...]
 
@@ -69,15 +69,7 @@ class MultiObjectiveASHA(FIFOScheduler):
                  grace_period: int, reduction_factor: int, diverged_key: str = "diverged"):
         super().__init__()
         metrics, modes = list(metrics), list(modes)
-        if not metrics:
-            raise ValueError("MultiObjectiveASHA needs at least one metric")
-        if len(modes) != len(metrics):
-            raise ValueError(f"MultiObjectiveASHA: {len(metrics)} metrics {metrics} but {len(modes)} modes {modes}")
-        if len(set(metrics)) != len(metrics):
-            raise ValueError(f"MultiObjectiveASHA: metrics {metrics} name one metric twice")
-        for mode in modes:
-            if mode not in DIRECTIONS:
-                raise ValueError(f"MultiObjectiveASHA: mode {mode!r} is not one of {DIRECTIONS}")
+        check_objectives(metrics, modes, "MultiObjectiveASHA")
         if max_t < 1:
             raise ValueError(f"MultiObjectiveASHA: max_t must be >= 1, got {max_t}")
         if not 1 <= grace_period <= max_t:

@@ -52,7 +52,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from raysearch.frontier import DIRECTIONS, objective_value
+from raysearch.frontier import check_objectives, objective_value
 from raysearch.objectives import Constraint
 from raysearch.study import journal_storage
 
@@ -111,13 +111,7 @@ class StudySearch(OptunaSearch):
                  constraints: Sequence[Constraint] = (), time_attr: str = "epoch",
                  diverged_key: str = "diverged"):
         metrics, modes, constraints = list(metrics), list(modes), list(constraints)
-        if not metrics or len(metrics) != len(modes):
-            raise ValueError(f"StudySearch: {len(metrics)} metrics {metrics} for {len(modes)} modes {modes}")
-        if len(set(metrics)) != len(metrics):
-            raise ValueError(f"StudySearch: metrics {metrics} name one metric twice")
-        for mode in modes:
-            if mode not in DIRECTIONS:
-                raise ValueError(f"StudySearch: mode {mode!r} is not one of {DIRECTIONS}")
+        check_objectives(metrics, modes, "StudySearch")
         if max_epochs < 1:
             raise ValueError(f"StudySearch: max_epochs must be >= 1, got {max_epochs}")
         journal = Path(journal_path).absolute() if journal_path is not None else None
