@@ -3,6 +3,7 @@ and the TensorBoard and Optuna dashboard commands."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -20,18 +21,22 @@ from raysearch.objectives import Constraint
 from raysearch.rows import TrialRow, baseline_rows, make_row, rank_rows, search_constraints, short, trial_status
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
 from raysearch.study import local_journal
+from raysearch.lineage import (POPULATION_LOG, copies, describe_copies, read_population_log,  # PBT hooks
+                               result_histories, schedule_of)
 
 BEST_CONFIG_FILE = "best_config.yaml"
 
 
 def trial_rows(results, space: SearchSpace, settings: TuneSettings,
-               constraints: Sequence[Constraint] = ()) -> list[TrialRow]:
+               constraints: Sequence[Constraint] = (), histories: dict[str, list[dict[str, Any]]] | None = None) \
+        -> list[TrialRow]:
     """Rows for every trial of a Tune ResultGrid, best first.
 
     Tune returns a ResultGrid also after Ctrl-C: a trial without an error whose
     last result is not `done` did not end, so it was interrupted.
     """
     rows = []
+    histories = histories if histories is not None else result_histories(results)  # PBT hook: donors copied
     for result in results:
         metrics = result.metrics or {}
         history = result.metrics_dataframe
@@ -42,23 +47,30 @@ def trial_rows(results, space: SearchSpace, settings: TuneSettings,
             space.metric, space.mode,
             trial_status(metrics, error=result.error is not None, max_epochs=settings.max_epochs, done=done,
                          search_running=False),
+            copied=_copied(Path(result.path).name if result.path else "?", histories),
         ))
     return rank_rows(rows, space.objectives, constraints)
+
+
+def _copied(trial: str, histories: dict[str, list[dict[str, Any]]]) -> str:
+    return describe_copies(copies(trial, histories.get(trial, [])))
 
 
 def format_table(rows: list[TrialRow], metric: str, baselines: list[TrialRow] = ()) -> str:
     """The ranked trials, then (below a rule, without ranks) the classical fills they must beat."""
     keys = sorted({k for row in rows for k in row.params})
     header = ["rank", "trial", *keys, f"{metric} score", "final", "best", "psnr score", "epochs", "status"]
+    exploited = any(row.copied for row in rows)  # PBT hook: a column naming the donors each trial copied
+    header += ["copied (donor@epoch)"] if exploited else []
     lines = [header]
     for rank, row in enumerate(rows, 1):
         lines.append([
             str(rank), row.trial, *(short(row.params.get(k, "-")) for k in keys),
             short(row.score), short(row.final), short(row.best), short(row.psnr), str(row.epochs), row.status,
-        ])
+        ] + ([row.copied or "-"] if exploited else []))
     for row in baselines:
         lines.append(["-", row.trial, *("-" for _ in keys), short(row.score), short(row.final), "-",
-                      short(row.psnr), "-", row.status])
+                      short(row.psnr), "-", row.status] + (["-"] if exploited else []))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
     if baselines:
@@ -81,9 +93,14 @@ def best_trial_config(best: TrialRow, space: SearchSpace, overrides: list[str]) 
 
 
 def write_best_config(rows: list[TrialRow], space: SearchSpace, experiment_path: str,
-                      overrides: list[str] = (), front: Front | None = None) -> str | None:
+                      overrides: list[str] = (), front: Front | None = None,
+                      histories: dict[str, list[dict[str, Any]]] | None = None) -> str | None:
     """best_config.yaml, runnable with `raysearch.train --config`: the best non-diverged trial's full config, or
-    with several objectives the knee of the `front` (raysearch.frontier.knee)."""
+    with several objectives the knee of the `front` (raysearch.frontier.knee).
+
+    A PBT trial's (`histories`: every trial's results) is the config its weights started from, and a `schedule:`
+    of the values they were trained under from each epoch on (lineage.schedule_of), which raysearch.train replays.
+    """
     if front is not None:
         best, why = front.knee, "the knee of the front"
     else:
@@ -92,7 +109,7 @@ def write_best_config(rows: list[TrialRow], space: SearchSpace, experiment_path:
         best, why = (candidates[0] if candidates else None), "best trial"
     if best is None:
         return None
-    return _write_trial_config(best, space, experiment_path, list(overrides), BEST_CONFIG_FILE, why)
+    return _write_trial_config(best, space, experiment_path, list(overrides), BEST_CONFIG_FILE, why, histories)
 
 
 def write_front_configs(front: Front, space: SearchSpace, experiment_path: str, overrides: list[str] = ()) \
@@ -103,7 +120,10 @@ def write_front_configs(front: Front, space: SearchSpace, experiment_path: str, 
 
 
 def _write_trial_config(row: TrialRow, space: SearchSpace, experiment_path: str, overrides: list[str],
-                        relative: str, why: str) -> str:
+                        relative: str, why: str, histories: dict[str, list[dict[str, Any]]] | None = None) -> str:
+    schedule = schedule_of(row.trial, histories or {})  # PBT hook: empty for any other search
+    if schedule.changes:
+        row = dataclasses.replace(row, params={**row.params, **schedule.values_at(0)})
     smoke = any(o in overrides for o in SMOKE_OVERRIDES)
     figures = ", ".join(f"{o.metric} score {row.scores[o.metric]:.6g}" for o in space.objectives
                         if o.metric in row.scores)
@@ -113,6 +133,7 @@ def _write_trial_config(row: TrialRow, space: SearchSpace, experiment_path: str,
                        f"train.epochs below (search space {space.path.name})"
                        + ("; the search's --smoke-test data settings are left out" if smoke else ""),
         "base": best_trial_config(row, space, overrides),
+        **({"schedule": schedule.to_yaml()} if schedule.changes else {}),
     }, sort_keys=False))
 
 
@@ -140,7 +161,10 @@ def write_report(results, space: SearchSpace, settings: TuneSettings, experiment
     overrides = list(record.get("overrides", []))
     fills = baselines if baselines is not None else baselines_of(space.config)
     constraints = search_constraints(space, fills)
-    rows = trial_rows(results, space, settings, constraints)
+    # PBT hook: the population's log where the search kept one (lineage.py), else Tune's results.
+    histories = read_population_log(storage.Storage(experiment_path).read_text(POPULATION_LOG)) or \
+        result_histories(results)
+    rows = trial_rows(results, space, settings, constraints, histories=histories)
     fill_rows = baseline_rows(fills, space.metric)
     if space.multi_objective:
         front = read_front(rows, space.objectives, fills)
@@ -158,7 +182,7 @@ def write_report(results, space: SearchSpace, settings: TuneSettings, experiment
               f"{SCORE_WINDOW} epochs{_constraint_note(constraints, ', ')}; finished trials before those that "
               "ended early; below the rule, the classical fills of the same validation images):", file=out)
         print(format_table(rows, space.metric, fill_rows), file=out)
-        best = write_best_config(rows, space, experiment_path, overrides)
+        best = write_best_config(rows, space, experiment_path, overrides, histories=histories)
     if best:
         print(f"\nBest config: {best}\n  run it:  python -m raysearch.train --config {best}", file=out)
     else:

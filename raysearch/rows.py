@@ -32,6 +32,7 @@ class TrialRow:
     status: str  # see STATUSES
     scores: dict[str, float] = field(default_factory=dict)  # every validation metric's last score, val/psnr -> ...
     front: int | None = None  # several objectives: its Pareto front among the feasible finished trials (0: on it)
+    copied: str = ""  # PBT: the donors it copied, `trial@epoch, ...` (lineage.describe_copies); '' for none
 
     @property
     def psnr(self) -> float | None:
@@ -46,13 +47,13 @@ BASELINE_STATUS = "baseline"  # a classical fill's row (raysearch.baselines): a 
 
 
 def make_row(trial: str, params: dict[str, Any], last: dict[str, Any], values: list[Any], metric: str, mode: str,
-             status: str) -> TrialRow:
+             status: str, copied: str = "") -> TrialRow:
     """A row from plain data: the trial's last reported metrics and every value it reported for `metric`."""
     finite = [v for v in map(_number, values) if v is not None]
     best = (min(finite) if mode == "min" else max(finite)) if finite else None
     scores = {name: value for name in reported_metrics() if (value := trial_score(last, name)) is not None}
     return TrialRow(trial=trial, params=dict(params), score=trial_score(last, metric), final=_number(last.get(metric)),
-                    best=best, epochs=int(last.get("epoch", 0) or 0), status=status, scores=scores)
+                    best=best, epochs=int(last.get("epoch", 0) or 0), status=status, scores=scores, copied=copied)
 
 
 def trial_score(last: dict[str, Any], metric: str) -> float | None:
