@@ -224,7 +224,8 @@ def test_a_tune_run_stops_the_dominated_trials_and_keeps_the_front(tmp_path):
     import ray
     from ray import tune
 
-    from raysearch.searcher import StudySearch, make_sampler, open_study
+    from raysearch.searcher import StudySearch, make_sampler
+    from raysearch.study import open_study
 
     points = {p["name"]: p for p in CHAIN + FRONT}
 
