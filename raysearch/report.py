@@ -15,6 +15,7 @@ from raysearch import storage
 from raysearch.baselines import baselines_of, best_baseline
 from raysearch.config import config_to_dict, list_spaces
 from raysearch.constants import EXPERIMENT_FILE, SCORE_WINDOW, SMOKE_OVERRIDES, score_key
+from raysearch.errors import first_line
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
 
 BEST_CONFIG_FILE = "best_config.yaml"
@@ -36,6 +37,8 @@ class TrialRow:
     psnr: float | None  # the trial's PSNR score, for the fidelity floor
     epochs: int
     status: str  # see STATUSES
+    failures: int = 0  # times the trial's process died or raised; it restarted from its last checkpoint
+    # while Tune's max_failures allowed (a trial whose status is error failed once more than that)
 
 
 # finished: trained every epoch · stopped: by the scheduler (ASHA) · interrupted: the search ended (Ctrl-C)
@@ -44,8 +47,9 @@ STATUSES = ("finished", "stopped", "interrupted", "running", "pending", "diverge
 BASELINE_STATUS = "baseline"  # a classical fill's row (raysearch.baselines): a reference, not a trial
 
 
-def trial_rows(results, space: SearchSpace, settings: TuneSettings, psnr_floor: float | None = None) -> list[TrialRow]:
-    """Rows for every trial of a Tune ResultGrid, best first.
+def trial_rows(results, space: SearchSpace, settings: TuneSettings, psnr_floor: float | None = None,
+               failures: dict[str, int] | None = None) -> list[TrialRow]:
+    """Rows for every trial of a Tune ResultGrid, best first; `failures`: trial name -> times it failed.
 
     Tune returns a ResultGrid also after Ctrl-C: a trial without an error whose
     last result is not `done` did not end, so it was interrupted.
@@ -56,23 +60,24 @@ def trial_rows(results, space: SearchSpace, settings: TuneSettings, psnr_floor: 
         history = result.metrics_dataframe
         values = history[space.metric].dropna().tolist() if history is not None and space.metric in history else []
         done = bool(metrics.get("done"))
+        name = Path(result.path).name if result.path else "?"
         rows.append(make_row(
-            Path(result.path).name if result.path else "?", result.config or {}, metrics, values,
-            space.metric, space.mode,
+            name, result.config or {}, metrics, values, space.metric, space.mode,
             trial_status(metrics, error=result.error is not None, max_epochs=settings.max_epochs, done=done,
                          search_running=False),
+            failures=(failures or {}).get(name, 0),
         ))
     return rank_rows(rows, space.mode, psnr_floor)
 
 
 def make_row(trial: str, params: dict[str, Any], last: dict[str, Any], values: list[Any], metric: str, mode: str,
-             status: str) -> TrialRow:
+             status: str, failures: int = 0) -> TrialRow:
     """A row from plain data: the trial's last reported metrics and every value it reported for `metric`."""
     finite = [v for v in map(_number, values) if v is not None]
     best = (min(finite) if mode == "min" else max(finite)) if finite else None
     return TrialRow(trial=trial, params=dict(params), score=trial_score(last, metric), final=_number(last.get(metric)),
                     best=best, psnr=trial_score(last, FIDELITY_METRIC), epochs=int(last.get("epoch", 0) or 0),
-                    status=status)
+                    status=status, failures=failures)
 
 
 def trial_score(last: dict[str, Any], metric: str) -> float | None:
@@ -156,23 +161,42 @@ def baseline_rows(baselines: dict[str, dict[str, float]], metric: str) -> list[T
 
 
 def format_table(rows: list[TrialRow], metric: str, baselines: list[TrialRow] = ()) -> str:
-    """The ranked trials, then (below a rule, without ranks) the classical fills they must beat."""
+    """The ranked trials, then (below a rule, without ranks) the classical fills they must beat. A `failures`
+    column appears when some trial failed (and restarted from its checkpoint, or ended in error)."""
     keys = sorted({k for row in rows for k in row.params})
-    header = ["rank", "trial", *keys, f"{metric} score", "final", "best", "psnr score", "epochs", "status"]
+    failed = any(row.failures for row in rows)
+    header = ["rank", "trial", *keys, f"{metric} score", "final", "best", "psnr score",
+              *(["failures"] if failed else []), "epochs", "status"]
     lines = [header]
     for rank, row in enumerate(rows, 1):
         lines.append([
             str(rank), row.trial, *(_short(row.params.get(k, "-")) for k in keys),
-            _short(row.score), _short(row.final), _short(row.best), _short(row.psnr), str(row.epochs), row.status,
+            _short(row.score), _short(row.final), _short(row.best), _short(row.psnr),
+            *([str(row.failures)] if failed else []), str(row.epochs), row.status,
         ])
     for row in baselines:
         lines.append(["-", row.trial, *("-" for _ in keys), _short(row.score), _short(row.final), "-",
-                      _short(row.psnr), "-", row.status])
+                      _short(row.psnr), *(["-"] if failed else []), "-", row.status])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
     if baselines:
         text.insert(1 + len(rows), "-" * max(len(line) for line in text))
     return "\n".join(text)
+
+
+TUNE_ERROR_FILE = "error.txt"  # Tune appends "Failure # N (occurred at ...)" and the error at each failure
+
+
+def failure_count(error_text: str | None) -> int:
+    """How many times a trial failed, from its error.txt (None: it never failed)."""
+    return sum(line.startswith("Failure # ") for line in (error_text or "").splitlines())
+
+
+def trial_failures(experiment_path: str, names: list[str]) -> dict[str, int]:
+    """Trial name -> times it failed, from the trials' error.txt in the experiment."""
+    where = storage.Storage(experiment_path)
+    counts = {name: failure_count(where.read_text(f"{name}/{TUNE_ERROR_FILE}")) for name in names}
+    return {name: count for name, count in counts.items() if count}
 
 
 def _short(value: Any) -> str:
@@ -236,20 +260,62 @@ def write_report(results, space: SearchSpace, settings: TuneSettings, experiment
     """
     record = yaml.safe_load(storage.Storage(experiment_path).read_text(EXPERIMENT_FILE) or "{}") or {}
     fills = baselines if baselines is not None else baselines_of(space.config)
-    rows = trial_rows(results, space, settings, search_psnr_floor(space, fills))
+    names = [Path(result.path).name for result in results if result.path]
+    rows = trial_rows(results, space, settings, search_psnr_floor(space, fills), trial_failures(experiment_path, names))
     baselines = baseline_rows(fills, space.metric)
     print(f"\nTrials of {experiment_path}, ranked by {space.metric} ({space.mode}; score = mean of the last "
           f"{SCORE_WINDOW} epochs; finished trials before those that ended early; below the rule, the classical "
           "fills of the same validation images):", file=out)
     print(format_table(rows, space.metric, baselines), file=out)
-    best = write_best_config(rows, space, experiment_path, list(record.get("overrides", [])))
-    if best:
-        print(f"\nBest config: {best}\n  run it:  python -m raysearch.train --config {best}", file=out)
+    try:
+        best = write_best_config(rows, space, experiment_path, list(record.get("overrides", [])))
+    except OSError as err:  # the storage failed at the very end: the table above is the result all the same
+        best = None
+        print(f"\nbest_config.yaml not written: {first_line(err)} (the previous one, if any, is as it was)", file=out)
     else:
-        print("\nNo trial trained an epoch without diverging: no best_config.yaml written.", file=out)
+        if best:
+            print(f"\nBest config: {best}\n  run it:  python -m raysearch.train --config {best}", file=out)
+        else:
+            print("\nNo trial trained an epoch without diverging: no best_config.yaml written.", file=out)
     print(f"Compare the trials:  tensorboard --logdir {experiment_path}/tensorboard", file=out)
-    unfinished = [r for r in rows if r.status == "interrupted"]
-    if unfinished:
-        print(f"\nThe search was interrupted ({len(unfinished)} trial(s) unfinished). Continue it with:\n"
-              f"  {resume_command(space, experiment_path)}", file=out)
+    print_failures(results, rows, out)
+    print_continue(rows, len(results), settings.num_samples, space, experiment_path, out)
     return rows
+
+
+def print_failures(results, rows: list[TrialRow], out) -> None:
+    """A line for each trial that ended in error (its error's first line), and one for trials that failed and
+    restarted from their checkpoint."""
+    restarted = [row for row in rows if row.failures and row.status != "error"]
+    if restarted:
+        print(f"\n{len(restarted)} trial(s) failed and restarted from their last checkpoint (failures column; "
+              "each error in the trial's error.txt): " + ", ".join(f"{r.trial} ({r.failures}x)" for r in restarted),
+              file=out)
+    for result in results:
+        if result.error is not None:
+            print(f"Trial {Path(result.path).name if result.path else '?'} ended in error: {error_line(result.error)}",
+                  file=out)
+
+
+def error_line(error: BaseException) -> str:
+    """A trial's error in one line: the last line of Ray's message, where the raised exception is named (the
+    first is Ray's `ray::ImplicitFunc.train() (pid=..., ip=...)`)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    line = lines[-1] if lines else type(error).__name__
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def print_continue(rows: list[TrialRow], known: int, num_samples: int, space: SearchSpace, experiment_path: str,
+                   out) -> None:
+    """The resume command when the search has more to do: trials interrupted or ended in error (--resume
+    restarts them from their last checkpoint), or trials the searcher had not proposed yet."""
+    interrupted = sum(r.status == "interrupted" for r in rows)
+    errors = sum(r.status == "error" for r in rows)
+    unstarted = max(0, num_samples - known)
+    if not (interrupted or errors or unstarted):
+        return
+    parts = [f"{count} {what}" for count, what in ((interrupted, "trial(s) unfinished"),
+                                                   (errors, "ended in error, retried from their last checkpoint"),
+                                                   (unstarted, "not started")) if count]
+    head = "The search was interrupted" if interrupted or unstarted else "The search ended with trials in error"
+    print(f"\n{head} ({'; '.join(parts)}). Continue it with:\n  {resume_command(space, experiment_path)}", file=out)

@@ -20,14 +20,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from raysearch import cli
+from raysearch import cli, cluster_health, experiment_lock, faults, storage_health
 from raysearch import storage as storage_io
 from raysearch.baselines import baselines_of
 from raysearch.config import build_dataclass, config_to_dict, list_spaces, parse_yaml
@@ -35,8 +37,11 @@ from raysearch.constants import EXPERIMENT_FILE, SMOKE_OVERRIDES, score_key
 from raysearch.data.check import captions_possible, check_source
 from raysearch.errors import ConfigError, RaysearchError
 from raysearch.metrics import list_metrics
-from raysearch.report import write_report
+from raysearch.report import resume_command, write_report
+from raysearch.saved_state import TUNER_FILE, check_record_complete, check_resumable
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
+from raysearch.stop_signals import sigterm_as_ctrl_c
+from raysearch.storage_health import StorageFault
 from raysearch.summaries import HParamColumn, write_baseline_runs, write_experiment_hparams
 
 # --smoke-test (Ray's convention): a tiny budget on constants.SMOKE_OVERRIDES' tiny dataset.
@@ -117,6 +122,15 @@ def _describe(param) -> dict[str, Any]:
     return spec
 
 
+# Exit statuses: 0 the search ended (finished, or stopped by Ctrl-C with its resume command printed);
+# 2 refused before Ray started (bad input, no cluster at --address, a damaged experiment, another driver);
+# 3 stopped by a fault of the cluster or the storage, after one line naming it and the resume command;
+# 143 (128 + SIGTERM) stopped by SIGTERM as by Ctrl-C, so a scheduler sees that the search did not finish.
+EXIT_REFUSED = 2
+EXIT_FAULT = 3
+EXIT_SIGTERM = 128 + signal.SIGTERM
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     overrides = (SMOKE_OVERRIDES if args.smoke_test else []) + list(args.overrides)
@@ -127,9 +141,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = resolve_settings(space, args)
         storage_io.open_root(args.storage)
         storage, name = experiment_location(args, space)
+        experiment_path = storage_io.join(storage, name)
         if args.resume:
             # The experiment's own record wins over today's flags: same space, overrides, budget.
-            space, overrides, settings = recorded_experiment(f"{storage}/{name}")
+            space, overrides, settings = recorded_experiment(experiment_path)
+            check_resumable(storage_io.Storage(experiment_path))  # Tune's saved state whole, before Ray reads it
+        elif not args.dry_run:
+            check_new(storage, name)
         space.check_trials(settings)  # again with --max-epochs / --smoke-test's budget
         if not args.dry_run:
             cli.check_gpu_before_ray(space.config.train.device, args.address)
@@ -138,23 +156,77 @@ def main(argv: list[str] | None = None) -> int:
         baselines = None if args.dry_run or args.resume else baselines_of(space.config)
     except RaysearchError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_REFUSED
     if args.dry_run:
         dry_run(space, settings)
         return 0
 
     from raysearch import runtime  # Ray (seconds to import) only once the input is checked
 
-    try:
-        runtime.start_ray(args.address, log_to_driver=args.verbose, device=space.config.train.device)
-        cli.check_gpu_on_cluster(space.config.train.device)
-    except RaysearchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    results = run_search(space, settings, overrides, storage, name, args.address, args.resume, args.verbose,
-                         baselines)
-    write_report(results, space, settings, f"{storage}/{name}", baselines=baselines)
-    return 0
+    with ExitStack() as held:
+        try:
+            # One driver per experiment, taken before Ray starts and held until this process ends.
+            held.enter_context(experiment_lock.hold(experiment_path))
+            runtime.start_ray(args.address, log_to_driver=args.verbose, device=space.config.train.device)
+            cli.check_gpu_on_cluster(space.config.train.device)
+        except RaysearchError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_REFUSED
+        return search_and_report(space, settings, overrides, storage, name, args.resume, args.verbose, baselines)
+
+
+def search_and_report(space: SearchSpace, settings: TuneSettings, overrides: list[str], storage: str, name: str,
+                      resume: bool, verbose: bool, baselines: dict[str, dict[str, float]] | None) -> int:
+    """Run the search on the Ray this process is attached to, through the faults a cluster has, and report.
+
+    SIGTERM stops it as Ctrl-C does; a cluster that stops answering, or a storage that stops taking writes,
+    ends it with one line saying what happened, what is kept and the command that continues it
+    (raysearch.faults; docs/faults.md).
+    """
+    from raysearch import runtime
+
+    experiment_path = storage_io.join(storage, name)
+    resume_line = resume_command(space, experiment_path)
+    storage_faults: list[StorageFault] = []
+
+    def on_storage_fault(fault: StorageFault) -> None:
+        storage_faults.append(fault)
+        faults.stop_on_storage_fault(fault, experiment_path, resume_line, EXIT_FAULT)
+
+    def on_lost_cluster(lost: cluster_health.Lost) -> None:
+        faults.exit_on_lost_cluster(lost, experiment_path, resume_line, EXIT_FAULT)
+
+    with cluster_health.watch(runtime.attached_address(), on_lost_cluster), \
+            storage_health.watch(experiment_path, on_storage_fault), \
+            sigterm_as_ctrl_c(lambda: faults.sigterm_notice(resume_line)) as sigterm:
+        try:
+            results = run_search(space, settings, overrides, storage, name, resume, verbose, baselines)
+        except KeyboardInterrupt:  # before Tune took Ctrl-C over (SIGTERM and a storage fault send it too)
+            if storage_faults:
+                return EXIT_FAULT  # its line is said
+            print(f"error: {faults.interrupted_before_tune(experiment_path)}", file=sys.stderr)
+            return EXIT_SIGTERM if sigterm else EXIT_FAULT
+        except Exception as err:
+            failed = faults.storage_failure(err)
+            if failed is None:
+                raise
+            where = failed.path or experiment_path
+            print(f"error: {faults.storage_line(where, failed.message, experiment_path, resume_line)}", file=sys.stderr)
+            return EXIT_FAULT
+    write_report(results, space, settings, experiment_path, baselines=baselines)
+    if storage_faults:  # the last line the user sees: what stopped the search and how to go on
+        fault = storage_faults[0]
+        print(f"error: {faults.storage_line(fault.location, fault.message, experiment_path, resume_line)}",
+              file=sys.stderr)
+        return EXIT_FAULT
+    return EXIT_SIGTERM if sigterm else 0
+
+
+def check_new(storage: str, name: str) -> None:
+    """A new experiment must not start over one that already holds a search (its results would be mixed)."""
+    if storage_io.Storage(storage).kind(f"{name}/{TUNER_FILE}") == "file":
+        raise ConfigError(f"{storage_io.join(storage, name)}: already holds a search; continue it with --resume "
+                          f"--name {name}, or give another --name")
 
 
 RECORD_KEYS = ("space", "overrides", "tune")  # what --resume reads from an experiment's record
@@ -166,6 +238,7 @@ def recorded_experiment(experiment_path: str) -> tuple[SearchSpace, list[str], T
     text = storage_io.Storage(experiment_path).read_text(EXPERIMENT_FILE)
     if text is None:
         raise ConfigError(f"--resume: {experiment_path} is not a raysearch experiment (no {EXPERIMENT_FILE})")
+    check_record_complete(text, where)
     record = parse_yaml(text, where)
     missing = [key for key in RECORD_KEYS if not isinstance(record, dict) or key not in record]
     if missing:
@@ -185,9 +258,9 @@ def recorded_experiment(experiment_path: str) -> tuple[SearchSpace, list[str], T
 
 
 def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str], storage: str, name: str,
-               address: str | None, resume: bool, verbose: bool = False,
-               baselines: dict[str, dict[str, float]] | None = None):
-    """Run (or resume) the experiment `storage/name`; return Tune's ResultGrid.
+               resume: bool, verbose: bool = False, baselines: dict[str, dict[str, float]] | None = None):
+    """Run (or resume) the experiment `storage/name` on the Ray this process is attached to
+    (`runtime.start_ray`); return Tune's ResultGrid.
 
     A new experiment is recorded first (for --resume and analyze), with the classical fills (`baselines`,
     computed here when not given) as TensorBoard reference runs beside its trials.
@@ -199,10 +272,9 @@ def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str],
     from raysearch.progress import SearchProgress, quiet_ray_logs
 
     if not verbose:
+        # The trials' own lines (Tune's "Checkpoint successfully created", Ray's actor notices) stay in the
+        # trials' logs unless --verbose; a failed trial's error still reaches this console through Tune.
         quiet_ray_logs()
-    # The trials' own lines (Tune's "Checkpoint successfully created", Ray's actor notices) stay in the trials'
-    # logs unless --verbose; a failed trial's error still reaches this console through Tune.
-    runtime.start_ray(address, log_to_driver=verbose)
     experiment_path = storage_io.join(storage, name)
     if not resume:
         remember_experiment(experiment_path, space, overrides, settings)
