@@ -68,15 +68,16 @@ def hold(location: str) -> Iterator[None]:
     if storage.is_local and local is None:  # file:// URI: a directory all the same
         local = Path(storage.root)
     if local is not None:
-        with _flock(local, location):
+        with hold_flock(local, location):
             yield
     else:
-        with _lease(storage, location):
+        with hold_lease(storage, location):
             yield
 
 
 @contextmanager
-def _flock(directory: Path, location: str) -> Iterator[None]:
+def hold_flock(directory: Path, location: str) -> Iterator[None]:
+    """A directory's experiment: the kernel's flock on its lock file (see the module's docstring)."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
         handle = open(directory / LOCK_FILE, "a+")
@@ -105,7 +106,8 @@ def _flock(directory: Path, location: str) -> Iterator[None]:
 
 
 @contextmanager
-def _lease(storage: Storage, location: str) -> Iterator[None]:
+def hold_lease(storage: Storage, location: str) -> Iterator[None]:
+    """An object store's experiment: a lease renewed while the block runs (see the module's docstring)."""
     holder = _parse(storage.read_text(LEASE_FILE) or "")
     if holder and _lease_alive(holder):
         raise ExperimentLocked(_refusal(location, holder, expires=True))
