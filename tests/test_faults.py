@@ -22,7 +22,6 @@ import pytest
 import raysearch.runtime as runtime
 from raysearch import analyze, cluster_health, experiment_lock, faults, storage_health, tune
 from raysearch.constants import EXPERIMENT_FILE
-from raysearch.errors import RaysearchError
 from raysearch.report import trial_failures, write_report
 from raysearch.saved_state import DamagedExperiment, check_resumable
 from raysearch.spaces import load_space
@@ -410,3 +409,26 @@ def test_sigterm_stops_a_real_search_as_ctrl_c_and_a_second_driver_meanwhile_is_
            f"{command}" in err
     assert command in out and "Traceback" not in err  # the table, then the same command
     check_resumable(Storage(str(experiment)))  # Tune's state saved whole
+
+
+# ---------------------------------------------------------------- the harness counts what it claims
+
+
+def test_the_fault_harness_counts_a_rewritten_file_and_nothing_tune_may_do(tmp_path):
+    from bench.faults import overwritten
+
+    trial = tmp_path / "l2_a"
+    (trial / "checkpoint_000000").mkdir(parents=True)
+    (trial / "checkpoint_000001").mkdir()
+    (trial / "result.json").write_text(json.dumps({"epoch": 1, "checkpoint_dir_name": "checkpoint_000000"}) + "\n")
+    (trial / "checkpoint_000000" / "state.pt").write_bytes(b"epoch 1")
+    (trial / "checkpoint_000001" / "state.pt").write_bytes(b"epoch 2, its result never recorded")
+    (tmp_path / "experiment_state-1.json").write_text("{}")
+    before = snapshot(tmp_path)
+    (trial / "result.json").write_text((trial / "result.json").read_text() + '{"epoch": 2}\n')  # appended: fine
+    (tmp_path / "experiment_state-1.json").write_text('{"trial_data": []}')  # Tune replaces its state whole
+    (trial / "checkpoint_000001" / "state.pt").write_bytes(b"epoch 2 trained again")  # never the latest
+    assert overwritten(before, tmp_path) == ([], ["l2_a/checkpoint_000001/state.pt"])
+    (trial / "checkpoint_000000" / "state.pt").write_bytes(b"rewritten")  # a recorded checkpoint changed
+    (trial / "result.json").write_text('{"epoch": 9}\n')  # results lost
+    assert sorted(overwritten(before, tmp_path)[0]) == ["l2_a/checkpoint_000000/state.pt", "l2_a/result.json"]
