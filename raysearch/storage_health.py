@@ -6,7 +6,7 @@ save a checkpoint fails, is restarted from its last one, fails again, and
 ends in error; the searcher then proposes the next trial, which fails in turn
 (measured: a full disk turned a 4-trial search into 12 failures and 4 errored
 trials in 80 s, each retry first training an epoch). The watch here writes
-`.raysearch-storage-probe` into the experiment every PROBE_EVERY_S through
+`.raysearch-storage-probe` into the experiment every few seconds through
 the same storage layer, and calls back once when a write fails (a full disk
 or quota, a permission or mount lost, a read-only filesystem) or hangs (a
 storage URI that stopped answering), so the search can stop at once, as
@@ -30,7 +30,8 @@ from raysearch.errors import first_line
 from raysearch.storage import Storage
 
 PROBE_FILE = ".raysearch-storage-probe"
-PROBE_EVERY_S = 5.0
+PROBE_EVERY_S = 5.0  # a directory: a write costs nothing
+PROBE_URI_EVERY_S = 30.0  # an object store: a request (and its price) every 30 s, a fault told within a minute
 # A probe write that has not returned after this long: the storage stopped answering (a local write takes
 # milliseconds, an object store's small PUT well under a second).
 PROBE_HANGS_AFTER_S = 30.0
@@ -54,11 +55,14 @@ def probe(storage: Storage) -> str | None:
 
 
 @contextmanager
-def watch(location: str, on_fault: Callable[[StorageFault], None], *, every_s: float = PROBE_EVERY_S,
+def watch(location: str, on_fault: Callable[[StorageFault], None], *, every_s: float | None = None,
           hangs_after_s: float = PROBE_HANGS_AFTER_S) -> Iterator[None]:
-    """Probe `location` from a daemon thread while the block runs; call `on_fault` once (from that thread) at the
-    first write that fails or hangs. The probe file is removed at the end unless the storage failed."""
+    """Probe `location` from a daemon thread while the block runs (every `every_s`; by default PROBE_EVERY_S, or
+    PROBE_URI_EVERY_S for an object store); call `on_fault` once (from that thread) at the first write that
+    fails or hangs. The probe file is removed at the end unless the storage failed."""
     storage = Storage(location)
+    if every_s is None:
+        every_s = PROBE_EVERY_S if storage.is_local else PROBE_URI_EVERY_S
     stop = threading.Event()
 
     def probe_in_thread() -> str | None:
