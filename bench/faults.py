@@ -59,8 +59,8 @@ REPLACED_WHOLE = re.compile(r"(^|/)(experiment_state-.*\.json|searcher-state-.*\
 # ---------------------------------------------------------------- a search, run as a user runs it
 
 
-def tune_command(space: Path, storage: Path, name: str, *extra: str) -> list[str]:
-    return [PYTHON, "-m", "raysearch.tune", str(space), "--smoke-test", "--num-samples", str(SAMPLES),
+def tune_command(space: Path, storage: Path, name: str, *extra: str, samples: int = SAMPLES) -> list[str]:
+    return [PYTHON, "-m", "raysearch.tune", str(space), "--smoke-test", "--num-samples", str(samples),
             "--max-epochs", str(MAX_EPOCHS), "--set", "train.steps_per_epoch=3", "--storage", str(storage),
             "--name", name, *extra]
 
@@ -185,7 +185,7 @@ class Figures:
 
 
 def resume_and_count(sandbox: Sandbox, space: Path, storage: Path, name: str, figures: Figures,
-                     before: dict[str, bytes], finished_before: set[str], *extra: str) -> None:
+                     before: dict[str, bytes], finished_before: set[str], *extra: str, samples: int = SAMPLES) -> None:
     """--resume the experiment; fill in the figures after it: finished trials, completion, overwritten files."""
     experiment = storage / name
     resumed = Run.start(sandbox, f"{name}-resume", resume_command(space, storage, name, *extra))
@@ -193,7 +193,7 @@ def resume_and_count(sandbox: Sandbox, space: Path, storage: Path, name: str, fi
     resumed.stop()
     after = finished(experiment)
     figures.finished_after = len(after)
-    figures.resume_completed = code == 0 and len(after) == SAMPLES and not (finished_before - after)
+    figures.resume_completed = code == 0 and len(after) == samples and not (finished_before - after)
     changed, orphans = overwritten(before, experiment)
     figures.overwritten = len(changed)
     if changed:
@@ -267,8 +267,9 @@ def cluster_dies(sandbox: Sandbox, space: Path) -> Figures:
 
 def sigterm_and_second_driver(sandbox: Sandbox, space: Path) -> tuple[Figures, Figures]:
     """SIGTERM to a running search; before it, a second driver on the same experiment (refused)."""
-    storage, name = sandbox.root / "runs", "term"
-    run = Run.start(sandbox, name, tune_command(space, storage, name, "--address", "local"))
+    # More trials than elsewhere: the search must outlast the two refused drivers (a few seconds each).
+    storage, name, samples = sandbox.root / "runs", "term", 3 * SAMPLES
+    run = Run.start(sandbox, name, tune_command(space, storage, name, "--address", "local", samples=samples))
     if not wait_for_progress(run, storage / name):
         run.stop()
         failed = Figures(note=f"the search never got going: {run.err.read_text()[-300:]!r}")
@@ -286,7 +287,7 @@ def sigterm_and_second_driver(sandbox: Sandbox, space: Path) -> tuple[Figures, F
     done = finished(storage / name)
     figures.finished_before = len(done)
     before = snapshot(storage / name)
-    resume_and_count(sandbox, space, storage, name, figures, before, done, "--address", "local")
+    resume_and_count(sandbox, space, storage, name, figures, before, done, "--address", "local", samples=samples)
     return figures, second
 
 
@@ -303,16 +304,19 @@ def two_drivers(sandbox: Sandbox, space: Path, storage: Path, name: str, first: 
         codes.append(second.wait(timeout=60))
         second.stop()
         lines.append(len(second.err.read_text().strip().splitlines()))
+        if first.process.poll() is not None:
+            figures.note = "the first driver had ENDED before this refusal: not measured; "
+            break
     figures.exit_code = max(code if code is not None else 999 for code in codes)
     # The first goes on: it reports further epochs after the refusals.
     deadline = time.monotonic() + 120
     while sum(len(epochs_reported(t)) for t in trial_dirs(storage / name)) <= epochs_before:
         if time.monotonic() > deadline or first.process.poll() is not None:
-            figures.note = "the first driver did NOT go on"
+            figures.note += "the first driver did NOT go on"
             break
         time.sleep(0.3)
     else:
-        figures.note = "the first driver went on"
+        figures.note += "the first driver went on"
     figures.note += f"; refusals: exit {codes}, {lines} stderr line(s)"
     return figures
 
@@ -344,7 +348,7 @@ def job_stop(sandbox: Sandbox, space: Path) -> Figures:
     figures = Figures(told_s=stopped_s if "SIGTERM: stopping the search" in logs else None)
     (sandbox.root / "job.log").write_text(logs)
     (sandbox.root / "job-status.txt").write_text(status.stdout + status.stderr)
-    state = re.search(r"(PENDING|RUNNING|STOPPED|SUCCEEDED|FAILED)", status.stdout + status.stderr)
+    state = re.search(r"(?i)\b(pending|running|stopped|succeeded|failed)\b", status.stdout + status.stderr)
     figures.note = (f"`ray job stop` returned after {stopped_s:.1f} s; job status {state.group(1) if state else '?'}; "
                     f"{'resume command in the job log' if '--resume' in logs else 'NO resume command in the job log'}; "
                     f"{'the final table too' if 'ranked by' in logs else 'no final table (killed within the stop grace)'}")

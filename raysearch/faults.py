@@ -96,9 +96,12 @@ def sigterm_notice(resume: str) -> str:
             f"with: {resume}")
 
 
-def interrupted_before_tune(experiment_path: str) -> str:
-    return (f"stopped before the search began (Tune had saved nothing of {experiment_path}); start it again without "
-            "--resume")
+def interrupted_before_tune(experiment_path: str, resume: str | None) -> str:
+    """Stopped before Tune's loop ran: continue with `resume` where Tune had saved the experiment, else anew."""
+    if resume is not None:
+        return f"stopped before the search went on; {experiment_path} is as it was; continue it with: {resume}"
+    return (f"stopped before the search began (Tune had saved nothing of {experiment_path}); start it again "
+            "without --resume")
 
 
 def exit_on_lost_cluster(lost: Lost, experiment_path: str, resume: str, code: int) -> None:

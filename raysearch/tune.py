@@ -13,6 +13,11 @@ ends with the table and the raysearch command that resumes (report.py). Diverged
 worst value of every metric and finish normally, so the searcher learns from
 them and the experiment goes on. `--resume` restores an interrupted experiment;
 Train's own restore brings each unfinished trial back to its last checkpoint.
+
+One driver runs an experiment at a time (experiment_lock). SIGTERM stops a
+search as Ctrl-C does; a cluster or a storage that fails under it, a dead
+cluster address, a damaged experiment each end in one line with what is kept
+and the command that continues (faults; docs/faults.md lists them all).
 """
 
 from __future__ import annotations
@@ -129,6 +134,7 @@ def _describe(param) -> dict[str, Any]:
 EXIT_REFUSED = 2
 EXIT_FAULT = 3
 EXIT_SIGTERM = 128 + signal.SIGTERM
+EXIT_CTRL_C = 128 + signal.SIGINT  # Ctrl-C before Tune took it over (during the search Tune's stop is a 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,8 +210,10 @@ def search_and_report(space: SearchSpace, settings: TuneSettings, overrides: lis
         except KeyboardInterrupt:  # before Tune took Ctrl-C over (SIGTERM and a storage fault send it too)
             if storage_faults:
                 return EXIT_FAULT  # its line is said
-            print(f"error: {faults.interrupted_before_tune(experiment_path)}", file=sys.stderr)
-            return EXIT_SIGTERM if sigterm else EXIT_FAULT
+            saved = storage_io.Storage(experiment_path).kind(TUNER_FILE) == "file"
+            print(f"error: {faults.interrupted_before_tune(experiment_path, resume_line if saved else None)}",
+                  file=sys.stderr)
+            return EXIT_SIGTERM if sigterm else EXIT_CTRL_C
         except Exception as err:
             failed = faults.storage_failure(err)
             if failed is None:
