@@ -305,6 +305,25 @@ def test_the_storage_watch_calls_back_when_the_experiment_stops_taking_writes(tm
     assert len(seen) == 1 and seen[0].location == str(experiment) and "File exists" in seen[0].message
 
 
+def test_the_storage_watch_calls_back_when_a_write_hangs(tmp_path):
+    # A storage that stops answering: the probe's write opens a named pipe nobody reads, and blocks there.
+    experiment = tmp_path / "exp"
+    experiment.mkdir()
+    pipe = experiment / f".{storage_health.PROBE_FILE}.partial"  # where Storage writes before renaming
+    os.mkfifo(pipe)
+    seen = []
+    try:
+        with storage_health.watch(str(experiment), seen.append, every_s=0.05, hangs_after_s=0.5):
+            deadline = time.monotonic() + 10
+            while not seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)  # let the blocked write go, and end its thread
+        time.sleep(0.2)
+        os.close(reader)
+    assert len(seen) == 1 and "did not return within 0.5 s" in seen[0].message
+
+
 def test_a_storage_error_is_found_under_what_tune_raises_and_nothing_else_is():
     from ray.tune import TuneError
 
