@@ -1,8 +1,8 @@
 """Is a trained generator short of data or of capacity? Its gain on photos it trained on against photos it never saw.
 
-A checkpoint's generator (its weight average where the run keeps one, as validation uses) is
-scored exactly as `Trial.validate` scores it, once on a seeded sample of the images the run
-trained on (as prepared: no augmentation) and once on its validation subset; the classical
+A checkpoint's generator (its weight average where the run keeps one, as validation uses) fills
+and is scored exactly as its validation did (raysearch.fill, raysearch.evaluate), once on a
+seeded sample of the images the run trained on (as prepared: no augmentation) and once on its validation subset; the classical
 fills (`raysearch.baselines`) are scored on the same images. Each split reports the
 model's gain over its best fill, and `generalisation_gap` is the train gain minus the val gain
 (in dB for PSNR):
@@ -35,7 +35,9 @@ from raysearch.checkpoint import load_checkpoint  # noqa: E402
 from raysearch.baselines import baselines_for, score_fills  # noqa: E402
 from raysearch.data.dataset import to_float_images  # noqa: E402
 from raysearch.errors import RaysearchError  # noqa: E402
-from raysearch.loop import checkpoint_trial, evaluate, validate, validation_noise  # noqa: E402
+from raysearch.data.splits import load_split  # noqa: E402
+from raysearch.evaluate import score_centers  # noqa: E402
+from raysearch.fill import generator_outputs, trained_generator, validation_fills, validation_noise  # noqa: E402
 
 SAMPLE_SEED = 0  # which training images are scored: the same ones on every call
 HIGHER_IS_BETTER = ("val/psnr", "val/ssim")  # the metrics a "gain" over the best fill is read on
@@ -61,16 +63,20 @@ def measure(state: dict[str, Any], train_images: int, metric: str, where: str = 
 
     The val side is the trial's own validation beside the dataset's cached fills; the training
     sample has neither, so both are computed here, the same way."""
-    trial = checkpoint_trial(state, where)
-    seed, data = trial.cfg.train.seed, trial.data
-    index = torch.from_numpy(training_sample(train_images, data.train_size))
-    train = data.train_images[index]
-    train_values, _ = evaluate(trial, to_float_images(train), data.train_tokens[index],
-                               validation_noise(trial.cfg, len(train), trial.device))
-    val_values, _ = validate(trial)
+    val = validation_fills(state, where)
+    cfg, seed = val.config, val.config.train.seed
+    _, generator = trained_generator(state, where)
+    split = load_split(cfg.data, "train", cfg.captions.enabled)
+    index = torch.from_numpy(training_sample(train_images, len(split.images)))
+    train = split.images[index]
+    images = to_float_images(train)
+    noise = validation_noise(cfg, len(train), images.device)
+    outputs = generator_outputs(generator, cfg, images, split.tokens[index], noise)
     return {
-        "train": split_figures(train_values, score_fills(train.numpy(), seed), len(train), metric),
-        "val": split_figures(val_values, baselines_for(trial.cfg.data, seed), len(data.val_images), metric),
+        "train": split_figures(score_centers(outputs, images, seed), score_fills(train.numpy(), seed), len(train),
+                               metric),
+        "val": split_figures(score_centers(val.outputs, val.real, seed), baselines_for(cfg.data, seed),
+                             len(val.real), metric),
     }
 
 

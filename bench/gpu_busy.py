@@ -2,7 +2,7 @@
 
     python bench/gpu_busy.py -- python -m raysearch.tune seed001_unet_wgan --num-samples 8 --max-epochs 6
 
-Issue 9's goal for a search is the GPU busy at least half the time. `nvidia-smi`'s
+The goal for a search is the GPU busy at least half the time (docs/benchmarks.md). `nvidia-smi`'s
 `utilization.gpu` is the percentage of its last sample period in which a kernel ran;
 one process (`-lms`) streams it for every GPU every `--interval-ms`. A sample is
 busy when any GPU's utilisation is above 0. Printed: the busy fraction of the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU figures (issue 21's search and overhead, issue 9's throughput and packing, the GPU row of the quality
+# The GPU figures (a search's overhead per trial and efficiency, throughput and packing, the GPU row of the quality
 # bench) in as few device calls as
 # possible: each step runs under its own time limit inside one overall deadline, and writes its
 # log to $OUT/<step>.log and its JSON line into $OUT/figures.json as soon as it ends, so a call
@@ -40,12 +40,12 @@ if [ "$SMOKE" = 1 ]; then
 else
     device=cuda
     throughput=("$PY" bench/throughput.py --device cuda --batch-size 64 --train-images 8000 --repeats 3)
-    # The issue's own command: 8 trials of 6 epochs, packed on the GPU as the search packs by default.
+    # The GPU search of docs/benchmarks.md: 8 trials of 6 epochs, packed on the GPU as the search packs by default.
     search=("$PY" -m raysearch.tune seed001_unet_wgan --num-samples 8 --max-epochs 6 --storage "$scratch/runs"
             --name gpu_check --address local)
     packing=("$PY" bench/packing.py --space wgan --set train.critic_steps=5 --batch-size 64 --steps 30 --epochs 3
              --full-size --k 1,4,8)
-    # Issue 21: one more trial's cost, the search's efficiency and the reused actor's memory over 12 trials.
+    # One more trial's cost, the search's efficiency and the reused actor's memory over 12 trials.
     overhead=("$PY" bench/overhead.py --trials 12 --epochs 2)
     quality=("$PY" bench/quality.py --device cuda --only synthetic --epochs 20 --train-images 0)
 fi

@@ -1,6 +1,6 @@
 """Does each realism metric see what a person sees? Every control fill through every metric, with spreads.
 
-Rows: the controls of raysearch/controls.py (the real centers, the mean fill, the harmonic fill,
+Rows: the controls of raysearch/control_fills.py (the real centers, the mean fill, the harmonic fill,
 the harmonic fill plus noise matched to the context's band energies, a pasted patch of context,
 Telea, Navier-Stokes), two model-like fills (the real center blurred, Gaussian sigma 1 and 2
 pixels: what an L2 generator tends towards, graded) and any `--checkpoint` generator.
@@ -42,13 +42,14 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.geometry import crop_center  # noqa: E402
+from models.geometry import hole_of, paste_center  # noqa: E402
 from raysearch import metrics  # noqa: E402
-from raysearch.controls import CONTROL_NAMES, control_fill  # noqa: E402
+from raysearch.control_fills import CONTROL_NAMES, control_fill  # noqa: E402
+from raysearch.data.dataset import as_unit, to_uint8_images  # noqa: E402
 from raysearch.data.prepared import PreparedDataset  # noqa: E402
 from raysearch.errors import RaysearchError  # noqa: E402
 from raysearch.evaluate import PREFIX, score_centers  # noqa: E402
-from raysearch.generated import checkpoint_fills  # noqa: E402
+from raysearch.fill import checkpoint_fills  # noqa: E402
 from raysearch.judge import DEFAULT_SEEDS, REAL, JudgeResult, Spread, judge, paired_difference, windows  # noqa: E402
 from raysearch.stability import spearman  # noqa: E402
 
@@ -72,9 +73,7 @@ def blurred_center(real: torch.Tensor, sigma: float) -> torch.Tensor:
     blurred = F.pad(real, (radius,) * 4, mode="reflect")
     blurred = F.conv2d(blurred, kernel.expand(channels, 1, 1, -1), groups=channels)
     blurred = F.conv2d(blurred, kernel.transpose(-1, -2).expand(channels, 1, -1, 1), groups=channels)
-    filled = real.clone()
-    filled[..., 16:48, 16:48] = blurred[..., 16:48, 16:48]
-    return filled
+    return paste_center(real, hole_of(blurred))
 
 
 def draw_grid(path: Path, rows: dict[str, torch.Tensor], index: np.ndarray) -> None:
@@ -83,7 +82,7 @@ def draw_grid(path: Path, rows: dict[str, torch.Tensor], index: np.ndarray) -> N
     grid = Image.new("RGB", (label_width + len(index) * side, len(rows) * side), "white")
     draw = ImageDraw.Draw(grid)
     for row, (name, images) in enumerate(rows.items()):
-        pixels = ((images[torch.as_tensor(index)] + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+        pixels = to_uint8_images(images[torch.as_tensor(index)]).numpy()
         for column, image in enumerate(pixels):
             grid.paste(Image.fromarray(image), (label_width + column * side, row * side))
         draw.text((4, row * side + side // 2 - 6), name[:24], fill="black")
@@ -101,13 +100,13 @@ def band_energy(fake: torch.Tensor, real: torch.Tensor) -> float:
 
 def cheap_metrics(filled: torch.Tensor, real: torch.Tensor, seed: int) -> dict[str, float]:
     """The per-epoch metrics (scored as validation scores them) and the candidates, of float [-1, 1] 64x64 images."""
-    unit = lambda x: (x + 1) / 2  # noqa: E731 - the candidates take [0, 1], as the metrics do
-    values = {name.removeprefix(PREFIX): value
-              for name, value in score_centers(crop_center(filled, 0), real, seed=seed).items()}
-    fake_window, real_window = unit(windows(filled)), unit(windows(real))
+    scored = score_centers(hole_of(filled), real, seed=seed)
+    values = {name.removeprefix(PREFIX): value for name, value in scored.items()}
+    # The candidates take [0, 1], as the metrics do.
+    fake_window, real_window = as_unit(windows(filled)), as_unit(windows(real))
     values["swd_window"] = float(metrics.sliced_wasserstein(fake_window, real_window, seed=seed))
     values["swd_band_window"] = float(metrics.sliced_wasserstein_band(fake_window, real_window, seed=seed))
-    values["band_energy"] = band_energy(unit(crop_center(filled, 0)), unit(crop_center(real, 0)))
+    values["band_energy"] = band_energy(as_unit(hole_of(filled)), as_unit(hole_of(real)))
     return values
 
 
@@ -168,8 +167,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     floor = {}
     for key, fn in (("swd", metrics.sliced_wasserstein), ("swd_band", metrics.sliced_wasserstein_band)):
-        unit = lambda x: (crop_center(x, 0) + 1) / 2  # noqa: E731
-        floor[key] = Spread.of([float(fn(unit(real[first]), unit(real[second]), seed=seed))
+        floor[key] = Spread.of([float(fn(as_unit(hole_of(real[first])), as_unit(hole_of(real[second])), seed=seed))
                                 for seed, (first, second) in enumerate(halves)])
 
     columns = (*EPOCH_METRICS, *CANDIDATES)

@@ -36,13 +36,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python bench/linear_fill.py`
 
 from models.fills import harmonic_fill  # noqa: E402
-from models.geometry import HOLE_SIZE, IMAGE_SIZE, crop_center, hole_slice  # noqa: E402
+from models.geometry import HOLE_SIZE, IMAGE_SIZE, hole_of, hole_slice  # noqa: E402
 from raysearch.config import DataConfig, TrainConfig  # noqa: E402
 from raysearch.baselines import baselines_for, validation_subset  # noqa: E402
 from raysearch.data.cache import resolve_dataset  # noqa: E402
 from raysearch.data.check import check_source  # noqa: E402
 from raysearch.evaluate import score_centers  # noqa: E402
-from raysearch.data.dataset import to_float_images  # noqa: E402
+from raysearch.data.dataset import as_unit, to_float_images  # noqa: E402
 from raysearch.data.prepared import PreparedDataset  # noqa: E402
 
 CHUNK = 256  # training images per accumulation step (x 8 symmetries x 3 channels rows)
@@ -63,9 +63,9 @@ def symmetries(images: torch.Tensor) -> torch.Tensor:
     return torch.cat([t.flip(dims) if dims else t for t in turned for dims in ((), (-1,), (-2,), (-1, -2))])
 
 
-def as_unit(uint8_images: np.ndarray) -> torch.Tensor:
+def unit_images(uint8_images: np.ndarray) -> torch.Tensor:
     """uint8 [N, 64, 64, 3] -> float64 [N, 3, 64, 64] in [0, 1] (the trial's images, mapped as validation maps them)."""
-    return (to_float_images(torch.from_numpy(np.array(uint8_images))).double() + 1) / 2
+    return as_unit(to_float_images(torch.from_numpy(np.array(uint8_images))).double())
 
 
 def features(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -76,7 +76,7 @@ def features(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def hole_residual(images: torch.Tensor) -> torch.Tensor:
     """[N, 3, 64, 64] -> [3N, 1024]: the hole's pixels minus their harmonic fill, per channel."""
-    residual = crop_center(images - harmonic_fill(images), 0)
+    residual = hole_of(images - harmonic_fill(images))
     return residual.flatten(0, 1).flatten(1)
 
 
@@ -84,7 +84,7 @@ def fit(train: np.ndarray, mask: torch.Tensor, ridge: float) -> torch.Tensor:
     """The [band + 1, 1024] operator minimising the squared error on `train` under the 8 symmetries."""
     gram = target = None
     for start in range(0, len(train), CHUNK):
-        images = symmetries(as_unit(train[start : start + CHUNK]))
+        images = symmetries(unit_images(train[start : start + CHUNK]))
         x, y = features(images, mask), hole_residual(images)
         gram = x.T @ x if gram is None else gram + x.T @ x
         target = x.T @ y if target is None else target + x.T @ y
@@ -96,7 +96,7 @@ def fit(train: np.ndarray, mask: torch.Tensor, ridge: float) -> torch.Tensor:
 def linear_fill(images: torch.Tensor, operator: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The hole of [N, 3, 64, 64] images in [0, 1] filled by the harmonic fill plus the fitted correction."""
     correction = (features(images, mask) @ operator).view(len(images), 3, HOLE_SIZE, HOLE_SIZE)
-    return (crop_center(harmonic_fill(images), 0) + correction).clamp(0, 1)
+    return (hole_of(harmonic_fill(images)) + correction).clamp(0, 1)
 
 
 def _harmonic_inside_ring(images: torch.Tensor, ring: int, sweeps: int = 1000) -> torch.Tensor:
@@ -109,13 +109,13 @@ def _harmonic_inside_ring(images: torch.Tensor, ring: int, sweeps: int = 1000) -
     for _ in range(sweeps):
         filled[..., inner, inner] = (filled[..., up, inner] + filled[..., down, inner]
                                      + filled[..., inner, up] + filled[..., inner, down]) / 4
-    return crop_center(filled, 0)
+    return hole_of(filled)
 
 
 def oracle_fills(images: torch.Tensor) -> dict[str, torch.Tensor]:
     """Hole predictions that use the true hole: what knowing part of it is worth (see the module's docstring)."""
-    harmonic = crop_center(harmonic_fill(images), 0)
-    error = crop_center(images, 0) - harmonic
+    harmonic = hole_of(harmonic_fill(images))
+    error = hole_of(images) - harmonic
     block = HOLE_SIZE // 2
     coarse = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(error, block), scale_factor=block,
                                              mode="bilinear")
@@ -157,7 +157,7 @@ def main() -> None:
     operator = fit(train, mask, args.ridge)
     fit_s = time.perf_counter() - started
 
-    real = as_unit(validation_subset(data))
+    real = unit_images(validation_subset(data))
     linear = score(linear_fill(real, operator, mask), real, args.seed)
     oracles = {name: score(center, real, args.seed) for name, center in oracle_fills(real).items()}
     classical = baselines_for(data, args.seed)

@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.geometry import crop_center, mask_context, paste_center  # noqa: E402
+from models.geometry import mask_context  # noqa: E402
 from raysearch import cli  # noqa: E402
 from raysearch.checkpoint import load_checkpoint  # noqa: E402
 from raysearch.config import load_config  # noqa: E402
@@ -44,10 +44,10 @@ from raysearch.baselines import BASELINE_NAMES, baselines_for, filled_images  # 
 from raysearch.data.cache import cache_root  # noqa: E402
 from raysearch.data.prepare import prepare_photos  # noqa: E402
 from raysearch.stability import half_scores, spearman  # noqa: E402
-from raysearch.generated import checkpoint_fills  # noqa: E402
+from raysearch.fill import checkpoint_fills  # noqa: E402
 from raysearch.judge import DEFAULT_SEEDS, judge_beside_fills  # noqa: E402
 from raysearch.judge import format_table as judge_table  # noqa: E402
-from raysearch.loop import checkpoint_trial, run_trial, validate  # noqa: E402
+from raysearch.loop import run_trial  # noqa: E402
 from raysearch.pictures import image_grid, labelled  # noqa: E402
 
 SPACES = ("l2", "realism", "dcgan", "wgan", "wgan_gp")
@@ -93,18 +93,15 @@ def draw_grid(path: Path, rows: dict[str, dict[str, float]], finals: dict[str, P
     """Context, truth, each classical fill and each space's final generator on the same validation images."""
     tiles, labels = [], []
     for space, checkpoint in finals.items():
-        trial = checkpoint_trial(load_checkpoint(checkpoint))
-        _, centers = validate(trial)
-        images = trial.data.val_images[:count]
+        fills = checkpoint_fills(checkpoint, val_images=None)  # the subset the run validated on
+        images = fills.real[:count]
         if not tiles:
-            context = mask_context(images)
-            uint8 = ((images.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
-            tiles += [context, images]
+            tiles += [mask_context(images), images]
             labels += [("context", ""), ("ground truth", "")]
             for fill in BASELINE_NAMES:
-                tiles.append(paste_center(context, crop_center(filled_images(uint8, fill), 0)))
+                tiles.append(filled_images(fills.images[:count], fill))
                 labels.append((f"fill: {fill}", _figures(rows[fill])))
-        tiles.append(paste_center(mask_context(images), centers[:count].to(images.dtype)))
+        tiles.append(fills.filled[:count])
         labels.append((space, _figures(rows[space])))
     path.parent.mkdir(parents=True, exist_ok=True)
     labelled(image_grid(tiles), labels).save(path)

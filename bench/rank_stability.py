@@ -23,13 +23,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.geometry import HOLE_SIZE, crop_center  # noqa: E402
+from models.geometry import hole_of  # noqa: E402
 from raysearch import metrics  # noqa: E402
 from raysearch.spaces import load_space  # noqa: E402
 from raysearch.stability import spearman  # noqa: E402
 from raysearch.checkpoint import load_checkpoint  # noqa: E402
-from raysearch.evaluate import as_unit  # noqa: E402
-from raysearch.loop import checkpoint_trial, run_trial, validate  # noqa: E402
+from raysearch.data.dataset import as_unit  # noqa: E402
+from raysearch.fill import validation_fills  # noqa: E402
+from raysearch.loop import run_trial  # noqa: E402
 from raysearch.runtime import make_searcher  # noqa: E402
 
 SWD_SETTINGS = {  # name -> (patches_per_image, projections, repeats)
@@ -45,9 +46,7 @@ def half_rho(outputs, half: int, score) -> float:
     first, second = [], []
     for _, generated, images, seed in outputs:
         for part, into in ((slice(0, half), first), (slice(half, 2 * half), second)):
-            margin = (generated.shape[-1] - HOLE_SIZE) // 2  # the generated center is 32 + 2m pixels
-            fake = generated[part][..., margin:margin + HOLE_SIZE, margin:margin + HOLE_SIZE]
-            into.append(float(score(fake, crop_center(images[part], 0), seed)))
+            into.append(float(score(hole_of(generated[part]), hole_of(images[part]), seed)))
     return spearman(first, second)
 
 
@@ -80,9 +79,8 @@ def main() -> int:
         if last.get("diverged"):
             print(f"trial {index}: diverged, left out", file=sys.stderr)
             continue
-        trial = checkpoint_trial(kept["state"])  # run_trial's own validation of the final weights
-        _, generated = validate(trial)
-        outputs.append((f"trial_{index}", as_unit(generated), as_unit(trial.data.val_images), cfg.train.seed))
+        fills = validation_fills(kept["state"])  # the trial's own validation of the final weights
+        outputs.append((f"trial_{index}", as_unit(fills.outputs), as_unit(fills.real), cfg.train.seed))
         print(f"trial {index}: val/swd {last['val/swd']:.1f} val/psnr {last['val/psnr']:.2f} "
               f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
 

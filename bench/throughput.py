@@ -42,9 +42,9 @@ from models.geometry import crop_center, mask_context
 from raysearch import losses
 from raysearch.config import ExperimentConfig, load_config
 from raysearch.data import to_float_images
-from raysearch.loop import Runtime, Trial, phase_cycle, train_epoch, unwrap
+from raysearch.fill import autocast, generate
+from raysearch.loop import Trial, Worker, phase_cycle, train_epoch, unwrap
 from raysearch.loop.batches import augment
-from raysearch.loop.phases import autocast, generate
 
 OBJECTIVES = {  # label: (space, extra overrides)
     "l2": ("l2", []),
@@ -190,16 +190,16 @@ def interleaved_rates(arms: dict[str, callable], epochs: int, repeats: int, pret
 
 def measure(cfg: ExperimentConfig, device: torch.device, epochs: int, repeats: int, compiled: bool,
             options: bool = False) -> dict[str, float]:
-    eager = Trial(cfg, Runtime(device=device))
+    eager = Trial(cfg, Worker(device=device))
     bare = BareLoop(eager)
     arms = {"raysearch": lambda e: raysearch_epoch(eager, e), "bare": bare.epoch}
     if compiled:
         graphed = Trial(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, compile=True)),
-                        Runtime(device=device))
+                        Worker(device=device))
         arms["compiled"] = lambda e: raysearch_epoch(graphed, e)
     if options:  # the same loop with bf16 autocast and channels_last memory
         lowered = Trial(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, bf16=True, channels_last=True)),
-                        Runtime(device=device))
+                        Worker(device=device))
         arms["bf16_channels_last"] = lambda e: raysearch_epoch(lowered, e)
     return interleaved_rates(arms, epochs, repeats, cfg.train.pretrain_epochs)
 

@@ -17,7 +17,7 @@ optionally with the hole's mask as a fourth channel (`mask_channel`); with
 `residual` the raw prediction is a correction added to that fill. Layers are named after the seed tables: `encoder.conv1`...,
 `decoder.deconv1`..., plus `code`/`dense` (cnn) and `bottleneck` (autoencoder).
 
-Two recipes of current inpainting models (issue 22), off by default:
+Two recipes of current inpainting models (docs/quality.md), off by default:
 - `contextual_attention` (unet): DeepFill v1's layer after a decoder stage, which
   copies known-region feature patches into the hole (models.layers.ContextualAttention);
 - `realism_residual` (all three): the last convolution makes two raw RGB maps, an
@@ -403,7 +403,7 @@ class UNet(Generator):
     With `full_res_width` N, a stride-1 stage `encoder.conv0` of N channels at 64x64
     comes first; the decoder goes up to 64x64 (`deconv{stages}`, joined with
     `encoder.conv0`) and `decoder.output` ends in the raw conv. The 64x64 end
-    works on the output square plus what its convolutions reach (`_full_res_reach`),
+    works on the output square plus what its convolutions reach (`full_res_reach`),
     not the whole frame: the corners cannot change the hole there.
 
     With `contextual_attention` S, `attention` (models.layers.ContextualAttention) runs
@@ -459,7 +459,7 @@ class UNet(Generator):
         self.decoder = nn.ModuleDict(decoder)
         self.start_output(decoder[last].blocks[-1])
 
-    def _full_res_reach(self) -> int:
+    def full_res_reach(self) -> int:
         """Pixels beyond the output square that the 64x64 end's convolutions read (zero-padded past them)."""
         convolutions = 2 * self.options.blocks_per_stage + 1
         return convolutions * (self.options.kernel_size // 2)
@@ -481,7 +481,7 @@ class UNet(Generator):
             x = final(x)
             return crop_center(x, margin) if self.options.aligned_output else x
         # A reach past the image's edge is the whole frame, where the zero padding is the image's own.
-        reach = min(margin + self._full_res_reach(), HOLE_START)
+        reach = min(margin + self.full_res_reach(), HOLE_START)
         x = crop_center(F.interpolate(x, size=IMAGE_SIZE, mode="nearest"), reach)
         x = final(top(x, crop_center(full_res, reach)))
         border = reach - margin  # what the zero padding at the crop's edge touched

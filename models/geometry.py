@@ -36,6 +36,17 @@ def crop_center(images: torch.Tensor, margin: int = 0) -> torch.Tensor:
     return images[..., region, region]
 
 
+def hole_of(square: torch.Tensor) -> torch.Tensor:
+    """The central 32x32 (the hole) of square images of side 32 + 2 * margin: a generator's output with a context
+    margin, or whole 64x64 images (margin 16). The one crop of the hole: what validation scores and a fill keeps."""
+    side = square.shape[-1]
+    if square.dim() < 2 or square.shape[-2] != side or side < HOLE_SIZE or (side - HOLE_SIZE) % 2:
+        raise ValueError(f"hole_of: expected square images of side {HOLE_SIZE} + 2 * margin (a generator's output, or "
+                         f"whole {IMAGE_SIZE}x{IMAGE_SIZE} images), got {tuple(square.shape[-2:])}")
+    start = (side - HOLE_SIZE) // 2
+    return square[..., start : start + HOLE_SIZE, start : start + HOLE_SIZE]
+
+
 def paste_center(context: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
     """Composite a generated center (32 or 32 + 2m pixels) into the context.
 

@@ -1,28 +1,25 @@
-"""`python -m raysearch.analyze EXPERIMENT`: the ranked trials, parameter importances, a side-by-side grid.
+"""`python -m raysearch.analyze EXPERIMENT`: the ranked trials (or the front), parameter importances, a
+side-by-side grid, the fidelity-realism plane, the realism judge.
 
 Reads the experiment's files (see raysearch.experiment), locally or at a
 storage URI, finished or still running; Ray is never started.
 
-- The table is report.py's, the one the search prints at its end.
-- Importances: Optuna's PED-ANOVA evaluator on an in-memory study built from
-  the trials that reached a final value (finished, stopped by the scheduler,
-  or diverged), with distributions from the space's `search:` section. A
-  trial's value is its final reported one, what the search's own Optuna
-  searcher saw (so a trial ASHA stopped early counts with its value then).
-  Diverged trials are included with the worst value they reported, which is
-  what the searcher learned from too: that a learning rate diverges is what
-  its importance should show. PED-ANOVA compares the best trials with all of
-  them, so those worst values are not outliers that swamp the rest (as they
-  would in fANOVA's variance decomposition); it handles the conditional
-  (`when:`) parameters, and it needs no scikit-learn (fANOVA does).
-- The classical fills (raysearch.baselines) of the experiment's data, from
-  its record's `base:`: rows below the table's trials (and in --json/--csv);
-  GAN spaces are ranked with the search's PSNR floor.
-- `--grid FILE.png`: context, ground truth, then the generated centers of the
-  top K trials (ranked as in the table; diverged and failed trials left out)
-  on the first N images of the validation subset, each from the kept
-  checkpoint with the best metric, then the classical fills of those images. The same grid goes to TensorBoard under
-  `<experiment>/tensorboard/analysis/`.
+- The table is the one the search prints at its end (report.py; with several
+  objectives the front, front.py), ranked with the search's constraints, and
+  the classical fills (raysearch.baselines) of the experiment's data below it
+  (and in --json/--csv).
+- Importances: raysearch.importances (Optuna's PED-ANOVA on the primary metric).
+- `--grid FILE.png`: context, ground truth, then the fills of the top K trials
+  (ranked as in the table, the front first; diverged and failed trials left
+  out) on the first N images of the validation subset, each from the kept
+  checkpoint with the best metric, then the classical fills of those images.
+- `--front FILE.png`: every trial on the first two objectives' plane, the front
+  drawn and labelled, its knee starred, the classical fills as points, and each
+  front trial with a realism residual as its `--alpha` sweep (raysearch.front_plot).
+- `--judge`: the realism judge on the top K trials (the front's, with several
+  objectives) beside the real centers and the classical fills.
+
+The grid and the plane also go to TensorBoard, run `<experiment>/tensorboard/analysis/`.
 """
 
 from __future__ import annotations
@@ -32,157 +29,41 @@ import csv
 import dataclasses
 import io
 import json
-import math
 import os
 import sys
 import tempfile
 import uuid
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import optuna
 import torch
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 from tensorboardX import SummaryWriter
 
-from models.geometry import mask_context, paste_center
+from models.geometry import mask_context
 from raysearch import cli
 from raysearch.baselines import filled_images, validation_subset
 from raysearch.checkpoint import load_checkpoint
 from raysearch.data.dataset import to_float_images
 from raysearch.errors import CheckpointError, RaysearchError
+from raysearch.evaluate import score_centers
 from raysearch.experiment import CHECKPOINT_FILE, MODEL_STATUSES, Experiment, ExperimentError, open_experiment
-from raysearch.generated import checkpoint_fills
+from raysearch.fill import trained_generator, validation_fills
+from raysearch.front import Front, describe, format_front, read_front
+from raysearch.front_plot import Curve, draw_front
+from raysearch.importances import format_importances, importances
 from raysearch.judge import DEFAULT_SEEDS, judge_beside_fills
 from raysearch.judge import format_table as judge_table
-from raysearch.loop import checkpoint_trial, trained_generator, validate
+from raysearch.objectives import FIDELITY_METRIC
 from raysearch.pictures import image_grid, labelled
-from raysearch.report import FIDELITY_METRIC, TrialRow, baseline_rows, format_table
-from raysearch.spaces import load_space
+from raysearch.report import format_table
+from raysearch.rows import TrialRow, baseline_rows
 from raysearch.stability import experiment_rank_stability
 
 ANALYSIS_RUN = "tensorboard/analysis"  # a TensorBoard run of its own: never shares a directory with a trial's writer
 GRID_TAG = "analysis/top_trials"
-MIN_IMPORTANCE_TRIALS = 2
-
-
-# ---------------------------------------------------------------- importances
-
-
-@dataclasses.dataclass(frozen=True)
-class Importances:
-    method: str
-    trials: int  # how many trials the evaluation used
-    values: dict[str, float]  # param -> importance, sums to 1, most important first
-    constant: list[str]  # searched params that never varied over those trials
-    note: str | None  # why there are no values, or what to keep in mind
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _distributions(experiment: Experiment, points: list[dict[str, Any]]) -> tuple[dict[str, Any], str | None]:
-    """param -> Optuna distribution, from the space's `search:` section (widened to every observed value)."""
-    params: dict[str, Any] = {}
-    note = None
-    space_path = str(experiment.record["space"])
-    # The recorded path, else this checkout's space of that name (an experiment analysed on another machine).
-    for candidate in dict.fromkeys([space_path, Path(space_path).stem]):
-        try:
-            params = {p.key: p for p in load_space(candidate, list(experiment.record["overrides"])).params}
-            note = None if candidate == space_path else f"{space_path} is not here: ranges from search space {candidate!r}"
-            break
-        except RaysearchError as err:
-            note = f"the space {space_path} cannot be loaded here ({err}); ranges taken from the trials' values"
-    observed: dict[str, list[Any]] = {}
-    for point in points:
-        for key, value in point.items():
-            observed.setdefault(key, []).append(value)
-    distributions = {}
-    for key, values in observed.items():
-        param = params.get(key)
-        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-        if (param is not None and param.kind == "choice") or not numeric:
-            choices = [_scalar(c) for c in param.choices] if param is not None and param.kind == "choice" else []
-            choices += [v for v in dict.fromkeys(values) if v not in choices]
-            distributions[key] = CategoricalDistribution(choices)
-        elif (param is not None and param.kind == "int") or (param is None and all(isinstance(v, int) for v in values)):
-            low, high = (param.low, param.high) if param is not None else (min(values), max(values))
-            distributions[key] = IntDistribution(int(min(low, *values)), int(max(high, *values)))
-        else:
-            low, high = (param.low, param.high) if param is not None else (min(values), max(values))
-            log = param is not None and param.kind == "loguniform" and min(values) > 0
-            low, high = float(min(low, *values)), float(max(high, *values))
-            distributions[key] = FloatDistribution(low, high if high > low else low + 1.0, log=log)
-    return distributions, note
-
-
-def importances(experiment: Experiment) -> Importances:
-    """PED-ANOVA importances of the searched parameters for the experiment's metric."""
-    trials = [t for t in experiment.finished() if _finite(t.last.get(experiment.metric))]
-    # The best trials against all of them: the best 10%, but at least 2 trials (Optuna's default 0.1 means
-    # a single trial below 20) and at most half.
-    quantile = min(0.5, max(0.1, 2 / max(len(trials), 1)))
-    method = f"optuna PedAnovaImportanceEvaluator(target_quantile={quantile:.2g})"
-    if len(trials) < MIN_IMPORTANCE_TRIALS:
-        return Importances(method, len(trials), {}, [], f"{len(trials)} trial(s) with a final {experiment.metric}; "
-                           f"importances need at least {MIN_IMPORTANCE_TRIALS}")
-
-    points = [{key: _scalar(value) for key, value in t.params.items()} for t in trials]
-    distributions, note = _distributions(experiment, points)
-    varied = {key for key in distributions if len({repr(p[key]) for p in points if key in p}) > 1}
-    constant = sorted(set(distributions) - varied)
-    if not varied:
-        return Importances(method, len(trials), {}, constant, "no searched parameter took more than one value "
-                           "over these trials")
-    values = [float(t.last[experiment.metric]) for t in trials]
-    if max(values) == min(values):
-        return Importances(method, len(trials), {}, constant, f"every trial has the same {experiment.metric}")
-    frozen = [optuna.trial.create_trial(params=point, distributions={k: distributions[k] for k in point}, value=value)
-              for point, value in zip(points, values)]
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="minimize" if experiment.mode == "min" else "maximize")
-    study.add_trials(frozen)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Optuna's experimental-feature and few-trials warnings
-        raw = get_param_importances(study, evaluator=PedAnovaImportanceEvaluator(target_quantile=quantile),
-                                    params=sorted(varied), normalize=False)
-    total = sum(raw.values())
-    if total <= 0:
-        return Importances(method, len(trials), {}, constant, "no parameter separates the best trials from the rest")
-    ordered = dict(sorted(((k, v / total) for k, v in raw.items()), key=lambda kv: -kv[1]))
-    best = math.ceil(quantile * len(trials))
-    if best < 5:
-        few = f"the best group holds {best} of {len(trials)} trials (Optuna advises at least 5): a rough indication"
-        note = f"{note}; {few}" if note else few
-    return Importances(method, len(trials), ordered, constant, note)
-
-
-def format_importances(result: Importances, experiment: Experiment) -> str:
-    diverged = sum(1 for t in experiment.finished() if t.status == "diverged")
-    lines = [f"Parameter importances for {experiment.metric} ({result.method}, {result.trials} trials"
-             + (f", {diverged} diverged counted with their worst value" if diverged else "") + "):"]
-    if result.values:
-        width = max(len(k) for k in result.values)
-        for key, value in result.values.items():
-            lines.append(f"  {key.ljust(width)}  {value:6.3f}  {'#' * round(value * 40)}")
-    if result.constant:
-        lines.append(f"  did not vary: {', '.join(result.constant)}")
-    if result.note:
-        lines.append(f"  note: {result.note}")
-    return "\n".join(lines)
-
-
-def _scalar(value: Any) -> Any:
-    """What an Optuna categorical accepts: lists and mappings become their JSON text."""
-    return value if value is None or isinstance(value, (bool, int, float, str)) else json.dumps(value, sort_keys=True)
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+FRONT_TAG = "analysis/front"
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)  # a realism residual's sweep: its L2 path (0) to the model as trained (1)
 
 
 # ---------------------------------------------------------------- the grid
@@ -195,19 +76,6 @@ class GridTrial:
     epoch: int  # the checkpoint drawn
     value: float | None  # the metric at that epoch
     kept: tuple[int, ...]  # the epochs whose checkpoints were kept
-
-
-def _generate(state: dict[str, Any], count: int, where: str = "checkpoint"):
-    """(images, generated centers) of a checkpoint's generator on the first `count` validation images.
-
-    The loop's own validation (`raysearch.loop.validate`): the same subset, noise,
-    batches and output activation as the trial measured every epoch, so the
-    grid matches the trial's TensorBoard preview pixel for pixel.
-    """
-    trial = checkpoint_trial(state, where)
-    _, centers = validate(trial)
-    images = trial.data.val_images
-    return images[:count], centers[:count].to(images.dtype)
 
 
 def fill_rows(experiment: Experiment, images, baselines: dict[str, dict[str, float]] | None, log=print):
@@ -254,7 +122,7 @@ def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int
     `checkpoints` are `grid_checkpoints`'. Below the trials, one row per classical fill (`baselines`) of the
     same images."""
     chosen: list[tuple[GridTrial, torch.Tensor]] = []
-    images = None
+    images = None  # the first `count` validation images, the same for every row
     for rank, row in enumerate(rows, 1):
         if len(chosen) == top:
             break
@@ -264,15 +132,17 @@ def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int
             log(f"note: grid: #{rank} {row.trial} left out ({why})")
             continue
         epoch, state = checkpoints[row.trial]
-        where = f"{experiment.location}/{trial.checkpoint_dir(epoch)}/{CHECKPOINT_FILE}"
-        these, center = _generate(state, count, where)
+        # The trial's own validation (the same subset, noise and batches), so the grid matches its TensorBoard
+        # preview pixel for pixel.
+        trial_fills = validation_fills(state, f"{experiment.location}/{trial.checkpoint_dir(epoch)}/{CHECKPOINT_FILE}")
+        these = trial_fills.real[:count]
         if images is None:
             images = these
         elif images.shape != these.shape or not torch.equal(images, these):
             log(f"note: grid: #{rank} {row.trial} left out (its data.* settings give other validation images)")
             continue
         chosen.append((GridTrial(row.trial, rank, epoch, trial.value_at(epoch, experiment.metric),
-                                 trial.checkpoints), center))
+                                 trial.checkpoints), trial_fills.filled[:count]))
     if not chosen:
         raise ExperimentError(f"{experiment.location}: --grid: no finished, stopped or running trial has a "
                               "readable checkpoint yet")
@@ -280,8 +150,7 @@ def draw_grid(experiment: Experiment, rows: list[TrialRow], top: int, count: int
         log(f"note: grid: the validation subset has only {len(images)} images")
     context = mask_context(images)
     fills = fill_rows(experiment, images, baselines, log)
-    grid = image_grid([context, images] + [paste_center(context, center.to(images.dtype)) for _, center in chosen]
-                      + [filled for _, _, filled in fills])
+    grid = image_grid([context, images] + [filled for _, filled in chosen] + [filled for _, _, filled in fills])
     metric = experiment.metric.split("/")[-1]
     labels = [("context", ""), ("ground truth", "")] + [
         (f"#{g.rank} {g.trial}", f"epoch {g.epoch}" + (f"  {metric} {g.value:.4g}" if g.value is not None else ""))
@@ -299,9 +168,9 @@ def judge_top_trials(experiment: Experiment, rows: list[TrialRow], top: int,
             break
         if row.trial not in checkpoints:
             continue
-        epoch, _ = checkpoints[row.trial]
-        with experiment.storage.local_dir(experiment.trial(row.trial).checkpoint_dir(epoch)) as local:
-            fills = checkpoint_fills(local, val_images=0)
+        epoch, state = checkpoints[row.trial]
+        fills = validation_fills(state, f"{experiment.location}/{experiment.trial(row.trial).checkpoint_dir(epoch)}",
+                                 val_images=0)
         if images is not None and not np.array_equal(images, fills.images):
             log(f"note: judge: #{rank} {row.trial} left out (its data.* settings give other validation images)")
             continue
@@ -316,13 +185,54 @@ def judge_top_trials(experiment: Experiment, rows: list[TrialRow], top: int,
     return {name: result.to_json() for name, result in results.items()}
 
 
-def log_grid_to_tensorboard(experiment: Experiment, image, step: int) -> str:
-    """Write the grid to `<experiment>/tensorboard/analysis/` as a new event file; return its location."""
+def alpha_curves(experiment: Experiment, front: Front, checkpoints: dict[str, tuple[int, dict[str, Any]]]) \
+        -> list[Curve]:
+    """Each front trial with a realism residual, filled at every alpha of ALPHAS: its curve on the plane (the
+    validation metrics of its drawn checkpoint, as its validation scores them)."""
+    x_metric, y_metric = (objective.metric for objective in front.objectives[:2])
+    curves = []
+    for row in front.members:
+        if row.trial not in checkpoints:
+            continue
+        epoch, state = checkpoints[row.trial]
+        if not (state["config"].get("generator") or {}).get("realism_residual"):
+            continue
+        where = f"{experiment.location}/{experiment.trial(row.trial).checkpoint_dir(epoch)}/{CHECKPOINT_FILE}"
+        points = []
+        for alpha in ALPHAS:
+            fills = validation_fills(state, where, alpha=alpha)
+            values = score_centers(fills.outputs, fills.real, seed=fills.config.train.seed)
+            points.append((values[x_metric], values[y_metric]))
+        curves.append(Curve(f"{row.trial}: --alpha sweep (epoch {epoch})", tuple(points),
+                            tuple(f"alpha {alpha:g}" for alpha in ALPHAS)))
+    return curves
+
+
+def draw_plane(experiment: Experiment, rows: list[TrialRow], front: Front, baselines, checkpoints, path: str,
+               text) -> dict[str, Any]:
+    """--front: the plane as a PNG and in TensorBoard; what was drawn."""
+    curves = alpha_curves(experiment, front, checkpoints)
+    name = experiment.location.rstrip("/").rsplit("/", 1)[-1]
+    image = draw_front(rows, front, baselines, curves, title=f"{name}: {len(front.members)} trial(s) on the front")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    step = max((t.last.get("epoch", 0) or 0 for t in experiment.trials), default=0)
+    event = log_image_to_tensorboard(experiment, image, int(step), FRONT_TAG)
+    print(f"\nThe plane of {' and '.join(o.metric for o in front.objectives[:2])}: {path} (also in TensorBoard: run "
+          f"analysis, tag {FRONT_TAG})" + (f"; alpha sweeps of {len(curves)} realism-residual trial(s)" if curves
+                                           else ""), file=text)
+    return {"png": str(Path(path).resolve()), "tensorboard": event, "tag": FRONT_TAG,
+            "alpha_curves": {curve.name: list(curve.points) for curve in curves}}
+
+
+def log_image_to_tensorboard(experiment: Experiment, image, step: int, tag: str = GRID_TAG) -> str:
+    """Write a picture (the grid, the plane) to `<experiment>/tensorboard/analysis/` as a new event file;
+    return its location."""
     with tempfile.TemporaryDirectory(prefix="raysearch-analysis-") as tmp:
         # A unique suffix: two analyses within the same second would otherwise share an event file
         # name (time and host), and the second upload would replace the first.
         writer = SummaryWriter(logdir=tmp, filename_suffix=f".analysis-{uuid.uuid4().hex[:12]}")
-        writer.add_image(GRID_TAG, np.asarray(image), step, dataformats="HWC")
+        writer.add_image(tag, np.asarray(image), step, dataformats="HWC")
         writer.close()
         (event,) = Path(tmp).glob("events.out.tfevents.*")
         return experiment.storage.upload(event, f"{ANALYSIS_RUN}/{event.name}")
@@ -391,7 +301,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--csv", metavar="FILE", help="also write the ranked table to FILE as CSV")
     parser.add_argument("--grid", metavar="FILE.png", help="draw the top trials on the same validation images into FILE.png "
                         "(and into TensorBoard, run tensorboard/analysis of the experiment)")
-    parser.add_argument("--top", type=int, default=3, metavar="K", help="trials in the grid and the judge (default 3)")
+    parser.add_argument("--front", metavar="FILE.png", help="draw every trial on the first two objectives' plane, the front "
+                        "and the classical fills into FILE.png (and into TensorBoard); several objectives only")
+    parser.add_argument("--top", type=int, metavar="K", help="trials in the grid and the judge (default 3; with several "
+                        "objectives, the whole front)")
     parser.add_argument("--judge", action="store_true",
                         help="judge the top K trials' fills of every validation image beside the real centers and the "
                         "classical fills (raysearch/judge.py: a classifier two-sample test; ~25 s of CPU per row)")
@@ -402,14 +315,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="score every trial's last checkpoint on two disjoint halves of the validation subset and "
                         "print Spearman's rho between the two rankings (near 1: the metric ranks generators, not noise)")
     args = parser.parse_args(argv)
-    if args.top < 1:
+    if args.top is not None and args.top < 1:
         parser.error(f"--top must be >= 1, got {args.top}")
     if not 1 <= args.images <= 64:
         parser.error(f"--images must be 1 to 64, got {args.images}")
-    if args.grid and not args.grid.lower().endswith(".png"):
-        parser.error(f"--grid {args.grid}: the grid is written as PNG only; give a file name ending in .png")
+    for flag, value in (("--grid", args.grid), ("--front", args.front)):
+        if value and not value.lower().endswith(".png"):
+            parser.error(f"{flag} {value}: the picture is written as PNG only; give a file name ending in .png")
     # Output files are checked before the experiment is read: a long read must not end in a traceback.
-    for flag, value in (("--csv", args.csv), ("--grid", args.grid)):
+    for flag, value in (("--csv", args.csv), ("--grid", args.grid), ("--front", args.front)):
         if value is None:
             continue
         target = Path(value)
@@ -430,20 +344,30 @@ def main(argv: list[str] | None = None) -> int:
     document: dict[str, Any] = {}
     try:
         experiment = open_experiment(args.experiment)
+        multi = len(experiment.objectives) > 1
+        if args.front and not multi:
+            raise ExperimentError(f"--front: {experiment.location} searched one objective ({experiment.metric}); "
+                                  "the plane needs a space with several objectives")
         # Before anything reads the data: a refused checkpoint is one line, not a dataset generated for nothing.
-        checkpoints = grid_checkpoints(experiment, note) if args.grid or args.judge else {}
-        baselines, floor = experiment.fills(note)
-        rows = experiment.rows(floor)
+        wanted = args.grid or args.judge or args.front
+        checkpoints = grid_checkpoints(experiment, note) if wanted else {}
+        baselines, constraints = experiment.fills(note)
+        rows = experiment.rows(constraints)
         if not rows:
             raise ExperimentError(f"{experiment.location}: the experiment has no trials yet")
         fills = baseline_rows(baselines, experiment.metric) if baselines else []
+        floor = next((c.bound for c in constraints if c.metric == FIDELITY_METRIC and c.op == ">="), None)
         document = {"experiment": experiment.location, "space": experiment.record["space"], "metric": experiment.metric,
-                    "mode": experiment.mode, "max_epochs": experiment.settings.max_epochs,
+                    "mode": experiment.mode, "objectives": {o.metric: o.mode for o in experiment.objectives},
+                    "constraints": [c.name for c in constraints], "max_epochs": experiment.settings.max_epochs,
                     "trials": rows_json(experiment, rows), "baselines": baselines, "psnr_floor": floor,
                     "importances": None, "grid": None}
-        print(f"Trials of {experiment.location}, ranked by {experiment.metric} ({experiment.mode}): {_counts(rows)}"
-              + ("; below the rule, the classical fills of the same validation images" if fills else ""), file=text)
-        print(format_table(rows, experiment.metric, fills), file=text)
+        front = read_front(rows, experiment.objectives, baselines) if multi else None
+        print_table(experiment, rows, fills, front, text)
+        if front is not None:
+            document["front"] = {"trials": [row.trial for row in front.members],
+                                 "knee": front.knee.trial if front.knee else None, "hypervolume": front.hypervolume,
+                                 "reference": front.reference}
         skipped = sum(t.skipped_lines for t in experiment.trials)
         if skipped:
             note(f"note: skipped {skipped} unreadable result.json line(s) (a running trial's last line is written as we read)")
@@ -460,24 +384,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{format_importances(found, experiment)}", file=text)
         if args.rank_stability:
             document["rank_stability"] = print_rank_stability(experiment, text)
+        top = args.top or (max(1, len(front.members)) if front is not None else 3)
         if args.grid:
-            image, shown, count = draw_grid(experiment, rows, args.top, args.images, checkpoints, log=note,
-                                            baselines=baselines)
-            Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
-            image.save(args.grid)
-            step = max((t.last.get("epoch", 0) or 0 for t in experiment.trials), default=0)
-            event = log_grid_to_tensorboard(experiment, image, int(step))
-            document["grid"] = {"png": str(Path(args.grid).resolve()), "tensorboard": event, "tag": GRID_TAG,
-                                "images": count, "trials": [dataclasses.asdict(g) for g in shown]}
-            print(f"\nGrid of the top {len(shown)} trial(s) on {count} validation images: {args.grid}", file=text)
-            for g in shown:
-                kept = ", ".join(f"epoch {e}" for e in g.kept)
-                value = f" ({experiment.metric} {g.value:.4g})" if g.value is not None else ""
-                print(f"  #{g.rank} {g.trial}: best kept checkpoint epoch {g.epoch}{value}; kept: {kept}", file=text)
-            print(f"  also in TensorBoard: tensorboard --logdir {experiment.location}/tensorboard  (run analysis, "
-                  f"tag {GRID_TAG})", file=text)
+            document["grid"] = print_grid(experiment, rows, top, args, checkpoints, baselines, text, note)
+        if args.front:
+            document["plane"] = draw_plane(experiment, rows, front, baselines, checkpoints, args.front, text)
         if args.judge:
-            document["judge"] = judge_top_trials(experiment, rows, args.top, checkpoints, args.judge_seeds, text, note)
+            document["judge"] = judge_top_trials(experiment, rows, top, checkpoints, args.judge_seeds, text, note)
     except RaysearchError as err:
         if args.json and document:
             print(json.dumps({**document, "error": str(err)}, indent=2, default=str))
@@ -486,6 +399,39 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(document, indent=2, default=str))
     return 0
+
+
+def print_table(experiment: Experiment, rows: list[TrialRow], fills: list[TrialRow], front: Front | None,
+                text) -> None:
+    """The table the search printed at its end: ranked by the metric, or the front of several objectives."""
+    if front is None:
+        print(f"Trials of {experiment.location}, ranked by {experiment.metric} ({experiment.mode}): {_counts(rows)}"
+              + ("; below the rule, the classical fills of the same validation images" if fills else ""), file=text)
+        print(format_table(rows, experiment.metric, fills), file=text)
+        return
+    print(f"Trials of {experiment.location}: {_counts(rows)}; the front among the finished trials first"
+          + ("; below the rule, the classical fills as points on the same axes" if fills else ""), file=text)
+    print(format_front(rows, front, fills), file=text)
+    print(f"\n{describe(front, sum(row.status == 'finished' for row in rows))}", file=text)
+
+
+def print_grid(experiment: Experiment, rows: list[TrialRow], top: int, args, checkpoints, baselines, text,
+               note) -> dict[str, Any]:
+    """--grid: the picture as a PNG and in TensorBoard, and which checkpoint each row shows."""
+    image, shown, count = draw_grid(experiment, rows, top, args.images, checkpoints, log=note, baselines=baselines)
+    Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
+    image.save(args.grid)
+    step = max((t.last.get("epoch", 0) or 0 for t in experiment.trials), default=0)
+    event = log_image_to_tensorboard(experiment, image, int(step))
+    print(f"\nGrid of the top {len(shown)} trial(s) on {count} validation images: {args.grid}", file=text)
+    for g in shown:
+        kept = ", ".join(f"epoch {e}" for e in g.kept)
+        value = f" ({experiment.metric} {g.value:.4g})" if g.value is not None else ""
+        print(f"  #{g.rank} {g.trial}: best kept checkpoint epoch {g.epoch}{value}; kept: {kept}", file=text)
+    print(f"  also in TensorBoard: tensorboard --logdir {experiment.location}/tensorboard  (run analysis, "
+          f"tag {GRID_TAG})", file=text)
+    return {"png": str(Path(args.grid).resolve()), "tensorboard": event, "tag": GRID_TAG, "images": count,
+            "trials": [dataclasses.asdict(g) for g in shown]}
 
 
 if __name__ == "__main__":

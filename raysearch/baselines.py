@@ -30,7 +30,7 @@ import torch
 from filelock import FileLock
 
 from models import fills
-from models.geometry import crop_center, hole_slice
+from models.geometry import hole_of, hole_slice
 from raysearch import evaluate, metrics
 from raysearch.config import DataConfig, TrainConfig
 from raysearch.data import layout
@@ -39,13 +39,13 @@ from raysearch.data.check import check_source
 from raysearch.data.dataset import to_float_images
 from raysearch.data.prepared import PreparedDataset
 from raysearch.errors import ConfigError, DataError
-from raysearch.evaluate import score_centers
+from raysearch.evaluate import reported_metrics, score_centers
 
 BASELINE_NAMES = ("mean", "harmonic", "telea", "navier_stokes")
 CACHE_FILE = "baselines.json"
 CACHE_FORMAT = "raysearch-baselines"
 INPAINT_RADIUS = 3  # pixels around each hole pixel OpenCV draws from (its documented typical value)
-METRIC_NAMES = tuple(f"val/{name}" for name in metrics.list_metrics())
+METRIC_NAMES = tuple(reported_metrics())
 
 
 def _opencv_fill(images: np.ndarray, flag_name: str) -> np.ndarray:
@@ -70,8 +70,7 @@ def filled_images(images: np.ndarray, name: str) -> torch.Tensor:
 def score_fills(images: np.ndarray, seed: int) -> dict[str, dict[str, float]]:
     """{fill: {"val/mse": ..., ...}} for uint8 [N, 64, 64, 3] validation images, scored as validation scores."""
     real = to_float_images(torch.from_numpy(np.array(images)))
-    return {name: score_centers(crop_center(filled_images(images, name), 0), real, seed=seed)
-            for name in BASELINE_NAMES}
+    return {name: score_centers(hole_of(filled_images(images, name)), real, seed=seed) for name in BASELINE_NAMES}
 
 
 def metric_settings() -> dict[str, Any]:

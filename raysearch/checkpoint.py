@@ -18,7 +18,10 @@ import torch
 from raysearch.errors import CheckpointError
 
 STATE_FILE = "state.pt"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Format 1 named the optimisers and schedules opt_g, opt_d, sched_g, sched_d: read as today's names.
+RENAMED_IN_FORMAT_2 = {"opt_g": "generator_optimizer", "opt_d": "critic_optimizer",
+                       "sched_g": "generator_schedule", "sched_d": "critic_schedule"}
 # Full-state checkpoints are small (a few MB); keep a couple so a corrupt latest one is not the only copy.
 CHECKPOINTS_TO_KEEP = 2
 # Where a run directory (raysearch.train --logdir) keeps its checkpoints, as Train names them for a DDP run there.
@@ -49,8 +52,13 @@ def load_checkpoint(directory: Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for corrupt or foreign files
         raise CheckpointError(f"{path}: {_load_failure(err)}") from None
-    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: unknown checkpoint format (expected format_version {FORMAT_VERSION})")
+    version = state.get("format_version") if isinstance(state, dict) else None
+    if version == 1:  # written before the optimisers' entries were renamed: the same state under old names
+        state = {RENAMED_IN_FORMAT_2.get(key, key): value for key, value in state.items()}
+        state["format_version"] = FORMAT_VERSION
+    elif version != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: unknown checkpoint format (format_version {version!r}; this raysearch "
+                              f"reads 1 and {FORMAT_VERSION})")
     return state
 
 
@@ -72,7 +80,8 @@ def _load_failure(err: Exception) -> str:
 STATE_TYPES: dict[str, tuple[type, ...]] = {
     "config": (dict,), "epoch": (int,), "step": (int,), "generator": (dict,),
     "generator_average": (dict, type(None)), "critic": (dict, type(None)),
-    "opt_g": (dict,), "opt_d": (dict, type(None)), "sched_g": (dict,), "sched_d": (dict, type(None)), "rng": (dict,),
+    "generator_optimizer": (dict,), "critic_optimizer": (dict, type(None)), "generator_schedule": (dict,),
+    "critic_schedule": (dict, type(None)), "rng": (dict,),
 }
 
 

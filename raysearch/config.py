@@ -283,7 +283,7 @@ def check_combinations(cfg: ExperimentConfig) -> None:
 
 
 def _check_recipes(cfg: ExperimentConfig) -> None:
-    """The adversarial recipes of current inpainting models (issue 22): what each needs."""
+    """The adversarial recipes of current inpainting models (docs/quality.md): what each needs."""
     gen, critic, obj = cfg.generator, cfg.critic, cfg.objective
     if obj.r1_weight and obj.name not in CLASSIFYING_OBJECTIVES:
         raise ConfigError(
@@ -507,7 +507,7 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 # ---------------------------------------------------------------- files
 
-SPACE_SECTIONS = ("description", "base", "search", "metric", "mode", "tune")
+SPACE_SECTIONS = ("description", "base", "search", "metric", "mode", "objectives", "constraints", "tune")
 SEARCH_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 
 

@@ -10,7 +10,7 @@ EXPERIMENT_FILE = "raysearch_experiment.yaml"
 # A trial's score for a metric: the mean of its last SCORE_WINDOW epochs, reported
 # every epoch as `score/<metric>` (e.g. score/val/swd). One lucky epoch cannot win
 # a search: a trial's val/swd moves 10-20 units between epochs, as much as the
-# spread between trials (issue 8).
+# spread between trials (docs/benchmarks.md).
 SCORE_WINDOW = 3
 SCORE_PREFIX = "score/"
 

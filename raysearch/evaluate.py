@@ -11,22 +11,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from models.geometry import crop_center
+from models.geometry import hole_of
 from raysearch import metrics
+from raysearch.data.dataset import as_unit
 
 # The prefix of a validation metric's reported name, e.g. val/psnr.
 PREFIX = "val/"
 
 
-def as_unit(images: Tensor) -> Tensor:
-    """[-1, 1] -> [0, 1], the range the metrics take."""
-    return (images + 1) / 2
+def reported_metrics() -> dict[str, metrics.Metric]:
+    """Every registered metric under the name a trial reports it ("val/psnr"), with its facts (direction, the
+    value a diverged trial reports): what spaces, the loop and the classical fills read, never copy."""
+    return {f"{PREFIX}{name}": metrics.metric_info(name) for name in metrics.list_metrics()}
 
 
 @torch.no_grad()
 def score_centers(generated: Tensor, images: Tensor, seed: int) -> dict[str, float]:
     """{"val/<metric>": value} of `generated` centers ([-1, 1]; 32x32, or 32 + 2m with a context margin m,
     whose central 32x32 is scored) filling the holes of `images`; `seed` fixes SWD's random projections."""
-    values = metrics.compute_all(as_unit(generated.float()), as_unit(crop_center(images, 0)), as_unit(images),
-                                 seed=seed)
+    values = metrics.compute_all(as_unit(generated.float()), as_unit(hole_of(images)), as_unit(images), seed=seed)
     return {f"{PREFIX}{name}": float(value) for name, value in values.items()}

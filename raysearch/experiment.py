@@ -27,16 +27,18 @@ import logging
 import math
 import re
 import warnings
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from raysearch.baselines import baselines_of, best_baseline
+from raysearch.baselines import baselines_of
 from raysearch.config import build_config, build_dataclass, parse_yaml
 from raysearch.constants import EXPERIMENT_FILE
 from raysearch.errors import RaysearchError
-from raysearch.report import (FIDELITY_METRIC, TUNE_ERROR_FILE, TrialRow, failure_count, fidelity_floor, make_row,
-                              rank_rows, trial_status)
+from raysearch.front import read_front
+from raysearch.objectives import DEFAULT_GAN_CONSTRAINTS, Constraint, Objective
+from raysearch.rows import TUNE_ERROR_FILE, TrialRow, failure_count, make_row, rank_rows, trial_status
 from raysearch.saved_state import TUNE_STATE, DamagedExperiment, check_record_complete, check_tune_state
 from raysearch.spaces import TuneSettings
 from raysearch.storage import Storage
@@ -62,7 +64,7 @@ class TrialRecord:
     name: str  # the trial's directory (and TensorBoard run) name, e.g. wgan_038e2c5d
     params: dict[str, Any]  # the searched values, dotted keys
     history: tuple[dict[str, Any], ...]  # every complete result.json line, in order
-    status: str  # see report.TrialRow.status
+    status: str  # see rows.TrialRow.status
     checkpoint_dirs: tuple[tuple[int, str], ...]  # (epoch, directory relative to the experiment) of each kept one
     skipped_lines: int = 0  # result.json lines that could not be parsed (a running trial's half-written last line)
     failures: int = 0  # times the trial failed (its error.txt); it restarted from its checkpoint while allowed
@@ -121,11 +123,19 @@ class Experiment:
     def mode(self) -> str:
         return self.record["mode"]
 
-    def rows(self, psnr_floor: float | None = None) -> list[TrialRow]:
-        """The ranked table rows (report.py's), best first; `psnr_floor` as the search's (report.search_psnr_floor)."""
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        """What the search optimised (the record's `objectives`; one `metric` in older records)."""
+        recorded = self.record.get("objectives")
+        if isinstance(recorded, dict) and recorded:
+            return tuple(Objective(str(metric), str(mode)) for metric, mode in recorded.items())
+        return (Objective(self.metric, self.mode),)
+
+    def rows(self, constraints: Sequence[Constraint] = ()) -> list[TrialRow]:
+        """The ranked table rows (rows.rank_rows, as the search's table ranks them), best first."""
         rows = [make_row(t.name, t.params, t.last, [r.get(self.metric) for r in t.history], self.metric, self.mode,
                          t.status, failures=t.failures) for t in self.trials]
-        return rank_rows(rows, self.mode, psnr_floor)
+        return rank_rows(rows, self.objectives, constraints)
 
     def config(self):
         """The search's base config (the record's `base:`): its data and metric seed are the trials'."""
@@ -141,27 +151,67 @@ class Experiment:
         """The classical fills of the experiment's validation images, as the search itself computed them."""
         return baselines_of(self.config())
 
-    def fills(self, log=print) -> tuple[dict[str, dict[str, float]] | None, float | None]:
-        """(the classical fills' figures, the search's PSNR floor: GAN spaces only); (None, None) with a note
-        through `log` when the experiment's data cannot be read here (e.g. analysed on another machine)."""
+    def constraints(self, baselines: dict[str, dict[str, float]] | None) -> tuple[Constraint, ...]:
+        """The search's constraints with their bounds as the search resolved them (its record's `constraints`);
+        a record from before constraints: a GAN search's PSNR floor, from the classical fills."""
+        recorded = self.record.get("constraints")
+        if isinstance(recorded, list):
+            try:
+                return tuple(Constraint(str(c["metric"]), str(c["op"]), float(c["bound"])) for c in recorded)
+            except (KeyError, TypeError, ValueError) as err:
+                raise ExperimentError(f"{self.location}/{EXPERIMENT_FILE}: constraints: expected entries "
+                                      f"with metric, op and bound ({err})") from None
+        if baselines is None or not self.config().objective.adversarial:
+            return ()
+        return tuple(spec.resolve(baselines) for spec in DEFAULT_GAN_CONSTRAINTS)
+
+    def fills(self, log=print) -> tuple[dict[str, dict[str, float]] | None, tuple[Constraint, ...]]:
+        """(the classical fills' figures, the search's constraints); no fills, with a note through `log`, when
+        the experiment's data cannot be read here (e.g. analysed on another machine)."""
         try:
             baselines = self.baselines()
-            adversarial = self.config().objective.adversarial
         except RaysearchError as err:
             log(f"note: no classical fills: {err}")
-            return None, None
-        floor = fidelity_floor(best_baseline(baselines, FIDELITY_METRIC, "max")[1]) if adversarial else None
-        return baselines, floor
+            baselines = None
+        return baselines, self.constraints(baselines)
 
-    def best_model(self, log=print) -> tuple[TrialRecord, int] | None:
-        """The best trial that has a usable checkpoint (ranked as the search's table ranks, PSNR floor
-        included), and its kept checkpoint with the best metric; None when no trial has one yet."""
-        _, floor = self.fills(log)
-        for row in self.rows(floor):
+    def best_model(self, log=print, pick: str | None = None) -> tuple[TrialRecord, int] | None:
+        """The trial `pick` names (see PICKS) that has a usable checkpoint, and its kept checkpoint with the best
+        primary metric; None when no trial has one yet. Without `pick`: the best trial as the search's table
+        ranks them (constraints included), or with several objectives the front's knee first.
+        ExperimentError for a pick that names no trial or metric, saying what is allowed."""
+        baselines, constraints = self.fills(log)
+        rows = self.rows(constraints)
+        front = read_front(rows, self.objectives, baselines) if len(self.objectives) > 1 else None
+        if pick not in (None, "knee"):
+            rows = self._picked(rows, front, pick)
+        elif front is not None:
+            rows = sorted(rows, key=lambda row: front.knee is None or row.trial != front.knee.trial)
+        for row in rows:
             trial = self.trial(row.trial)
             if row.status in MODEL_STATUSES and trial.checkpoints:
                 return trial, trial.best_checkpoints(self.metric, self.mode)[0]
         return None
+
+    def _picked(self, rows: list[TrialRow], front, pick: str) -> list[TrialRow]:
+        """The rows `pick` chooses: `best:METRIC` (on the front, or the feasible finished trials with one
+        objective) or a trial's name or id."""
+        if pick.startswith("best:"):
+            metric = pick.removeprefix("best:")
+            objectives = {o.metric: o.mode for o in self.objectives}
+            if metric not in objectives:
+                raise ExperimentError(f"--pick {pick}: {metric!r} is not an objective of {self.location}; allowed: "
+                                      f"{', '.join(f'best:{m}' for m in objectives)}, knee, or a trial's name")
+            pool = list(front.members) if front is not None else rows
+            scored = [row for row in pool if row.scores.get(metric) is not None]
+            return sorted(scored, key=lambda row: row.scores[metric], reverse=objectives[metric] == "max")
+        chosen = [row for row in rows if pick in (row.trial, self.trial(row.trial).trial_id)]
+        if not chosen:
+            members = ", ".join(row.trial for row in front.members) if front is not None else rows[0].trial
+            raise ExperimentError(f"--pick {pick}: no such trial in {self.location}; allowed: knee, "
+                                  f"{', '.join(f'best:{o.metric}' for o in self.objectives)}, or a trial's name "
+                                  f"(e.g. {members})")
+        return chosen
 
     def trial(self, name: str) -> TrialRecord:
         return next(t for t in self.trials if t.name == name)

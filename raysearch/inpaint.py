@@ -9,11 +9,14 @@ MODEL is any of:
 - a run directory of `python -m raysearch.train` (its latest checkpoint);
 - a trial's directory in a search (its latest kept checkpoint);
 - an experiment directory of `python -m raysearch.tune` (its best trial, ranked as the search's table
-  ranks it, at its best kept checkpoint).
+  ranks it; for a search over several objectives the front's knee, or the trial `--pick` names: a trial's
+  name, or `best:METRIC` for the front trial best on that objective; at its best kept checkpoint).
 
 Each photo is center-cropped and resized to 64x64 as `prepare` does (a 64x64
 image is taken as it is), its 32x32 center filled by the generator (its weight
-average where the run kept one), and written to `--out` as `<name>.png`.
+average where the run kept one) exactly as validation fills it (raysearch.fill),
+and written to `--out` as `<name>.png`: every pixel outside the hole is the
+64x64 photo's own, bit for bit (a context margin's overlap is not pasted).
 `--compare` also writes `<name>_compare.png`: the photo with its hole, the
 fill, the original, and the classical fill that is best on that photo, each
 with its PSNR. Runs on the CPU or a GPU (`--device`), in batches, with a
@@ -33,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.geometry import IMAGE_SIZE, crop_center, mask_context, paste_center
+from models.geometry import IMAGE_SIZE, hole_of, mask_context
 from raysearch import cli, metrics
 from raysearch.baselines import BASELINE_NAMES, filled_images
 from raysearch.checkpoint import (
@@ -46,18 +49,15 @@ from raysearch.checkpoint import (
 )
 from raysearch.config import ExperimentConfig
 from raysearch.constants import EXPERIMENT_FILE
-from raysearch.data import to_float_images
+from raysearch.data.dataset import as_unit, to_float_images, to_uint8_images
 from raysearch.data.images import load_square
 from raysearch.data.photos import is_photo
 from raysearch.errors import CheckpointError, ConfigError, DataError, RaysearchError
-from raysearch.evaluate import as_unit
 from raysearch.experiment import open_experiment
-from raysearch.loop import trained_generator, validation_noise
-from raysearch.loop.phases import generate
+from raysearch.fill import composite, generator_outputs, trained_generator, validation_noise
 from raysearch.pictures import strip
 
 MANIFEST = "inpaint.json"  # what this command wrote into --out (so a later run may write there again)
-PROGRESS_EVERY = 256  # photos between two progress lines
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,9 @@ class Model:
     what: str  # how MODEL was read, for the console
 
 
-def find_model(path: str, log=print) -> Model:
-    """The checkpoint MODEL names (see the module's docstring), or CheckpointError saying what was found."""
+def find_model(path: str, log=print, pick: str | None = None) -> Model:
+    """The checkpoint MODEL names (see the module's docstring; `pick` chooses an experiment's trial), or
+    CheckpointError saying what was found."""
     where = Path(path).expanduser()
     if (where / STATE_FILE).is_file():
         return Model(where, "checkpoint")
@@ -79,11 +80,12 @@ def find_model(path: str, log=print) -> Model:
         return Model(run, f"run {where}, its latest checkpoint")
     if (where / EXPERIMENT_FILE).is_file():
         experiment = open_experiment(str(where))
-        best = experiment.best_model(log)
+        best = experiment.best_model(log, pick)
         if best is None:
             raise CheckpointError(f"{path}: no trial of this experiment has a checkpoint yet")
         trial, epoch = best
-        return Model(where / trial.checkpoint_dir(epoch), f"experiment {where}: best trial {trial.name}, epoch {epoch}")
+        chosen = f"--pick {pick}" if pick else ("the front's knee" if len(experiment.objectives) > 1 else "best trial")
+        return Model(where / trial.checkpoint_dir(epoch), f"experiment {where}: {chosen}: {trial.name}, epoch {epoch}")
     if (where.parent / EXPERIMENT_FILE).is_file():
         trial = next((t for t in open_experiment(str(where.parent)).trials if t.name == where.name), None)
         if trial is not None and trial.checkpoints:
@@ -144,34 +146,26 @@ def check_out(out: Path, names: list[str]) -> None:
                           "a new or empty directory, or one this command wrote")
 
 
-@torch.no_grad()
-def fill(generator: torch.nn.Module, cfg: ExperimentConfig, photos: np.ndarray, device: torch.device,
-         batch_size: int, log=print) -> torch.Tensor:
-    """Float [N, 3, 64, 64] in [-1, 1]: the photos (uint8 [N, 64, 64, 3]) with their holes filled."""
+def fill_photos(generator: torch.nn.Module, cfg: ExperimentConfig, photos: np.ndarray, device: torch.device,
+                batch_size: int, log=print) -> torch.Tensor:
+    """Float [N, 3, 64, 64] in [-1, 1]: the photos (uint8 [N, 64, 64, 3]) with their holes filled as validation
+    fills them (raysearch.fill); every pixel outside the hole is the photo's own."""
     images = to_float_images(torch.from_numpy(photos))
     noise = validation_noise(cfg, len(images), torch.device("cpu"))  # the same noise for the same photo order
     tokens = torch.zeros(len(images), 5, cfg.data.caption_length, dtype=torch.long)  # photos have no captions
-    filled = []
-    for start in range(0, len(images), batch_size):
-        batch = images[start : start + batch_size].to(device)
-        batch_noise = noise[start : start + batch_size].to(device) if noise is not None else None
-        center, _ = generate(cfg, generator, mask_context(batch), tokens[start : start + batch_size].to(device),
-                             batch_noise)
-        filled.append(paste_center(mask_context(batch), center.float()).cpu())
-        done = min(start + batch_size, len(images))
-        if len(images) > batch_size and (done % PROGRESS_EVERY < batch_size or done == len(images)):
-            log(f"filled {done}/{len(images)} photos")
-    return torch.cat(filled)
+    outputs = generator_outputs(generator, cfg, images, tokens, noise, device=device, batch_size=batch_size,
+                                progress=lambda done, total: log(f"filled {done}/{total} photos"))
+    return composite(images, outputs)
 
 
 def psnr(filled: torch.Tensor, original: torch.Tensor) -> float:
     """PSNR (dB) of one filled hole ([3, 64, 64] in [-1, 1]) against the original's, as validation measures it."""
-    return float(metrics.psnr(as_unit(crop_center(filled[None], 0)), as_unit(crop_center(original[None], 0))))
+    return float(metrics.psnr(as_unit(hole_of(filled[None])), as_unit(hole_of(original[None]))))
 
 
 def write_png(image: torch.Tensor, path: Path) -> None:
-    pixels = ((image.permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
-    Image.fromarray(pixels).save(path)
+    """One [3, 64, 64] image in [-1, 1] as a PNG: pixels that came from a photo come back bit for bit."""
+    Image.fromarray(to_uint8_images(image[None])[0].numpy()).save(path)
 
 
 def compare_strip(photo: np.ndarray, filled: torch.Tensor, fills: dict[str, torch.Tensor]):
@@ -196,6 +190,10 @@ def parse_args(argv: list[str] | None):
                                                         "empty): a MODEL for this command, a quarter the size")
     parser.add_argument("--compare", action="store_true",
                         help="also write <name>_compare.png: input, fill, original, best classical fill")
+    parser.add_argument("--pick", metavar="TRIAL_OR_RULE",
+                        help="with an experiment as MODEL: which trial fills (knee: the front's knee, the default of "
+                        "a search over several objectives; best:METRIC: the front trial best on that objective; or a "
+                        "trial's name)")
     parser.add_argument("--alpha", type=cli.realism_alpha, help=cli.ALPHA_HELP)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--batch-size", type=int, default=64)
@@ -218,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                               "cpu" if args.device == "auto" else args.device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError("--device cuda: torch sees no GPU here; allowed: auto or cpu")
-        model = find_model(args.model, log)
+        model = find_model(args.model, log, args.pick)
         where = str(model.checkpoint / STATE_FILE)
         state = load_checkpoint(model.checkpoint)
         cfg, generator = trained_generator(state, where, device, args.alpha)
@@ -237,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     log(f"model: {model.what} ({model.checkpoint}); {len(paths)} photo(s) on {device}")
-    filled = fill(generator, cfg, photos, device, args.batch_size, log)
+    filled = fill_photos(generator, cfg, photos, device, args.batch_size, log)
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / MANIFEST
     written = set(json.loads(manifest.read_text())["written"]) if manifest.is_file() else set()

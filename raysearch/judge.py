@@ -1,4 +1,4 @@
-"""The realism judge: a classifier two-sample test between real and filled windows (issue 22).
+"""The realism judge: a classifier two-sample test between real and filled windows.
 
 A fresh small CNN learns, for a fixed and modest budget, to tell windows of real photos (the
 32x32 hole and an 8-pixel ring of its context, 48x48) from windows whose hole a method filled;
@@ -16,7 +16,7 @@ Why it is built this way (docs/quality.md has the measurements):
 - It grades instead of saturating. At full strength (three conv stages with batch norm, 30
   epochs) every fill scored AUC 1.00; the budget here (BUDGET: 120 Adam steps of 32 windows,
   4x4 stride-2 convolutions of 16, 32 and 64 channels, no normalisation layer) was picked on the
-  controls (raysearch/controls.py, bench/judge_controls.py) so that the real centers score ~0.5,
+  controls (raysearch/control_fills.py, bench/judge_controls.py) so that the real centers score ~0.5,
   the mean fill ~1.0 and the classical fills spread in between, with a per-seed spread well
   below the gaps between Telea, the harmonic fill and a pasted context patch.
 - Low variance for its size. Each window is standardised by its own ring (subtract the ring's
@@ -44,7 +44,7 @@ hole is looked at, with its ring); `photos` says which photo each image was cut 
 (`PreparedDataset.image_ids(split)`). For trials and the classical fills together (analyze's top trials,
 bench/quality.py's models), with the same seeds so that every pair compares seed by seed:
 
-    from raysearch.generated import checkpoint_fills
+    from raysearch.fill import checkpoint_fills
     fills = checkpoint_fills(checkpoint_dir, data=None, val_images=0)  # the run's dataset, all val images
     results = judge_beside_fills(fills.images, fills.photos, {"trial": fills.filled}, seeds=10)
     print(format_table(results))  # rows: real, mean, harmonic, telea, navier_stokes, trial
@@ -79,7 +79,7 @@ from raysearch import cli
 from raysearch.baselines import BASELINE_NAMES, filled_images
 from raysearch.data.dataset import to_float_images
 from raysearch.errors import DataError, RaysearchError
-from raysearch.generated import checkpoint_fills
+from raysearch.fill import checkpoint_fills
 
 DEFAULT_SEEDS = 10
 MIN_PHOTOS = 4  # one per group: real/filled x train/test
@@ -193,7 +193,7 @@ def dihedral(window: torch.Tensor, k: int) -> torch.Tensor:
 def classifier(width: int) -> nn.Module:
     """Three 4x4 stride-2 conv stages (width, 2 width, 4 width), leaky ReLU, a 1x1 conv to a logit map.
 
-    No normalisation layer: with batch norm the classifier separates every fill perfectly (issue 22).
+    No normalisation layer: with batch norm the classifier separates every fill perfectly (docs/quality.md).
     At 48x48 the map is 6x6 and each logit sees 22x22 pixels: a patch critic.
     """
     return nn.Sequential(
@@ -316,7 +316,7 @@ def judge_beside_fills(images: np.ndarray, photos: np.ndarray, methods: dict[str
     """{name: JudgeResult} for the real centers, the classical fills and each of `methods`, all with the same seeds.
 
     `images`: uint8 [N, 64, 64, 3], the real images; `methods`: {name: float [N, 3, 64, 64] in [-1, 1]}, each
-    the same images filled by that method (e.g. a checkpoint's, `raysearch.generated.checkpoint_fills`).
+    the same images filled by that method (e.g. a checkpoint's, `raysearch.fill.checkpoint_fills`).
     `log(line)` hears of each row as it is done (the whole takes a while).
     """
     real = to_float_images(torch.from_numpy(np.array(images)))

@@ -13,7 +13,7 @@ look at what L2 cannot see:
   statistics: `swd` standardises each set by its own mean and std (as the reference does), which
   normalises away how much detail each pyramid band holds, so a smooth fill whose few remaining
   gradients have the right *shape* scores as realistic as a textured one (Telea's smear scored best
-  of all fills on real photos, issue 22). `swd_band` keeps the band energy: a fill with too little
+  of all fills on real photos, docs/quality.md). `swd_band` keeps the band energy: a fill with too little
   (blur) or too much (noise) detail at a scale is far from the real set at that scale;
 - `seam` measures how much larger the intensity jump across the hole border is
   in the composite than in the real image: a fill that does not continue its
@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
 
-from models.geometry import HOLE_SIZE, IMAGE_SIZE, hole_slice, paste_center
+from models.geometry import HOLE_SIZE, IMAGE_SIZE, hole_of, hole_slice, paste_center
 from raysearch.errors import ConfigError
 
 # The 64x64 / 32x32 geometry is models/geometry.py's (importing it also fills the
@@ -57,28 +57,39 @@ SWD_STANDARDISE = ("own", "real")  # each patch set by its own statistics (Karra
 _STD_FLOOR = 1e-6  # below this a descriptor channel is constant: do not rescale it
 
 MetricFn = Callable[..., torch.Tensor]
+Direction = Literal["min", "max"]
 
 
 @dataclass(frozen=True)
-class _Metric:
+class Metric:
+    """A registered metric and every fact the rest of raysearch derives from it: the one place to add one."""
+
+    name: str
     fn: MetricFn
+    direction: Direction  # which way is better: what a space's mode must be, what a scheduler ranks by
+    diverged: float  # the worst value it takes on images in [0, 1]: what a diverged trial reports, ranked last
     whole: bool  # takes 64x64 composites instead of 32x32 centers
     seeded: bool  # takes a `seed` keyword
 
 
-_METRICS: dict[str, _Metric] = {}
+_METRICS: dict[str, Metric] = {}
 
 
-def register_metric(name: str, *, whole: bool = False, seeded: bool = False) -> Callable[[MetricFn], MetricFn]:
-    """Register `fn(fake, real[, seed=...]) -> Tensor` under `name` for `compute_all`.
+def register_metric(name: str, *, direction: Direction, diverged: float, whole: bool = False,
+                    seeded: bool = False) -> Callable[[MetricFn], MetricFn]:
+    """Register `fn(fake, real[, seed=...]) -> Tensor` under `name`, with its direction and diverged value.
 
     `whole=True` metrics get 64x64 composites, the others the 32x32 centers.
     """
+    if direction not in ("min", "max"):
+        raise ValueError(f"metric {name!r}: direction must be 'min' or 'max', got {direction!r}")
+    if not math.isfinite(diverged):
+        raise ValueError(f"metric {name!r}: its diverged value must be finite (searchers cannot rank NaN or inf)")
 
     def add(fn: MetricFn) -> MetricFn:
         if name in _METRICS:
             raise ValueError(f"metric {name!r} is already registered")
-        _METRICS[name] = _Metric(fn, whole, seeded)
+        _METRICS[name] = Metric(name, fn, direction, float(diverged), whole, seeded)
         return fn
 
     return add
@@ -89,11 +100,16 @@ def list_metrics() -> list[str]:
     return list(_METRICS)
 
 
-def get_metric(name: str) -> MetricFn:
-    """The metric function registered under `name`."""
+def metric_info(name: str) -> Metric:
+    """The metric registered under `name` with its facts; ConfigError naming the registered ones."""
     if name not in _METRICS:
         raise ConfigError(f"unknown metric {name!r}; allowed: {', '.join(_METRICS)}")
-    return _METRICS[name].fn
+    return _METRICS[name]
+
+
+def get_metric(name: str) -> MetricFn:
+    """The metric function registered under `name`."""
+    return metric_info(name).fn
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -113,28 +129,17 @@ def _per_image_mse(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return (fake - real).square().flatten(1).mean(dim=1)
 
 
-def _center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
-    """The central size x size square of square images (the 32x32 hole of a 36x36 output)."""
-    side = images.shape[-1]
-    if images.shape[-2] != side or side < size or (side - size) % 2:
-        raise ValueError(
-            f"expected square images of side {size} + 2 * margin, got {tuple(images.shape[-2:])}"
-        )
-    start = (side - size) // 2
-    return images[..., start : start + size, start : start + size]
-
-
 # ----------------------------------------------------------------------------- fidelity
 
 
-@register_metric("mse")
+@register_metric("mse", direction="min", diverged=1.0)
 def mse(fake_center: torch.Tensor, real_center: torch.Tensor) -> torch.Tensor:
     """Mean squared error over all pixels, channels and images."""
     fake, real = _pair(fake_center, real_center, "mse")
     return (fake - real).square().mean()
 
 
-@register_metric("psnr")
+@register_metric("psnr", direction="max", diverged=0.0)
 def psnr(fake_center: torch.Tensor, real_center: torch.Tensor) -> torch.Tensor:
     """Peak signal-to-noise ratio in dB, peak 1.0, averaged per image.
 
@@ -154,7 +159,7 @@ def _gaussian_window(size: int, sigma: float, channels: int, like: torch.Tensor)
     return torch.outer(g, g).expand(channels, 1, size, size).contiguous()
 
 
-@register_metric("ssim")
+@register_metric("ssim", direction="max", diverged=-1.0)
 def ssim(fake_center: torch.Tensor, real_center: torch.Tensor) -> torch.Tensor:
     """Structural similarity (Wang et al. 2004), data range 1, averaged.
 
@@ -200,7 +205,7 @@ def _border_jump(images: torch.Tensor) -> torch.Tensor:
     return jumps.abs().flatten(1).mean(dim=1)
 
 
-@register_metric("seam", whole=True)
+@register_metric("seam", direction="min", diverged=1.0, whole=True)
 def seam(fake_whole: torch.Tensor, real_whole: torch.Tensor) -> torch.Tensor:
     """Excess intensity jump across the hole border of 64x64 composites.
 
@@ -355,7 +360,7 @@ def sliced_wasserstein_per_level(
     return results
 
 
-@register_metric("swd", seeded=True)
+@register_metric("swd", direction="min", diverged=1e4, seeded=True)
 def sliced_wasserstein(
     fake: torch.Tensor,
     real: torch.Tensor,
@@ -388,7 +393,7 @@ def sliced_wasserstein(
     return torch.stack(per_level).mean()
 
 
-@register_metric("swd_band", seeded=True)
+@register_metric("swd_band", direction="min", diverged=1e4, seeded=True)
 def sliced_wasserstein_band(fake: torch.Tensor, real: torch.Tensor, *, seed: int = 0,
                             **settings: int | None) -> torch.Tensor:
     """`sliced_wasserstein` (the same `settings`: levels, patch, ...) with both patch sets standardised by
@@ -420,7 +425,7 @@ def compute_all(
     holds); the composites for `seam` are `context` with the fake, respectively
     the real, center pasted in. The caller adds any "val/" prefix.
     """
-    fake = _center_crop(fake_center, HOLE_SIZE)
+    fake = hole_of(fake_center)
     if real_center.shape[-2:] != (HOLE_SIZE, HOLE_SIZE):
         raise ValueError(f"compute_all: real_center must be {HOLE_SIZE}x{HOLE_SIZE}, got {tuple(real_center.shape[-2:])}")
     if context.dim() != 4 or context.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE) or context.shape[:2] != real_center.shape[:2]:

@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from raysearch.data.dataset import as_unit
+
 LABEL_WIDTH = 132  # pixels left of a grid for its row labels
 PADDING = 2  # pixels between tiles
 CAPTION_HEIGHT = 30  # pixels under a strip for its two caption lines
@@ -19,7 +21,7 @@ def image_grid(rows: list[torch.Tensor], padding: int = PADDING) -> torch.Tensor
     for r, batch in enumerate(rows):
         for c, image in enumerate(batch.detach().float().cpu()):
             top, left = padding + r * (height + padding), padding + c * (width + padding)
-            grid[:, top : top + height, left : left + width] = (image.clamp(-1, 1) + 1) / 2
+            grid[:, top : top + height, left : left + width] = as_unit(image.clamp(-1, 1))
     return grid
 
 

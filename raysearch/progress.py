@@ -3,7 +3,8 @@
 Tune's table shows whatever metrics it infers (critic losses, not `val/swd`)
 and no estimate of the time left. `SearchProgress` is a `CLIReporter` whose
 columns are the trial's epoch, the space's metric and its score (the mean of
-the last epochs that ranks trials), and whose header says how many of the
+the last epochs that ranks trials; with several objectives, each one's score),
+and whose header says how many of the
 search's trial-epochs are done and when the search should end at the pace
 measured since this process started (an upper bound: ASHA stops some trials
 before their last epoch).
@@ -72,9 +73,14 @@ def failures_note(trials) -> str:
 class SearchProgress(CLIReporter):
     """Tune's CLI table with raysearch's columns and an ETA line."""
 
-    def __init__(self, metric: str, num_samples: int, max_epochs: int, params: list[str]) -> None:
+    def __init__(self, metrics: list[str], num_samples: int, max_epochs: int, params: list[str]) -> None:
+        """`metrics`: the space's objectives; one shows its last value and its score, several their scores."""
+        if len(metrics) == 1:
+            columns = {metrics[0]: metrics[0].split("/")[-1], score_key(metrics[0]): "score"}
+        else:
+            columns = {score_key(metric): f"{metric.split('/')[-1]} score" for metric in metrics}
         super().__init__(
-            metric_columns={"epoch": "epoch", metric: metric.split("/")[-1], score_key(metric): "score"},
+            metric_columns={"epoch": "epoch", **columns},
             parameter_columns=short_names(params),
             max_report_frequency=REPORT_EVERY_S,
             sort_by_metric=False,

@@ -1,54 +1,33 @@
-"""The end of a search: a ranked table, best_config.yaml, and the TensorBoard command."""
+"""The end of a search: a ranked table (or, for several objectives, the front: raysearch.front), best_config.yaml,
+and the TensorBoard and Optuna dashboard commands."""
 
 from __future__ import annotations
 
-import math
 import os
 import sys
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from raysearch import storage
-from raysearch.baselines import baselines_of, best_baseline
+from raysearch.baselines import baselines_of
 from raysearch.config import config_to_dict, list_spaces
-from raysearch.constants import EXPERIMENT_FILE, SCORE_WINDOW, SMOKE_OVERRIDES, score_key
+from raysearch.constants import EXPERIMENT_FILE, SCORE_WINDOW, SMOKE_OVERRIDES
 from raysearch.errors import first_line
+from raysearch.front import FRONT_DIR, Front, describe, format_front, read_front
+from raysearch.objectives import Constraint
+from raysearch.rows import (TUNE_ERROR_FILE, TrialRow, baseline_rows, failure_count, make_row, rank_rows,
+                            search_constraints, short, trial_status)
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
+from raysearch.study import local_journal
 
 BEST_CONFIG_FILE = "best_config.yaml"
 
 
-FIDELITY_METRIC = "val/psnr"
-FIDELITY_MARGIN_DB = 1.0  # a GAN trial may lose up to 1 dB of PSNR against the best classical fill
-
-
-@dataclass(frozen=True)
-class TrialRow:
-    """One trial as the ranked table shows it."""
-
-    trial: str
-    params: dict[str, Any]
-    score: float | None  # the ranking value: the mean of the metric over the trial's last epochs
-    final: float | None  # the metric at the trial's last epoch
-    best: float | None  # the metric at the trial's best epoch (shown, never ranked on: one lucky epoch)
-    psnr: float | None  # the trial's PSNR score, for the fidelity floor
-    epochs: int
-    status: str  # see STATUSES
-    failures: int = 0  # times the trial's process died or raised; it restarted from its last checkpoint
-    # while Tune's max_failures allowed (a trial whose status is error failed once more than that)
-
-
-# finished: trained every epoch · stopped: by the scheduler (ASHA) · interrupted: the search ended (Ctrl-C)
-# before the trial did · diverged · error · running / pending: the search is still going (analyze).
-STATUSES = ("finished", "stopped", "interrupted", "running", "pending", "diverged", "error")
-BASELINE_STATUS = "baseline"  # a classical fill's row (raysearch.baselines): a reference, not a trial
-
-
-def trial_rows(results, space: SearchSpace, settings: TuneSettings, psnr_floor: float | None = None,
-               failures: dict[str, int] | None = None) -> list[TrialRow]:
+def trial_rows(results, space: SearchSpace, settings: TuneSettings,
+               constraints: Sequence[Constraint] = (), failures: dict[str, int] | None = None) -> list[TrialRow]:
     """Rows for every trial of a Tune ResultGrid, best first; `failures`: trial name -> times it failed.
 
     Tune returns a ResultGrid also after Ctrl-C: a trial without an error whose
@@ -67,97 +46,7 @@ def trial_rows(results, space: SearchSpace, settings: TuneSettings, psnr_floor: 
                          search_running=False),
             failures=(failures or {}).get(name, 0),
         ))
-    return rank_rows(rows, space.mode, psnr_floor)
-
-
-def make_row(trial: str, params: dict[str, Any], last: dict[str, Any], values: list[Any], metric: str, mode: str,
-             status: str, failures: int = 0) -> TrialRow:
-    """A row from plain data: the trial's last reported metrics and every value it reported for `metric`."""
-    finite = [v for v in map(_number, values) if v is not None]
-    best = (min(finite) if mode == "min" else max(finite)) if finite else None
-    return TrialRow(trial=trial, params=dict(params), score=trial_score(last, metric), final=_number(last.get(metric)),
-                    best=best, psnr=trial_score(last, FIDELITY_METRIC), epochs=int(last.get("epoch", 0) or 0),
-                    status=status, failures=failures)
-
-
-def trial_score(last: dict[str, Any], metric: str) -> float | None:
-    """The score a trial last reported for `metric` (experiments from before scores: the metric itself)."""
-    key = score_key(metric)
-    return _number(last[key]) if key in last else _number(last.get(metric))
-
-
-def rank_rows(rows: list[TrialRow], mode: str, psnr_floor: float | None = None) -> list[TrialRow]:
-    """Best first, in tiers; by score within a tier.
-
-    1. Trials whose PSNR score is at least `psnr_floor` (None: no fidelity
-       constraint) come before all that fall below it: realism subject to fidelity.
-    2. Within those, finished trials come before trials that ended early
-       (stopped by ASHA, interrupted, still running): a finished trial held its
-       score to the last epoch and won every ASHA rung it met, while an early
-       trial's score is from fewer epochs, where a noisy metric has had less
-       chance to regress; under ASHA it lost the rung it stopped at against
-       trials at the same epoch.
-    3. Diverged trials, then trials without a score, then errors, last.
-    """
-    sign = 1 if mode == "min" else -1
-
-    def key(row: TrialRow) -> tuple:
-        below_floor = psnr_floor is not None and (row.psnr is None or row.psnr < psnr_floor)
-        tier = {"diverged": 4, "error": 6}.get(row.status, 5 if row.score is None else (0 if row.status == "finished" else 1))
-        if tier < 2 and below_floor:
-            tier += 2
-        return (tier, sign * (row.score or 0.0))
-
-    return sorted(rows, key=key)
-
-
-def trial_status(last: dict[str, Any], *, error: bool, max_epochs: int, done: bool = True,
-                 search_running: bool = True) -> str:
-    """The table's status of a trial from its last reported metrics.
-
-    `done`: Tune finished with the trial. A trial that is not done is running
-    (or pending) while the search runs, and was interrupted once it has ended.
-    """
-    if error:
-        return "error"
-    if last.get("diverged"):
-        return "diverged"
-    if not done:
-        if not search_running:
-            return "interrupted"
-        return "running" if last else "pending"
-    return "finished" if int(last.get("epoch", 0) or 0) >= max_epochs else "stopped"
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
-
-
-# ---------------------------------------------------------------- the fidelity floor
-
-
-def fidelity_floor(best_classical_psnr: float | None) -> float | None:
-    """The lowest PSNR score a GAN trial may have to rank among the faithful ones."""
-    return None if best_classical_psnr is None else best_classical_psnr - FIDELITY_MARGIN_DB
-
-
-def search_psnr_floor(space: SearchSpace, baselines: dict[str, dict[str, float]] | None = None) -> float | None:
-    """The PSNR floor of a search's ranking: GAN spaces only (realism subject to fidelity); None = no constraint.
-
-    `baselines`: the classical fills of the search's data (raysearch.baselines), read when not given.
-    """
-    if not space.config.objective.adversarial:
-        return None
-
-    _, best = best_baseline(baselines if baselines is not None else baselines_of(space.config), FIDELITY_METRIC, "max")
-    return fidelity_floor(best)
-
-
-def baseline_rows(baselines: dict[str, dict[str, float]], metric: str) -> list[TrialRow]:
-    """The classical fills as table rows (status `baseline`): shown beside the trials, never ranked or chosen."""
-    return [TrialRow(trial=f"classical:{name}", params={}, score=_number(row.get(metric)), final=_number(row.get(metric)),
-                     best=None, psnr=_number(row.get(FIDELITY_METRIC)), epochs=0, status=BASELINE_STATUS)
-            for name, row in baselines.items()]
+    return rank_rows(rows, space.objectives, constraints)
 
 
 def format_table(rows: list[TrialRow], metric: str, baselines: list[TrialRow] = ()) -> str:
@@ -170,41 +59,18 @@ def format_table(rows: list[TrialRow], metric: str, baselines: list[TrialRow] = 
     lines = [header]
     for rank, row in enumerate(rows, 1):
         lines.append([
-            str(rank), row.trial, *(_short(row.params.get(k, "-")) for k in keys),
-            _short(row.score), _short(row.final), _short(row.best), _short(row.psnr),
+            str(rank), row.trial, *(short(row.params.get(k, "-")) for k in keys),
+            short(row.score), short(row.final), short(row.best), short(row.psnr),
             *([str(row.failures)] if failed else []), str(row.epochs), row.status,
         ])
     for row in baselines:
-        lines.append(["-", row.trial, *("-" for _ in keys), _short(row.score), _short(row.final), "-",
-                      _short(row.psnr), *(["-"] if failed else []), "-", row.status])
+        lines.append(["-", row.trial, *("-" for _ in keys), short(row.score), short(row.final), "-",
+                      short(row.psnr), *(["-"] if failed else []), "-", row.status])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
     if baselines:
         text.insert(1 + len(rows), "-" * max(len(line) for line in text))
     return "\n".join(text)
-
-
-TUNE_ERROR_FILE = "error.txt"  # Tune appends "Failure # N (occurred at ...)" and the error at each failure
-
-
-def failure_count(error_text: str | None) -> int:
-    """How many times a trial failed, from its error.txt (None: it never failed)."""
-    return sum(line.startswith("Failure # ") for line in (error_text or "").splitlines())
-
-
-def trial_failures(experiment_path: str, names: list[str]) -> dict[str, int]:
-    """Trial name -> times it failed, from the trials' error.txt in the experiment."""
-    where = storage.Storage(experiment_path)
-    counts = {name: failure_count(where.read_text(f"{name}/{TUNE_ERROR_FILE}")) for name in names}
-    return {name: count for name, count in counts.items() if count}
-
-
-def _short(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 # ---------------------------------------------------------------- best_config.yaml
@@ -222,20 +88,38 @@ def best_trial_config(best: TrialRow, space: SearchSpace, overrides: list[str]) 
 
 
 def write_best_config(rows: list[TrialRow], space: SearchSpace, experiment_path: str,
-                      overrides: list[str] = ()) -> str | None:
-    """best_config.yaml: the best non-diverged trial's full config, runnable with `raysearch.train --config`."""
-    candidates = [r for r in rows if r.status in ("finished", "stopped", "interrupted") and r.score is not None
-                  and r.epochs > 0]
-    if not candidates:
+                      overrides: list[str] = (), front: Front | None = None) -> str | None:
+    """best_config.yaml, runnable with `raysearch.train --config`: the best non-diverged trial's full config, or
+    with several objectives the knee of the `front` (raysearch.frontier.knee)."""
+    if front is not None:
+        best, why = front.knee, "the knee of the front"
+    else:
+        candidates = [r for r in rows if r.status in ("finished", "stopped", "interrupted") and r.score is not None
+                      and r.epochs > 0]
+        best, why = (candidates[0] if candidates else None), "best trial"
+    if best is None:
         return None
-    best = candidates[0]
+    return _write_trial_config(best, space, experiment_path, list(overrides), BEST_CONFIG_FILE, why)
+
+
+def write_front_configs(front: Front, space: SearchSpace, experiment_path: str, overrides: list[str] = ()) \
+        -> list[str]:
+    """front/<trial>.yaml: one runnable config per front trial, for the user to pick a point of the trade-off."""
+    return [_write_trial_config(row, space, experiment_path, list(overrides), f"{FRONT_DIR}/{row.trial}.yaml",
+                                "on the front") for row in front.members]
+
+
+def _write_trial_config(row: TrialRow, space: SearchSpace, experiment_path: str, overrides: list[str],
+                        relative: str, why: str) -> str:
     smoke = any(o in overrides for o in SMOKE_OVERRIDES)
-    return storage.Storage(experiment_path).write_text(BEST_CONFIG_FILE, yaml.safe_dump({
-        "description": f"Best trial {best.trial} ({best.status}) of {experiment_path.rstrip('/').rsplit('/', 1)[-1]}: "
-                       f"{space.metric} score {best.score:.6g} (mean of its last {SCORE_WINDOW} epochs) after "
-                       f"{best.epochs} epochs, the train.epochs below (search space {space.path.name})"
+    figures = ", ".join(f"{o.metric} score {row.scores[o.metric]:.6g}" for o in space.objectives
+                        if o.metric in row.scores)
+    return storage.Storage(experiment_path).write_text(relative, yaml.safe_dump({
+        "description": f"Trial {row.trial} ({row.status}; {why}) of {experiment_path.rstrip('/').rsplit('/', 1)[-1]}: "
+                       f"{figures} (mean of its last {SCORE_WINDOW} epochs) after {row.epochs} epochs, the "
+                       f"train.epochs below (search space {space.path.name})"
                        + ("; the search's --smoke-test data settings are left out" if smoke else ""),
-        "base": best_trial_config(best, space, list(overrides)),
+        "base": best_trial_config(row, space, overrides),
     }, sort_keys=False))
 
 
@@ -254,43 +138,66 @@ def resume_command(space: SearchSpace, experiment_path: str) -> str:
 
 def write_report(results, space: SearchSpace, settings: TuneSettings, experiment_path: str, out=sys.stdout,
                  baselines: dict[str, dict[str, float]] | None = None) -> list[TrialRow]:
-    """The ranked table with the classical fills below it, best_config.yaml, and what to run next.
+    """The ranked table (several objectives: the front) with the classical fills below it, best_config.yaml
+    (and front/), and what to run next.
 
     `baselines`: the fills as the search computed them (read from their cache when not given).
     """
     record = yaml.safe_load(storage.Storage(experiment_path).read_text(EXPERIMENT_FILE) or "{}") or {}
+    overrides = list(record.get("overrides", []))
     fills = baselines if baselines is not None else baselines_of(space.config)
+    constraints = search_constraints(space, fills)
     names = [Path(result.path).name for result in results if result.path]
-    rows = trial_rows(results, space, settings, search_psnr_floor(space, fills), trial_failures(experiment_path, names))
-    baselines = baseline_rows(fills, space.metric)
-    print(f"\nTrials of {experiment_path}, ranked by {space.metric} ({space.mode}; score = mean of the last "
-          f"{SCORE_WINDOW} epochs; finished trials before those that ended early; below the rule, the classical "
-          "fills of the same validation images):", file=out)
-    print(format_table(rows, space.metric, baselines), file=out)
+    rows = trial_rows(results, space, settings, constraints, trial_failures(experiment_path, names))
+    fill_rows = baseline_rows(fills, space.metric)
+    if space.multi_objective:
+        front = read_front(rows, space.objectives, fills)
+        print(f"\nTrials of {experiment_path}{_constraint_note(constraints)} (score = mean of the last "
+              f"{SCORE_WINDOW} epochs; the front among the finished trials first; below the rule, the classical "
+              "fills of the same validation images as points on the same axes):", file=out)
+        print(format_front(rows, front, fill_rows), file=out)
+        print(f"\n{describe(front, sum(r.status == 'finished' for r in rows))}", file=out)
+    else:
+        print(f"\nTrials of {experiment_path}, ranked by {space.metric} ({space.mode}; score = mean of the last "
+              f"{SCORE_WINDOW} epochs{_constraint_note(constraints, ', ')}; finished trials before those that "
+              "ended early; below the rule, the classical fills of the same validation images):", file=out)
+        print(format_table(rows, space.metric, fill_rows), file=out)
     try:
-        best = write_best_config(rows, space, experiment_path, list(record.get("overrides", [])))
+        if space.multi_objective:
+            if write_front_configs(front, space, experiment_path, overrides):
+                print(f"One config per front trial: {storage.join(experiment_path, FRONT_DIR)}/", file=out)
+        best = write_best_config(rows, space, experiment_path, overrides, front=front if space.multi_objective else None)
     except OSError as err:  # the storage failed at the very end: the table above is the result all the same
-        best = None
         print(f"\nbest_config.yaml not written: {first_line(err)} (the previous one, if any, is as it was)", file=out)
     else:
         if best:
             print(f"\nBest config: {best}\n  run it:  python -m raysearch.train --config {best}", file=out)
         else:
-            print("\nNo trial trained an epoch without diverging: no best_config.yaml written.", file=out)
+            print("\nNo trial trained an epoch without diverging (or met the constraints): no best_config.yaml "
+                  "written.", file=out)
     print(f"Compare the trials:  tensorboard --logdir {experiment_path}/tensorboard", file=out)
+    journal = local_journal(experiment_path)
+    if journal.is_file():
+        print(f"The Optuna study:    optuna-dashboard {journal}", file=out)
     print_failures(results, rows, out)
     print_continue(rows, len(results), settings.num_samples, space, experiment_path, out)
     return rows
 
 
+def trial_failures(experiment_path: str, names: list[str]) -> dict[str, int]:
+    """Trial name -> times it failed, from the trials' error.txt in the experiment."""
+    where = storage.Storage(experiment_path)
+    counts = {name: failure_count(where.read_text(f"{name}/{TUNE_ERROR_FILE}")) for name in names}
+    return {name: count for name, count in counts.items() if count}
+
+
 def print_failures(results, rows: list[TrialRow], out) -> None:
-    """A line for each trial that ended in error (its error's first line), and one for trials that failed and
+    """A line for each trial that ended in error (its error's last line), and one for the trials that failed and
     restarted from their checkpoint."""
     restarted = [row for row in rows if row.failures and row.status != "error"]
     if restarted:
-        print(f"\n{len(restarted)} trial(s) failed and restarted from their last checkpoint (failures column; "
-              "each error in the trial's error.txt): " + ", ".join(f"{r.trial} ({r.failures}x)" for r in restarted),
-              file=out)
+        print(f"\n{len(restarted)} trial(s) failed and restarted from their last checkpoint (each error in the "
+              "trial's error.txt): " + ", ".join(f"{r.trial} ({r.failures}x)" for r in restarted), file=out)
     for result in results:
         if result.error is not None:
             print(f"Trial {Path(result.path).name if result.path else '?'} ended in error: {error_line(result.error)}",
@@ -319,3 +226,10 @@ def print_continue(rows: list[TrialRow], known: int, num_samples: int, space: Se
                                                    (unstarted, "not started")) if count]
     head = "The search was interrupted" if interrupted or unstarted else "The search ended with trials in error"
     print(f"\n{head} ({'; '.join(parts)}). Continue it with:\n  {resume_command(space, experiment_path)}", file=out)
+
+
+def _constraint_note(constraints: Sequence[Constraint], lead: str = "; ") -> str:
+    """How the constraints read in a table's title (a trial that misses one ranks after all that meet them)."""
+    if not constraints:
+        return ""
+    return f"{lead}trials meeting {' and '.join(c.name for c in constraints)} first"

@@ -26,6 +26,7 @@ workers wait for.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -34,7 +35,6 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
-import optuna
 import ray
 import ray.train
 import ray.train.torch
@@ -45,7 +45,6 @@ from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
-from ray.tune.search.optuna import OptunaSearch
 
 from raysearch import atomic_fs, cli, cluster_health
 from raysearch import storage as storage_io
@@ -53,7 +52,10 @@ from raysearch.checkpoint import (CHECKPOINTS_TO_KEEP, RUN_DIR_CHECKPOINTS, chec
                                   latest_checkpoint)
 from raysearch.config import ExperimentConfig, build_config, config_to_dict
 from raysearch.constants import score_key
-from raysearch.loop import Runtime, local_runtime, run_trial, trial_process_scope
+from raysearch.loop import Worker, local_worker, run_trial, trial_process_scope
+from raysearch.objectives import Constraint
+from raysearch.schedulers import MultiObjectiveASHA
+from raysearch.searcher import StudySearch, make_sampler
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
 
 # Where a run's reports and checkpoints go, and where it resumes from.
@@ -79,19 +81,19 @@ def train_function(loop_config: dict[str, Any]) -> None:
     """
     cfg = build_config(loop_config["config"], source="trial config")
     destination: Destination = loop_config["destination"]
-    runtime = _worker_runtime() if destination == "train" else local_runtime(cfg)
+    worker = _train_worker() if destination == "train" else local_worker(cfg)
     resume, report = _resume_and_report(destination, loop_config.get("run_dir"))
     with trial_process_scope(loop_config["threads"]), resume() as checkpoint:
-        run_trial(cfg, report, checkpoint=checkpoint, logdir=loop_config["logdir"], runtime=runtime)
+        run_trial(cfg, report, checkpoint=checkpoint, logdir=loop_config["logdir"], worker=worker)
 
 
-def _worker_runtime() -> Runtime:
+def _train_worker() -> Worker:
     """A Train worker's rank, world and device; its models wrapped for DDP."""
     context = ray.train.get_context()
     device = ray.train.torch.get_device()
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    return Runtime(rank=context.get_world_rank(), world_size=context.get_world_size(), device=device,
+    return Worker(rank=context.get_world_rank(), world_size=context.get_world_size(), device=device,
                    prepare_model=ray.train.torch.prepare_model)
 
 
@@ -314,42 +316,58 @@ def wants_gpu(cfg: ExperimentConfig) -> bool:
 # ---------------------------------------------------------------- the search
 
 
-def make_searcher(space: SearchSpace, settings: TuneSettings, max_concurrent: int):
-    """OptunaSearch over the space's define-by-run function, seeded, base config first."""
-    if settings.searcher == "optuna":
-        # multivariate + group: TPE models the joint distribution, conditional parameters included.
-        sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, group=True,
-                                             n_startup_trials=min(10, max(2, settings.num_samples // 3)))
-    else:
-        sampler = optuna.samplers.RandomSampler(seed=settings.seed)
+def make_searcher(space: SearchSpace, settings: TuneSettings, max_concurrent: int, *,
+                  constraints: tuple[Constraint, ...] = (), journal: str | Path | None = None,
+                  study_name: str = "search") -> ConcurrencyLimiter:
+    """The search's Optuna study through Ray's OptunaSearch (raysearch.searcher.StudySearch): the space's
+    define-by-run function, its objectives' scores (the mean of the last epochs: one lucky epoch does not win),
+    `constraints` (bounds resolved, on the reported metrics), seeded, the base config first; the study kept in
+    `journal` (a file Optuna's tools open; None: in memory)."""
+    # multivariate + group TPE models the joint distribution, conditional parameters included; with several
+    # objectives it is Optuna's MOTPE. Random search is the benches' baseline.
+    sampler = make_sampler("tpe" if settings.searcher == "optuna" else "random", seed=settings.seed,
+                           n_startup_trials=min(10, max(2, settings.num_samples // 3)))
     point = space.base_point()
-    searcher = OptunaSearch(
-        space=space.define_by_run,
-        metric=score_key(space.metric),  # the mean of the last epochs: one lucky epoch does not win
-        mode=space.mode,
+    searcher = StudySearch(
+        space.define_by_run,
+        metrics=[score_key(objective.metric) for objective in space.objectives],
+        modes=[objective.mode for objective in space.objectives],
+        journal_path=journal,
+        study_name=study_name,
+        max_epochs=settings.max_epochs,
         sampler=sampler,
         points_to_evaluate=[point] if point and settings.searcher == "optuna" else None,
+        constraints=[dataclasses.replace(c, metric=score_key(c.metric)) for c in constraints],
     )
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
 
 
 def make_scheduler(space: SearchSpace, settings: TuneSettings):
+    """ASHA on one objective, MO-ASHA (raysearch.schedulers) on several, or no early stopping.
+
+    Both stop on the trial's own epoch (Tune's training_iteration restarts at 1 after a trial restart), and
+    their rungs compare each trial's scores (the mean of its last epochs), not one lucky epoch.
+    """
     if settings.scheduler == "none":
         return FIFOScheduler()
-    # The trial's own epoch: Tune's training_iteration restarts at 1 after a trial restart.
-    # Rungs compare each trial's score (the mean of its last epochs), not one lucky epoch.
+    grace = min(settings.grace_period, settings.max_epochs)
+    if settings.scheduler == "mo_asha":
+        return MultiObjectiveASHA(time_attr="epoch", metrics=[score_key(o.metric) for o in space.objectives],
+                                  modes=[o.mode for o in space.objectives], max_t=settings.max_epochs,
+                                  grace_period=grace, reduction_factor=settings.reduction_factor)
     return ASHAScheduler(time_attr="epoch", metric=score_key(space.metric), mode=space.mode, max_t=settings.max_epochs,
-                         grace_period=min(settings.grace_period, settings.max_epochs),
-                         reduction_factor=settings.reduction_factor)
+                         grace_period=grace, reduction_factor=settings.reduction_factor)
 
 
 def run_tuner(space: SearchSpace, settings: TuneSettings, overrides: list[str], storage: str, name: str, *,
-              resume: bool, progress=None, verbose: bool = False):
+              resume: bool, progress=None, verbose: bool = False, constraints: tuple[Constraint, ...] = (),
+              journal: str | Path | None = None):
     """Run (or resume) the experiment `storage/name` on the Ray this process is attached to; Tune's ResultGrid.
 
-    A local storage goes to Tune as raysearch.atomic_fs's filesystem: a disk that fills up or stops taking
-    writes never leaves a truncated file over a whole one (the experiment's state, a checkpoint).
-    """
+    A new experiment's Optuna study is named after it and kept in `journal`; a resumed one continues the
+    study its searcher was saved with (Tune pickles the searcher with the experiment). A local storage goes
+    to Tune as raysearch.atomic_fs's filesystem: a disk that fills up or stops taking writes never leaves a
+    truncated file over a whole one (the experiment's state, a checkpoint)."""
     use_gpu = wants_gpu(space.config)
     experiment_path = storage_io.join(storage, name)
     storage_path, filesystem = atomic_fs.tune_storage(storage)
@@ -362,7 +380,8 @@ def run_tuner(space: SearchSpace, settings: TuneSettings, overrides: list[str], 
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=make_searcher(space, settings, concurrency(settings, use_gpu)),
+                search_alg=make_searcher(space, settings, concurrency(settings, use_gpu), constraints=constraints,
+                                         journal=journal, study_name=name),
                 scheduler=make_scheduler(space, settings),
                 num_samples=settings.num_samples,
                 # One-process trials train in their actor, which Tune hands to the next trial: no process start,

@@ -1,7 +1,8 @@
 """Are an experiment's saved files whole, before `--resume` or `analyze` hands them to Ray Tune?
 
 A resume reads raysearch's own record (`raysearch_experiment.yaml`, which must
-end with its last line) and four files Tune saved: `tuner.pkl` (how the Tuner was built),
+end with its last line), Optuna's journal of the study (every complete line a
+JSON record) and four files Tune saved: `tuner.pkl` (how the Tuner was built),
 the newest `experiment_state-<time>.json` (the trials and their statuses), the
 newest `searcher-state-<time>.pkl` (Optuna's study) and the newest
 `search_gen_state-<time>.json` (the search generator, a pickle despite its
@@ -22,6 +23,7 @@ import json
 import pickletools
 import re
 from io import BytesIO
+from pathlib import Path
 
 from raysearch.errors import RaysearchError
 from raysearch.storage import Storage
@@ -42,8 +44,9 @@ def newest(storage: Storage, pattern: re.Pattern) -> str | None:
     return max(names) if names else None
 
 
-def check_resumable(storage: Storage) -> None:
-    """DamagedExperiment naming the first file of Tune's saved state that is missing or not whole."""
+def check_resumable(storage: Storage, journal: Path | None = None) -> None:
+    """DamagedExperiment naming the first file of Tune's saved state (and of the study's `journal`, the local
+    file the search's Optuna study is kept in) that is missing or not whole."""
     where = storage.location
     if storage.kind(TUNER_FILE) != "file" or newest(storage, TUNE_STATE) is None:
         raise DamagedExperiment(f"{where}: Tune saved no state for this experiment ({TUNER_FILE} or "
@@ -55,6 +58,37 @@ def check_resumable(storage: Storage) -> None:
         name = newest(storage, pattern)
         if name is not None:
             check_pickle(storage, name)
+    if journal is not None:
+        check_journal(journal)
+
+
+def check_journal(path: Path) -> None:
+    """Optuna's journal of the search's study (a local file; none for an experiment from before studies): every
+    complete line a JSON record. An unterminated last line is a write cut short, which Optuna skips while it is
+    last (drop_partial_record removes it before a resume appends after it)."""
+    if not path.is_file():
+        return
+    for number, line in enumerate(path.read_bytes().split(b"\n")[:-1], 1):
+        try:
+            json.loads(line)
+        except ValueError as err:
+            raise DamagedExperiment(f"{path}: line {number} is not a whole Optuna journal record ({err}); Optuna "
+                                    "cannot read the study past it; nothing was changed") from None
+
+
+def drop_partial_record(path: Path) -> int:
+    """The one repair: cut an unterminated last record from Optuna's journal (a write a full disk or a killed
+    driver cut short; Optuna never read it) so that the records a resume appends do not follow it, which
+    would make the whole journal unreadable. The bytes dropped (0: none)."""
+    if not path.is_file():
+        return 0
+    data = path.read_bytes()
+    whole = data.rfind(b"\n") + 1
+    if whole == len(data):
+        return 0
+    with open(path, "r+b") as journal:
+        journal.truncate(whole)
+    return len(data) - whole
 
 
 def check_tune_state(storage: Storage, name: str) -> None:

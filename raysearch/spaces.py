@@ -1,4 +1,4 @@
-"""A search space YAML -> validated parameters, an Optuna define-by-run space, Tune settings.
+"""A search space YAML -> validated parameters, an Optuna define-by-run space, objectives, Tune settings.
 
 The `search:` section maps dotted config keys to one distribution each:
 
@@ -11,7 +11,9 @@ The `search:` section maps dotted config keys to one distribution each:
 `when` makes a parameter conditional on another key (searched earlier in the
 file, or the base value). Every key, bound and choice is checked against the
 typed config when the file is loaded, so a misspelt key fails before Ray
-starts instead of being silently ignored by every trial.
+starts instead of being silently ignored by every trial. What the search
+optimises (`metric`, or several `objectives`, and `constraints`) is
+raysearch.objectives'.
 """
 
 from __future__ import annotations
@@ -34,12 +36,10 @@ from raysearch.config import (
     set_dotted,
 )
 from raysearch.errors import ConfigError
+from raysearch.objectives import Constraint, ConstraintSpec, Objective, parse_constraints, parse_objectives
 
 KINDS = ("loguniform", "uniform", "int", "choice")
 
-# Metrics a space may optimise: what every epoch's report carries.
-METRICS = {"val/mse": "min", "val/psnr": "max", "val/ssim": "max", "val/seam": "min", "val/swd": "min",
-           "val/swd_band": "min"}
 
 
 @dataclass(frozen=True)
@@ -99,15 +99,18 @@ class TuneSettings:
     """The `tune:` section: budget, scheduler, searcher, concurrency, resources.
 
     scheduler `asha` stops bad trials early on the trial's own `epoch`
-    (Tune's training_iteration restarts after a trial restart); `none` runs
-    every trial to max_epochs. searcher `optuna` is a seeded multivariate TPE;
-    `random` is Optuna's random sampler (the baseline of bench/search.py).
-    HyperBandForBOHB is not offered: with OptunaSearch it crashes in Ray 2.60.
+    (Tune's training_iteration restarts after a trial restart) by one metric;
+    `mo_asha` does the same for several objectives, promoting by non-dominated
+    sorting (raysearch.schedulers; the default of a multi-objective space);
+    `none` runs every trial to max_epochs. searcher `optuna` is a seeded
+    multivariate TPE (MOTPE for several objectives); `random` is Optuna's random
+    sampler (the baseline of bench/search.py). HyperBandForBOHB is not offered:
+    with OptunaSearch it crashes in Ray 2.60.
     """
 
     num_samples: int = 16
     max_epochs: int = 10
-    scheduler: Literal["asha", "none"] = "asha"
+    scheduler: Literal["asha", "mo_asha", "none"] = "asha"
     grace_period: int = 2
     reduction_factor: int = 3
     searcher: Literal["optuna", "random"] = "optuna"
@@ -140,9 +143,26 @@ class SearchSpace:
     base: dict[str, Any]  # the plain `base:` mapping with --set overrides applied
     config: ExperimentConfig  # the validated base config
     params: tuple[Param, ...]
-    metric: str
-    mode: str
+    objectives: tuple[Objective, ...]  # what the search optimises; the first is the table's primary column
+    constraints: tuple[ConstraintSpec, ...]  # what a trial must meet to count (resolved with `bounds`)
     tune: TuneSettings
+
+    @property
+    def metric(self) -> str:
+        """The primary objective's metric (the only one of a single-objective space)."""
+        return self.objectives[0].metric
+
+    @property
+    def mode(self) -> str:
+        return self.objectives[0].mode
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    def bounds(self, baselines: dict[str, dict[str, float]] | None) -> tuple[Constraint, ...]:
+        """The constraints with their bounds resolved against the classical fills of the search's data."""
+        return tuple(spec.resolve(baselines) for spec in self.constraints)
 
     def define_by_run(self, trial: Any) -> None:
         """Optuna define-by-run: suggest each parameter whose condition holds."""
@@ -163,7 +183,7 @@ class SearchSpace:
     def check_trials(self, settings: TuneSettings) -> None:
         """Every config the search can give a trial under `settings` (its budget and workers) is valid,
         or ConfigError naming the file and the values."""
-        # What trial_driver adds to every trial's parameters.
+        # What the runtime adds to every trial's parameters (runtime.search_trial).
         fixed = {"train.epochs": settings.max_epochs, "train.workers": settings.resources.workers}
         try:
             check_reachable_configs(self.params, self.base, fixed)
@@ -190,23 +210,31 @@ def load_space(name_or_path: str, overrides: list[str] = ()) -> SearchSpace:
     base = config_to_dict(config)  # overrides applied, every default spelt out
     where = str(path)
     try:
-        metric = values.get("metric", "val/psnr")
-        if metric not in METRICS:
-            raise ConfigError(f"metric: {metric!r} is not reported{close_match_hint(str(metric), list(METRICS))}; allowed: {', '.join(METRICS)}")
-        mode = values.get("mode", METRICS[metric])
-        if mode not in ("min", "max"):
-            raise ConfigError(f"mode: must be min or max, got {mode!r}")
-        if mode != METRICS[metric]:
-            better = "lower" if METRICS[metric] == "min" else "higher"
-            raise ConfigError(f"mode: {mode} does not fit metric {metric} ({better} is better): "
-                              f"use mode: {METRICS[metric]}, or leave mode out")
-        tune = build_dataclass(TuneSettings, values.get("tune") or {}, "tune")
+        objectives = parse_objectives(values)
+        constraints = parse_constraints(values, config.objective.adversarial)
+        tune_section = values.get("tune") or {}
+        if isinstance(tune_section, dict) and "scheduler" not in tune_section and len(objectives) > 1:
+            tune_section = dict(tune_section)
+            tune_section["scheduler"] = "mo_asha"  # several objectives: successive halving that keeps the front
+        tune = build_dataclass(TuneSettings, tune_section, "tune")
+        check_scheduler(tune.scheduler, objectives)
         params = tuple(_parse_params(values.get("search") or {}, config))
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
-    space = SearchSpace(path, str(values.get("description", "")).strip(), base, config, params, metric, mode, tune)
+    space = SearchSpace(path, str(values.get("description", "")).strip(), base, config, params, objectives,
+                        constraints, tune)
     space.check_trials(tune)
     return space
+
+
+def check_scheduler(scheduler: str, objectives: tuple[Objective, ...]) -> None:
+    """ASHA ranks by one metric and MO-ASHA by several: refuse the one that does not fit the objectives."""
+    if scheduler == "asha" and len(objectives) > 1:
+        raise ConfigError(f"tune.scheduler: asha stops trials by one metric, and this space has "
+                          f"{len(objectives)} objectives; use mo_asha (successive halving by Pareto front) or none")
+    if scheduler == "mo_asha" and len(objectives) == 1:
+        raise ConfigError(f"tune.scheduler: mo_asha is for several objectives, and this space has one "
+                          f"({objectives[0].metric}); use asha or none")
 
 
 def _parse_params(section: Any, config: ExperimentConfig) -> list[Param]:

@@ -2,14 +2,14 @@
 
 If the ranking of a search's trials by a metric on one half of the validation
 subset agrees with the ranking on the other half (Spearman rho near 1), the
-metric ranks generators, not the noise of which images were drawn. Issue 8
+metric ranks generators, not the noise of which images were drawn. The project
 asks for rho >= 0.9; `data.val_images` and the SWD settings in metrics.py are
-chosen by this measurement (see the README).
+chosen by this measurement (docs/benchmarks.md).
 
-- `half_scores(state)`: a checkpoint's generator, run by the loop's own
-  validation (`raysearch.loop.validate`: same subset, noise, batches), scored
-  with every metric (`raysearch.evaluate`) on the first and on the second half
-  of the subset.
+- `half_scores(state)`: a checkpoint's generator filling its validation subset
+  as its own validation did (`raysearch.fill.validation_fills`: same subset,
+  noise, batches), scored with every metric (`raysearch.evaluate`) on the first
+  and on the second half of the subset.
 - `experiment_rank_stability(location)`: that for the latest kept checkpoint
   of every trial of a finished experiment that trained without diverging, and
   Spearman's rho between the halves for a metric. Used by bench/quality.py.
@@ -25,7 +25,7 @@ import torch
 from raysearch.checkpoint import load_checkpoint
 from raysearch.evaluate import score_centers
 from raysearch.experiment import Experiment, open_experiment
-from raysearch.loop import checkpoint_trial, validate
+from raysearch.fill import validation_fills
 
 
 @dataclass(frozen=True)
@@ -37,13 +37,12 @@ class HalfScores:
 
 def half_scores(state: dict[str, Any]) -> HalfScores:
     """Every validation metric of a checkpoint's generator on each half of its validation subset."""
-    trial = checkpoint_trial(state)
-    _, generated = validate(trial)
-    images = trial.data.val_images
+    fills = validation_fills(state)
+    images = fills.real
     half = len(images) // 2
     if half < 1:
         raise ValueError(f"the validation subset has {len(images)} image(s): cannot split it in two")
-    first, second = (score_centers(generated[part], images[part], seed=trial.cfg.train.seed)
+    first, second = (score_centers(fills.outputs[part], images[part], seed=fills.config.train.seed)
                      for part in (slice(0, half), slice(half, 2 * half)))
     return HalfScores(first, second, half)
 

@@ -29,8 +29,9 @@ from tensorboard.plugins.hparams import api_pb2, metadata as hparams_metadata, p
 from tensorboardX import SummaryWriter
 from tensorboardX.proto.summary_pb2 import Summary
 
-from models.geometry import mask_context, paste_center
+from models.geometry import mask_context
 from raysearch.config import flatten
+from raysearch.fill import composite
 from raysearch.pictures import image_grid
 from raysearch.constants import score_key
 from raysearch.storage import Storage, is_uri, join
@@ -86,14 +87,13 @@ class TrialSummary:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.writer.add_scalar(tag, value, epoch)
 
-    def preview(self, images: torch.Tensor, generated_center: torch.Tensor, epoch: int) -> None:
-        """Three rows like the seeds' figures: context, ground truth, generated pasted into the context.
+    def preview(self, images: torch.Tensor, outputs: torch.Tensor, epoch: int) -> None:
+        """Three rows like the seeds' figures: context, ground truth, the images filled by the generator's `outputs`.
 
-        `images` and `generated_center` are in [-1, 1]; the same validation
-        images and the same noise are used every epoch, so grids compare.
+        `images` and `outputs` are in [-1, 1]; the same validation images and the same noise are used every
+        epoch, so grids compare; the fill is composited as every fill is (raysearch.fill).
         """
-        context = mask_context(images)
-        rows = [context, images, paste_center(context, generated_center.to(images.dtype))]
+        rows = [mask_context(images), images, composite(images, outputs)]
         grid = image_grid(rows)
         self.writer.add_image("preview/context_truth_generated", grid, epoch)
 

@@ -26,7 +26,7 @@ from raysearch.checkpoint import RUN_DIR_CHECKPOINTS, latest_checkpoint, load_ch
 from raysearch.config import config_to_dict, list_spaces, load_config
 from raysearch.data.check import check_source
 from raysearch.errors import RaysearchError
-from raysearch.loop import VAL_HISTORY_KEY, local_runtime
+from raysearch.loop import VAL_HISTORY_KEY, local_worker
 from raysearch.storage import open_root
 from raysearch.summaries import write_baseline_runs
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             if distributed:
                 cli.check_gpu_before_ray(cfg.train.device, args.address)
             else:
-                local_runtime(cfg)  # train.device=cuda without a GPU here is one line now, not a failed run
+                local_worker(cfg)  # train.device=cuda without a GPU here is one line now, not a failed run
             baselines = baselines_of(cfg)  # before training: a data problem here is one line too
     except RaysearchError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -41,12 +41,15 @@ from raysearch.config import build_dataclass, config_to_dict, list_spaces, parse
 from raysearch.constants import EXPERIMENT_FILE, SMOKE_OVERRIDES, score_key
 from raysearch.data.check import captions_possible, check_source
 from raysearch.errors import ConfigError, RaysearchError
-from raysearch.metrics import list_metrics
+from raysearch.evaluate import reported_metrics
+from raysearch.objectives import Constraint
 from raysearch.report import resume_command, write_report
-from raysearch.saved_state import TUNER_FILE, check_record_complete, check_resumable
+from raysearch.rows import search_constraints
+from raysearch.saved_state import TUNER_FILE, check_record_complete, check_resumable, drop_partial_record
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
 from raysearch.stop_signals import sigterm_as_ctrl_c
 from raysearch.storage_health import StorageFault
+from raysearch.study import STUDY_FILE, fetch_journal, local_journal, publish_journal, study_mismatch
 from raysearch.summaries import HParamColumn, write_baseline_runs, write_experiment_hparams
 
 # --smoke-test (Ray's convention): a tiny budget on constants.SMOKE_OVERRIDES' tiny dataset.
@@ -114,8 +117,8 @@ def dry_run(space: SearchSpace, settings: TuneSettings) -> None:
         "space": str(space.path),
         "base": space.base,
         "search": {p.key: _describe(p) for p in space.params},
-        "metric": space.metric,
-        "mode": space.mode,
+        "objectives": {o.metric: o.mode for o in space.objectives},
+        "constraints": [c.describe() for c in space.constraints],
         "tune": dataclasses.asdict(settings),
     }, sort_keys=False), end="")
 
@@ -151,15 +154,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume:
             # The experiment's own record wins over today's flags: same space, overrides, budget.
             space, overrides, settings = recorded_experiment(experiment_path)
-            check_resumable(storage_io.Storage(experiment_path))  # Tune's saved state whole, before Ray reads it
+            # Tune's saved state and the study's journal whole, before Ray reads them.
+            check_resumable(storage_io.Storage(experiment_path), fetch_journal(experiment_path))
         elif not args.dry_run:
             check_new(storage, name)
         space.check_trials(settings)  # again with --max-epochs / --smoke-test's budget
         if not args.dry_run:
             cli.check_gpu_before_ray(space.config.train.device, args.address)
         check_source(space.config.data.path, captions=captions_possible(space.config, space.params))
-        # The classical fills of a new experiment (once per dataset, then cached beside it), before Ray starts.
+        if args.resume:
+            check_study(storage_io.join(storage, name), name, space)
+        # The classical fills of a new experiment (once per dataset, then cached beside it), before Ray starts:
+        # its constraints may be relative to them.
         baselines = None if args.dry_run or args.resume else baselines_of(space.config)
+        if baselines is not None:
+            space.bounds(baselines)
     except RaysearchError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_REFUSED
@@ -173,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             # One driver per experiment, taken before Ray starts and held until this process ends.
             held.enter_context(experiment_lock.hold(experiment_path))
+            if args.resume:
+                drop_cut_journal_record(experiment_path)
             runtime.start_ray(args.address, log_to_driver=args.verbose, device=space.config.train.device)
             cli.check_gpu_on_cluster(space.config.train.device)
         except RaysearchError as err:
@@ -230,6 +241,15 @@ def search_and_report(space: SearchSpace, settings: TuneSettings, overrides: lis
     return EXIT_SIGTERM if sigterm else 0
 
 
+def drop_cut_journal_record(experiment_path: str) -> None:
+    """Before a resume appends to the study's journal: drop a last record a fault cut short (saved_state)."""
+    journal = fetch_journal(experiment_path)
+    dropped = drop_partial_record(journal)
+    if dropped:
+        print(f"note: {journal} ended with a record cut short ({dropped} bytes, never read by Optuna): dropped, so "
+              "the records this resume adds can be read", file=sys.stderr)
+
+
 def check_new(storage: str, name: str) -> None:
     """A new experiment must not start over one that already holds a search (its results would be mixed)."""
     if storage_io.Storage(storage).kind(f"{name}/{TUNER_FILE}") == "file":
@@ -238,6 +258,19 @@ def check_new(storage: str, name: str) -> None:
 
 
 RECORD_KEYS = ("space", "overrides", "tune")  # what --resume reads from an experiment's record
+
+
+def check_study(experiment_path: str, name: str, space: SearchSpace) -> None:
+    """--resume continues the experiment's own Optuna study: ConfigError when its journal holds a study with other
+    objectives (an experiment from before studies has no journal: its searcher resumes as it was saved)."""
+    journal = fetch_journal(experiment_path)
+    if not journal.is_file():
+        return
+    problem = study_mismatch(journal, name, [score_key(o.metric) for o in space.objectives],
+                             [o.mode for o in space.objectives])
+    if problem:
+        raise ConfigError(f"--resume: {problem}; the space's objectives changed since the search started: resume "
+                          "with the space as it was, or start a new search")
 
 
 def recorded_experiment(experiment_path: str) -> tuple[SearchSpace, list[str], TuneSettings]:
@@ -284,27 +317,46 @@ def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str],
         # trials' logs unless --verbose; a failed trial's error still reaches this console through Tune.
         quiet_ray_logs()
     experiment_path = storage_io.join(storage, name)
+    journal = fetch_journal(experiment_path) if resume else local_journal(experiment_path)
+    constraints = ()  # a resumed search's searcher comes back with its own
     if not resume:
-        remember_experiment(experiment_path, space, overrides, settings)
         fills = baselines if baselines is not None else baselines_of(space.config)
+        constraints = space.bounds(fills)
+        remember_experiment(experiment_path, space, overrides, settings, constraints)
         write_baseline_runs(storage_io.join(experiment_path, "tensorboard"), fills, settings.max_epochs)
-    progress = SearchProgress(space.metric, settings.num_samples, settings.max_epochs, [p.key for p in space.params])
-    return runtime.run_tuner(space, settings, overrides, storage, name, resume=resume, progress=progress,
-                             verbose=verbose)
+    print(f"Optuna study: optuna-dashboard {journal}", file=sys.stderr)
+    progress = SearchProgress([o.metric for o in space.objectives], settings.num_samples, settings.max_epochs,
+                              [p.key for p in space.params])
+    try:
+        return runtime.run_tuner(space, settings, overrides, storage, name, resume=resume, progress=progress,
+                                 verbose=verbose, constraints=constraints, journal=journal)
+    finally:
+        publish_journal(experiment_path)
 
 
-def remember_experiment(experiment_path: str, space: SearchSpace, overrides: list[str], settings: TuneSettings) -> None:
-    """Record what the experiment was started with, so --resume and analyze can rebuild it.
+def remember_experiment(experiment_path: str, space: SearchSpace, overrides: list[str], settings: TuneSettings,
+                        constraints: tuple[Constraint, ...] | None = None) -> None:
+    """Record what the experiment was started with, so --resume and analyze can rebuild it: its space,
+    overrides and budget, its objectives (`metric`/`mode`: the primary one) and constraints (as stated and as
+    resolved against the classical fills), and its Optuna study.
 
-    Also the experiment's HParams columns: the searched parameters and the metrics.
+    Also the experiment's HParams columns: the searched parameters and the metrics. `constraints` as resolved
+    for the search (None: resolved here, against the classical fills of its data).
     """
+    if constraints is None:
+        constraints = search_constraints(space)
     storage_io.Storage(experiment_path).write_text(EXPERIMENT_FILE, yaml.safe_dump({
         "space": str(space.path), "overrides": overrides, "tune": dataclasses.asdict(settings),
-        "metric": space.metric, "mode": space.mode, "base": config_to_dict(space.config),
+        "metric": space.metric, "mode": space.mode,
+        "objectives": {o.metric: o.mode for o in space.objectives},
+        "constraints": [{"metric": c.metric, "op": c.op, "bound": c.bound, "stated": spec.describe()}
+                        for c, spec in zip(constraints, space.constraints)],
+        "study": {"name": experiment_path.rstrip("/").rsplit("/", 1)[-1], "journal": STUDY_FILE},
+        "base": config_to_dict(space.config),
     }, sort_keys=False))
     columns = [HParamColumn(p.key, p.kind, tuple(p.choices) if p.kind == "choice" else (), p.low, p.high)
                for p in space.params]
-    metrics = [f"val/{name}" for name in list_metrics()]
+    metrics = list(reported_metrics())
     write_experiment_hparams(storage_io.join(experiment_path, "tensorboard"), columns,
                              [score_key(space.metric)] + metrics + [score_key(m) for m in metrics if m != space.metric])
 

@@ -62,3 +62,15 @@ def listening(port: int) -> bool:
 
 def tail(path: Path, lines: int = 60) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no output)"
+
+
+def validated_by_the_loop(state: dict, **data) -> tuple[dict[str, float], torch.Tensor]:
+    """The training loop's own validation of a full-state checkpoint (a Trial of its config, `data.*` changed by
+    `data`, restored from it): what the fill path (raysearch.fill) must reproduce."""
+    from raysearch.config import build_config
+    from raysearch.loop import Trial, Worker, validate
+
+    config = {**state["config"], "data": {**state["config"]["data"], **data}}
+    trial = Trial(build_config(config), Worker())
+    trial.restore({**state, "config": config}, Path("checkpoint"))
+    return validate(trial)

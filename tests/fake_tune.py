@@ -1,6 +1,7 @@
 """An experiment directory written the way tune.py, Tune and Train write it, without running Ray: for the
 readers of experiments (analyze, inpaint) to be tested on real files."""
 
+import copy
 import dataclasses
 import json
 import shutil
@@ -23,18 +24,24 @@ def params(lr, kernel=3, width=16, activation="tanh", decay=1.0):
             "generator.output_activation": activation, "optim.lr_decay": decay}
 
 
+def search_trial(config):
+    """Stands in for runtime.search_trial (a trainable taking a config, as Tune registers it); never run here."""
+
+
 class FakeTune:
     """Writes an experiment directory the way tune.py, Tune and Train do."""
 
-    def __init__(self, root: Path, num_samples: int = 6):
+    def __init__(self, root: Path, num_samples: int = 6, space: str = SPACE):
+        """`space`: a shipped space's name or a space file (its trials named <its stem>_<trial id>)."""
         self.root = root
-        self.space = load_space(SPACE, OVERRIDES)
+        self.space = load_space(space, OVERRIDES)
+        self.prefix = self.space.path.stem
         settings = dataclasses.replace(self.space.tune, num_samples=num_samples, max_epochs=MAX_EPOCHS)
         remember_experiment(str(root), self.space, OVERRIDES, settings)
         self.states: list[tuple[str, str, dict]] = []
 
     def trial_dir(self, trial_id, trial_params):
-        path = self.root / f"{SPACE}_{trial_id}"
+        path = self.root / f"{self.prefix}_{trial_id}"
         path.mkdir(parents=True, exist_ok=True)
         (path / "params.json").write_text(json.dumps(trial_params, indent=2, sort_keys=True))
         (path / "result.json").touch()
@@ -42,7 +49,7 @@ class FakeTune:
 
     def result(self, trial_id, metrics, done=False):
         line = {**metrics, "done": done, "trial_id": trial_id, "training_iteration": metrics.get("epoch", 0)}
-        with open(self.root / f"{SPACE}_{trial_id}" / "result.json", "a") as handle:
+        with open(self.root / f"{self.prefix}_{trial_id}" / "result.json", "a") as handle:
             handle.write(json.dumps(line) + "\n")
 
     def train(self, trial_id, trial_params, epochs, done=True):
@@ -64,24 +71,27 @@ class FakeTune:
                 line["checkpoint_dir_name"] = name
             self.result(trial_id, line, done=done and metrics["epoch"] == epochs)
 
-        run_trial(cfg, report, logdir=self.root / "tensorboard" / f"{SPACE}_{trial_id}")
+        run_trial(cfg, report, logdir=self.root / "tensorboard" / f"{self.prefix}_{trial_id}")
         return reports
 
     def state(self, trial_id, status, trial_params):
         self.states.append((trial_id, status, trial_params))
 
     def write_state(self):
-        """Tune's experiment_state-<time>.json, as TuneController.save_to_dir writes it, from Tune's Trial objects."""
-        from ray.train._internal.storage import StorageContext
-        from ray.tune import PlacementGroupFactory
+        """Tune's experiment_state-<time>.json, as TuneController.save_to_dir writes it, from Tune's Trial objects.
+
+        Each trial's storage is the experiment's, as Ray's public `tune.Experiment` makes it, with the trial's
+        directory named as Tune names it when it starts a trial."""
+        from ray.tune import Experiment, PlacementGroupFactory
         from ray.tune.experiment import Trial
         from ray.tune.utils.serialization import TuneFunctionEncoder
 
+        experiment = Experiment(self.root.name, search_trial, storage_path=str(self.root.parent))
         data = []
         for tid, status, p in self.states:
-            storage = StorageContext(storage_path=str(self.root.parent), experiment_dir_name=self.root.name,
-                                     trial_dir_name=f"{SPACE}_{tid}")
-            trial = Trial("trial_driver", config=p, trial_id=tid, stub=True, storage=storage,
+            storage = copy.copy(experiment.storage)
+            storage.trial_dir_name = f"{self.prefix}_{tid}"  # what Trial.init_local_path sets when Tune starts the trial
+            trial = Trial("search_trial", config=p, trial_id=tid, stub=True, storage=storage,
                           placement_group_factory=PlacementGroupFactory([{"CPU": 1}]))
             trial.create_placement_group_factory()  # what Tune does before it saves a trial
             trial.set_status(status)

@@ -28,7 +28,8 @@ from raysearch.checkpoint import load_checkpoint
 from raysearch.baselines import BASELINE_NAMES, baselines_for, filled_images, validation_subset
 from raysearch.experiment import TrialRecord, open_experiment
 from raysearch.spaces import load_space
-from raysearch.loop import DIVERGED_METRICS
+from raysearch.loop import diverged_metrics
+from tests.conftest import validated_by_the_loop
 from tests.fake_tune import MAX_EPOCHS, OVERRIDES, SPACE, FakeTune, params
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,7 +53,7 @@ def experiment(tmp_path_factory):
     reports["bbbb0002"] = tune.train("bbbb0002", p["bbbb0002"], epochs=1)  # stopped by ASHA after 1
     # Diverged in epoch 2: its epoch-1 checkpoint stays the latest, the report carries the worst values.
     tune.train("cccc0003", p["cccc0003"], epochs=1, done=False)
-    tune.result("cccc0003", {**DIVERGED_METRICS, "epoch": 2, "diverged": 1, "diverged_epoch": 2,
+    tune.result("cccc0003", {**diverged_metrics(), "epoch": 2, "diverged": 1, "diverged_epoch": 2,
                              "diverged_phase": "generator"}, done=True)
     # Running: one result, no checkpoint yet, and a half-written second line.
     tune.trial_dir("dddd0004", p["dddd0004"])
@@ -116,7 +117,7 @@ def test_final_and_best_come_from_the_history(experiment):
     history = [r["val/psnr"] for r in experiment["reports"]["aaaa0001"]]
     assert rows["l2_aaaa0001"].final == pytest.approx(history[-1])
     assert rows["l2_aaaa0001"].best == pytest.approx(max(history))
-    assert rows["l2_cccc0003"].final == DIVERGED_METRICS["val/psnr"]
+    assert rows["l2_cccc0003"].final == diverged_metrics()["val/psnr"]
     assert rows["l2_ffff0006"].final is None and rows["l2_eeee0005"].final is None
 
 
@@ -198,7 +199,7 @@ def importance_experiment(tmp_path_factory):
         tune.trial_dir(tid, trial_params)
         tune.result(tid, {"val/psnr": 10 + 2 * math.log10(lr) + 0.01 * (i % 3), "epoch": 2, "diverged": 0}, done=True)
     tune.trial_dir("dead0009", params(3e-3, kernel=5, decay=0.99))
-    tune.result("dead0009", {**DIVERGED_METRICS, "epoch": 1, "diverged": 1, "diverged_phase": "generator"}, done=True)
+    tune.result("dead0009", {**diverged_metrics(), "epoch": 1, "diverged": 1, "diverged_phase": "generator"}, done=True)
     return root
 
 
@@ -407,7 +408,7 @@ def test_smoke_search_then_analyze(tmp_path):
     assert png.is_file() and Image.open(png).size[1] > 2 * TILE
 
 
-# ---------------------------------------------------------------- rank stability (issue 8)
+# ---------------------------------------------------------------- rank stability
 
 
 def test_spearman_matches_scipy():
@@ -421,7 +422,6 @@ def test_spearman_matches_scipy():
 
 
 def test_half_scores_are_the_loops_metrics_on_each_half(experiment):
-    from raysearch.loop import checkpoint_trial, validate
     from raysearch.stability import experiment_rank_stability, half_scores
 
     trial = open_experiment(str(experiment["root"])).trial("l2_aaaa0001")
@@ -429,8 +429,7 @@ def test_half_scores_are_the_loops_metrics_on_each_half(experiment):
     scores = half_scores(state)
     assert scores.images == 16  # data.val_images=32
     # The first half is what the loop measures on a 16-image subset (l2: no noise; eval-mode batch norm).
-    config = dict(state["config"], data={**state["config"]["data"], "val_images": 16})
-    loop, _ = validate(checkpoint_trial({**state, "config": config}))
+    loop, _ = validated_by_the_loop(state, val_images=16)
     assert scores.first == pytest.approx(loop)
     assert scores.first != pytest.approx(scores.second)
 
@@ -445,6 +444,7 @@ def test_half_scores_are_the_loops_metrics_on_each_half(experiment):
     assert by_swd["trials"]["l2_aaaa0001"]["first"] == pytest.approx(scores.first["val/swd"])
 
 
+@pytest.mark.slow
 def test_rank_stability_flag_prints_rho_per_metric(experiment, capsys):
     from raysearch.stability import experiment_rank_stability
 
@@ -460,6 +460,7 @@ def test_rank_stability_flag_prints_rho_per_metric(experiment, capsys):
     assert found == {"images_per_half": 16, "trials": 2, "rho": {"val/psnr": pytest.approx(expected["rho"])}}
 
 
+@pytest.mark.slow
 def test_judge_rows_are_the_top_trials_beside_the_real_centers_and_the_fills(experiment, capsys):
     code, out, err = run([experiment["root"], "--judge", "--top", "1", "--judge-seeds", "2", "--json"], capsys)
     assert code == 0, err

@@ -1,5 +1,5 @@
 """Every bad input a new user can give: one line `error: ...` naming the file, key or value, exit status 2,
-no traceback, Ray never started, nothing already on disk changed (issue 10, "Bad input").
+no traceback, Ray never started, nothing already on disk changed.
 
 The commands run in-process (`main([...])`) with `runtime.start_ray` replaced by a function that fails the
 test, so none of these tests starts Ray; a few run as real subprocesses to prove the behaviour end to end.
@@ -20,6 +20,7 @@ from raysearch.checkpoint import STATE_FILE, load_checkpoint, save_checkpoint
 from raysearch.config import load_config
 from raysearch.data import __main__ as data_cli
 from raysearch.errors import CheckpointError, ConfigError
+from raysearch.fill import validation_fills
 from raysearch.spaces import load_space
 from tests.conftest import SMALL_DATA
 
@@ -194,7 +195,8 @@ def test_cuda_without_a_gpu_fails_before_a_local_ray_starts(monkeypatch, capsys,
     assert_one_line(capsys, code, "train.device=cuda", "no GPU", "allowed")
 
 
-@pytest.mark.parametrize("command", ["tune", "train"])
+# The search computes the classical fills of the full synthetic dataset before it attaches (~25 s here).
+@pytest.mark.parametrize("command", [pytest.param("tune", marks=pytest.mark.slow), "train"])
 def test_cuda_on_a_cluster_without_gpus_yet_notes_the_autoscaler_and_goes_on(tmp_path, monkeypatch, capsys, command):
     # cluster.yaml's GPU workers scale from 0: an idle cluster has no GPU until trials ask for one.
     import ray
@@ -367,7 +369,8 @@ BAD_STATES = {
     "generator_shape": (_reshape_generator, ["generator does not fit", "size mismatch"]),
     "critic_keys": (_rename_critic, ["critic does not fit", "Missing key"]),
     "critic_null": (lambda s: s.__setitem__("critic", None), ["'critic' is null"]),
-    "optimizer_groups": (lambda s: s["opt_g"].__setitem__("param_groups", []), ["generator optimiser does not fit"]),
+    "optimizer_groups": (lambda s: s["generator_optimizer"].__setitem__("param_groups", []),
+                         ["generator optimiser does not fit"]),
 }
 
 
@@ -377,7 +380,8 @@ def test_resuming_from_a_checkpoint_that_does_not_fit_is_one_line(tmp_path, good
 
     spoil, words = BAD_STATES[case]
     state = {k: (dict(v) if isinstance(v, dict) else v) for k, v in good_checkpoint.items()}
-    state["opt_g"] = {k: (list(v) if isinstance(v, list) else v) for k, v in good_checkpoint["opt_g"].items()}
+    state["generator_optimizer"] = {k: (list(v) if isinstance(v, list) else v)
+                                  for k, v in good_checkpoint["generator_optimizer"].items()}
     spoil(state)
     torch.save(state, tmp_path / STATE_FILE)
     with pytest.raises(CheckpointError) as caught:
@@ -396,7 +400,7 @@ def test_analyze_grid_on_a_checkpoint_that_does_not_fit_is_one_line(good_checkpo
     spoil(state)
     where = "s3://bucket/exp/train_abc/epoch_0001/state.pt"
     with pytest.raises(CheckpointError) as caught:
-        analyze._generate(state, 4, where)
+        validation_fills(state, where)
     message = str(caught.value)
     assert "\n" not in message and message.startswith(where), message
 
@@ -405,7 +409,7 @@ def test_analyze_grid_names_the_checkpoint_whose_config_is_invalid(good_checkpoi
     state = dict(good_checkpoint)
     state["config"] = {**state["config"], "objective": {**state["config"]["objective"], "name": "wgan3"}}
     with pytest.raises(CheckpointError, match=r"^runs/x/state.pt: its config: objective.name: 'wgan3'"):
-        analyze._generate(state, 4, "runs/x/state.pt")
+        validation_fills(state, "runs/x/state.pt")
 
 
 class Payload:

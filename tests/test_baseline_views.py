@@ -12,7 +12,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from raysearch.constants import score_key
 from raysearch import baselines as baselines_module
-from raysearch.report import BASELINE_STATUS, search_psnr_floor, write_report
+from raysearch.objectives import Constraint
+from raysearch.report import write_report
+from raysearch.rows import BASELINE_STATUS, search_constraints
 from raysearch.spaces import load_space
 from raysearch.summaries import BASELINE_RUN_PREFIX, write_baseline_runs
 from raysearch.train import against_best_fill, describe_against_best_fill
@@ -43,9 +45,10 @@ def fixed_baselines(monkeypatch):
 
 def test_gan_spaces_rank_against_the_best_classical_fill(fixed_baselines):
     gan = load_space("wgan", ["train.seed=7"])
-    assert search_psnr_floor(gan) == 19.0  # the best fill's PSNR (harmonic 20.0) less 1 dB
+    # The best fill's PSNR (harmonic 20.0) less 1 dB.
+    assert search_constraints(gan) == (Constraint("val/psnr", ">=", 19.0),)
     assert fixed_baselines == [(gan.config.data, 7)]  # the search's own data and metric seed
-    assert search_psnr_floor(load_space("l2")) is None  # fidelity is l2's own objective: no floor
+    assert search_constraints(load_space("l2")) == ()  # fidelity is l2's own objective: no floor
 
 
 def _result(name, params, history):
@@ -110,8 +113,10 @@ def test_analyze_ranks_a_gan_experiment_with_the_searchs_floor(fixed_baselines, 
 
     space = load_space("wgan", ["train.seed=5"])
     remember_experiment(str(tmp_path / "gan"), space, ["train.seed=5"], space.tune)
+    fixed_baselines.clear()
+    floor = (Constraint("val/psnr", ">=", 19.0),)  # the best fill's PSNR (harmonic 20.0) less 1 dB
     experiment = open_experiment(str(tmp_path / "gan"))
-    assert experiment.fills() == (FIXED, 19.0)
+    assert experiment.fills() == (FIXED, floor)
     assert fixed_baselines == [(space.config.data, 5)]  # the data and seed of the record's base:
 
     # An experiment whose record has no base: (an older raysearch) is still analysed, without the fills.
@@ -120,9 +125,13 @@ def test_analyze_ranks_a_gan_experiment_with_the_searchs_floor(fixed_baselines, 
     del written["base"]
     record.write_text(yaml.safe_dump(written))
     notes = []
-    assert open_experiment(str(tmp_path / "gan")).fills(notes.append) == (None, None)
+    # The floor as the search resolved it is in the record: it still ranks the trials.
+    assert open_experiment(str(tmp_path / "gan")).fills(notes.append) == (None, floor)
     assert notes == [f"note: no classical fills: {tmp_path / 'gan'}/raysearch_experiment.yaml: has no base: config "
                      "(an experiment from an older raysearch)"]
+    del written["constraints"]  # older still: neither fills nor constraints
+    record.write_text(yaml.safe_dump(written))
+    assert open_experiment(str(tmp_path / "gan")).fills(lambda note: None) == (None, ())
 
 
 def test_reference_runs_reach_a_storage_uri(tmp_path):

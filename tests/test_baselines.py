@@ -19,20 +19,10 @@ from raysearch.data.__main__ import main
 from raysearch.baselines import BASELINE_NAMES, baselines_for, best_baseline
 from raysearch.data.prepare import prepare_photos
 from raysearch.data.prepared import PreparedDataset
+from tests.photos import smooth_photo
 
 LO, HI = 16, 48  # the hole, written out here rather than imported
 METRIC_KEYS = {"val/mse", "val/psnr", "val/ssim", "val/seam", "val/swd", "val/swd_band"}
-
-
-def _smooth_photo(rng: np.random.Generator) -> np.ndarray:
-    """A smooth colour field plus a little noise: a fill that continues the border beats a flat one."""
-    y, x = np.mgrid[0:96, 0:96] / 96.0
-    channels = []
-    for _ in range(3):
-        a, b, c, d = rng.uniform(-1, 1, 4)
-        channels.append(0.5 + 0.3 * np.sin(3 * a * x + 3 * b * y + c) * np.cos(2 * d * x))
-    image = np.stack(channels, axis=-1) + rng.normal(0, 0.02, (96, 96, 3))
-    return (np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +32,7 @@ def dataset(tmp_path_factory) -> Path:
     for split, count in (("train", 2), ("val", 12)):
         (root / "raw" / split).mkdir(parents=True)
         for i in range(count):
-            Image.fromarray(_smooth_photo(rng)).save(root / "raw" / split / f"{i:02d}.png")
+            Image.fromarray(smooth_photo(rng)).save(root / "raw" / split / f"{i:02d}.png")
     prepare_photos(root / "raw", root / "prepared", workers=1, log=lambda _: None)
     return root / "prepared"
 

@@ -5,7 +5,7 @@ import torch
 
 from bench.throughput import images_trained, raysearch_epoch
 from raysearch.config import load_config
-from raysearch.loop import Runtime, Trial, train_epoch
+from raysearch.loop import Worker, Trial, train_epoch
 from tests.conftest import SMALL_DATA
 
 SMALL_NETS = ["generator.base_width=8", "generator.max_width=16", "critic.base_width=8", "critic.max_width=16"]
@@ -17,7 +17,7 @@ def small(space, *extra):
 
 @pytest.mark.parametrize("batches_held, steps_per_epoch, cycle, expected", [
     (31, 0, 1, 31),     # the whole data: 2,000 images at batch 64 hold 31 batches
-    (31, 120, 1, 31),   # the case: 120 asked for, 31 held, 31 trained
+    (31, 120, 1, 31),   # the case seen: 120 asked for, 31 held, 31 trained
     (31, 24, 1, 24),    # fewer asked than held
     (31, 4, 6, 24),     # n_critic 5: a step is a cycle of 6 batches
     (31, 20, 6, 31),    # 120 batches asked in cycles, 31 held
@@ -30,7 +30,7 @@ def test_throughput_bench_counts_what_train_epoch_trained():
     # 96 training images at batch 16 hold 6 batches: 20 steps asked, 6 batches trained.
     cfg = small("l2", "data.synthetic_train=96", "train.batch_size=16", "train.preview_images=0",
                 "train.steps_per_epoch=20")
-    trial = Trial(cfg, Runtime())
+    trial = Trial(cfg, Worker())
     images, _ = raysearch_epoch(trial, 0)
     assert images == 6 * 16 == images_trained(6, 20, 1, 16)
     logs, _ = train_epoch(trial)

@@ -9,13 +9,13 @@ import torch
 from PIL import Image
 
 from bench.generalisation import main, training_sample
-from raysearch.loop import checkpoint_trial, validate
 from raysearch.checkpoint import load_checkpoint, save_checkpoint
-from raysearch.config import load_config
+from raysearch.config import build_config, load_config
 from raysearch.baselines import baselines_for, score_fills
 from raysearch.data.prepare import prepare_photos
 from raysearch.loop import run_trial
-from tests.test_baselines import _smooth_photo
+from tests.conftest import validated_by_the_loop
+from tests.photos import smooth_photo
 
 PHOTOS = 20
 SMALL_NETS = ["generator.base_width=8", "generator.max_width=32"]
@@ -39,7 +39,7 @@ def mirrored(tmp_path_factory) -> Path:
     """A checkpoint trained on a dataset whose val split holds exactly its train images (whole square photos)."""
     root = tmp_path_factory.mktemp("generalisation")
     rng = np.random.default_rng(3)
-    photos = [_smooth_photo(rng) for _ in range(PHOTOS)]
+    photos = [smooth_photo(rng) for _ in range(PHOTOS)]
     for split in ("train", "val"):
         (root / "raw" / split).mkdir(parents=True)
         for i, photo in enumerate(photos):
@@ -68,9 +68,9 @@ def test_the_val_side_is_the_trials_own_validation_and_the_cached_fills(mirrored
     code, figures = _run(capsys, mirrored, "--train-images", 8)
     assert code == 0 and figures["train_images"] == 8 and figures["val_images"] == PHOTOS
     state = load_checkpoint(mirrored)
-    validated, _ = validate(checkpoint_trial(state))
+    validated, _ = validated_by_the_loop(state)
     assert figures["val_model"] == pytest.approx(validated["val/psnr"], abs=1e-4)
-    fills = baselines_for(checkpoint_trial(state).cfg.data, state["config"]["train"]["seed"])
+    fills = baselines_for(build_config(state["config"]).data, state["config"]["train"]["seed"])
     best = max(fills, key=lambda name: fills[name]["val/psnr"])
     assert figures["val_best_fill"] == best
     assert figures["val_best_fill_value"] == pytest.approx(fills[best]["val/psnr"], abs=1e-4)
@@ -108,13 +108,15 @@ def test_a_moved_dataset_is_found_with_data_and_a_bad_checkpoint_is_one_line(mir
 
 
 def test_the_generator_scored_is_the_weight_average(mirrored, tmp_path, capsys):
-    """Replacing the average by noise changes the figures: the bench scores what validation scores."""
+    """Replacing the average's weights by noise changes the figures: the bench scores what validation scores.
+    (Its batch-norm statistics are left alone: a checkpoint saves the trained network's there, and a negative
+    running variance would only make every figure NaN.)"""
     state = load_checkpoint(mirrored)
     _, before = _run(capsys, mirrored, "--train-images", 4)
     torch.manual_seed(0)
     network = state["generator_average"]["network"]
     state["generator_average"]["network"] = {
-        name: value + 0.5 * torch.randn_like(value) if value.is_floating_point() else value
+        name: value + 0.5 * torch.randn_like(value) if name.endswith(("weight", "bias")) else value
         for name, value in network.items()
     }
     save_checkpoint(state, tmp_path / "noisy")

@@ -87,6 +87,7 @@ def test_the_device_script_rejects_an_unknown_step_before_measuring_anything(tmp
     assert not (tmp_path / "throughput.log").exists()
 
 
+@pytest.mark.slow
 def test_the_device_script_records_each_step_s_json_line_and_exit_status(tmp_path):
     done = run_check(tmp_path, "throughput")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

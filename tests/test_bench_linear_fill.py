@@ -10,30 +10,30 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.linear_fill import as_unit, band_mask, linear_fill, main, oracle_fills
+from bench.linear_fill import band_mask, linear_fill, main, oracle_fills, unit_images
 from models.fills import harmonic_fill
-from models.geometry import crop_center
+from models.geometry import hole_of
 from raysearch.config import DataConfig
 from raysearch.baselines import baselines_for
 from raysearch.data.prepare import prepare_photos
-from tests.test_baselines import _smooth_photo
+from tests.photos import smooth_photo
 
 
 def _photos(count: int, seed: int) -> np.ndarray:
     """uint8 [N, 64, 64, 3]: smooth colour fields, which the harmonic fill does not continue exactly."""
     rng = np.random.default_rng(seed)
-    return np.stack([_smooth_photo(rng)[:64, :64] for _ in range(count)])
+    return np.stack([smooth_photo(rng)[:64, :64] for _ in range(count)])
 
 
 def _hole_mse(filled_center: torch.Tensor, images: torch.Tensor) -> float:
-    return float((filled_center - crop_center(images, 0)).square().mean())
+    return float((filled_center - hole_of(images)).square().mean())
 
 
 def test_a_zero_operator_is_the_harmonic_fill() -> None:
-    images = as_unit(_photos(3, seed=1))
+    images = unit_images(_photos(3, seed=1))
     mask = band_mask(4)
     zero = torch.zeros(int(mask.sum()) + 1, 32 * 32, dtype=torch.float64)
-    assert torch.allclose(linear_fill(images, zero, mask), crop_center(harmonic_fill(images), 0).clamp(0, 1))
+    assert torch.allclose(linear_fill(images, zero, mask), hole_of(harmonic_fill(images)).clamp(0, 1))
 
 
 def test_the_bench_prints_the_fills_then_one_json_line(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -55,8 +55,8 @@ def test_the_bench_prints_the_fills_then_one_json_line(tmp_path: Path, monkeypat
 
 
 def test_the_oracles_use_the_truth_as_they_say() -> None:
-    images = as_unit(_photos(3, seed=6))
-    truth = crop_center(images, 0)
+    images = unit_images(_photos(3, seed=6))
+    truth = hole_of(images)
     oracles = oracle_fills(images)
     # The mean shift makes each image's and channel's mean the true one.
     assert torch.allclose(oracles["oracle: true mean"].mean(dim=(-2, -1)), truth.mean(dim=(-2, -1)))
@@ -69,4 +69,4 @@ def test_the_oracles_use_the_truth_as_they_say() -> None:
     # A ramp is its own harmonic fill: no oracle has anything to add.
     ramp = torch.linspace(0.2, 0.8, 64, dtype=torch.float64).expand(1, 3, 64, 64).clone()
     for center in oracle_fills(ramp).values():
-        assert torch.allclose(center, crop_center(ramp, 0), atol=1e-6)
+        assert torch.allclose(center, hole_of(ramp), atol=1e-6)

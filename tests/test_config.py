@@ -169,7 +169,7 @@ def test_a_yaml_tag_is_still_refused(tmp_path):
     assert not (tmp_path / "pwned.txt").exists()
 
 
-# ---------------------------------------------------------------- recipes of current inpainting models (issue 22)
+# ---------------------------------------------------------------- recipes of current inpainting models
 
 RECIPE_DEFAULTS = {
     "objective.r1_weight": 0.0, "objective.r1_every": 1, "objective.feature_matching_weight": 0.0,

@@ -14,21 +14,17 @@ from raysearch.data.images import load_square
 from raysearch.data.photos import CropPlan, crop_box
 from raysearch.data.prepare import prepare_photos
 from raysearch.errors import DataError
+from tests.photos import bsds_photos
 
-# ../shared/photos/bsds500 beside the clone (the clone's parent, or a parent of that for a worktree).
-BSDS = next((parent / "shared/photos/bsds500" for parent in Path(__file__).resolve().parents[2:4]
-             if (parent / "shared/photos/bsds500").is_dir()), Path(__file__).resolve().parents[2] / "shared/photos/bsds500")
 
 
 @pytest.fixture
 def bsds_few(tmp_path: Path) -> Path:
     """3 train + 2 val real photos from BSDS500, in its train/ val/ layout."""
-    if not (BSDS / "train").is_dir() or not (BSDS / "val").is_dir():
-        pytest.skip(f"the BSDS500 photos are not at {BSDS} (../shared/photos/bsds500 beside this clone)")
     root = tmp_path / "bsds"
     for split, count in (("train", 3), ("val", 2)):
         (root / split).mkdir(parents=True)
-        for photo in sorted((BSDS / split).glob("*.jpg"))[:count]:
+        for photo in bsds_photos(split, count):
             shutil.copy(photo, root / split / photo.name)
     return root
 
@@ -143,11 +139,11 @@ def test_captionless_dataset_rejected_when_captions_are_on(bsds_few: Path, tmp_p
     assert items.tokens.shape == (3, 5, 16) and int(items.tokens.abs().sum()) == 0
     # The loop itself refuses too, for a config that bypassed the command-line check.
     from raysearch.config import load_config
-    from raysearch.loop import Runtime, Trial
+    from raysearch.loop import Worker, Trial
 
     cfg = load_config("captions", [f"data.path={out}", "data.val_images=2", "train.preview_images=2"])
     with pytest.raises(DataError, match="no captions"):
-        Trial(cfg, Runtime())
+        Trial(cfg, Worker())
 
 
 def test_prepare_refuses_to_overwrite_files_it_did_not_write(bsds_few: Path, tmp_path: Path, capsys) -> None:

@@ -142,7 +142,7 @@ def test_interrupted_prepare_leaves_no_dataset(coco_root: Path, tmp_path: Path, 
     stale = out / ".partial-999999999-x"
     stale.mkdir(parents=True)
     (stale / "train_images.npy").write_bytes(b"junk")
-    real = prepare_module._load_one
+    real = prepare_module.load_task
     calls = []
 
     def failing(task):
@@ -151,7 +151,7 @@ def test_interrupted_prepare_leaves_no_dataset(coco_root: Path, tmp_path: Path, 
             raise KeyboardInterrupt  # like Ctrl-C in the middle of the train split
         return real(task)
 
-    monkeypatch.setattr(prepare_module, "_load_one", failing)
+    monkeypatch.setattr(prepare_module, "load_task", failing)
     with pytest.raises(KeyboardInterrupt):
         prepare(coco_root, out, workers=1)
     assert not (out / "meta.json").exists()
@@ -159,7 +159,7 @@ def test_interrupted_prepare_leaves_no_dataset(coco_root: Path, tmp_path: Path, 
     assert not list(out.glob(".partial-*")), "its own work dir is removed, and the dead run's too"
     with pytest.raises(DataError, match="python -m raysearch.data prepare"):
         PreparedDataset(out)
-    monkeypatch.setattr(prepare_module, "_load_one", real)
+    monkeypatch.setattr(prepare_module, "load_task", real)
     prepare(coco_root, out, workers=1)
     assert PreparedDataset(out).count("train") == 4
 

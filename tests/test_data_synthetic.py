@@ -94,6 +94,7 @@ def test_same_seed_same_bytes_whatever_the_workers(tmp_path: Path, tree: Path) -
     assert all(first[name] == data for name, data in _files(tree).items() if name.startswith("train2014/"))
 
 
+@pytest.mark.slow
 def test_cli_synthetic_prepare_info(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 

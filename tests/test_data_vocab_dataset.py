@@ -173,9 +173,19 @@ def test_to_float_images_range_and_checks() -> None:
         to_float_images(torch.zeros(3, 64, 64, dtype=torch.uint8))
 
 
+def test_every_uint8_pixel_comes_back_bit_for_bit_and_unit_is_zero_to_one() -> None:
+    every = torch.arange(256, dtype=torch.uint8).view(1, 16, 16, 1).repeat(2, 1, 1, 3)
+    floats = to_float_images(every)
+    assert torch.equal(data_pkg.to_uint8_images(floats), every)
+    assert torch.equal(data_pkg.to_uint8_images(floats.clamp(-2, 2) * 1.5), data_pkg.to_uint8_images(floats * 1.5))
+    unit = data_pkg.as_unit(floats)
+    assert unit.min().item() == 0.0 and unit.max().item() == 1.0
+
+
 def test_package_exports() -> None:
     assert set(data_pkg.__all__) == {"PreparedDataset", "InpaintingDataset", "Vocabulary", "resolve_dataset",
-                                     "to_float_images", "check_source", "captions_possible"}
+                                     "to_float_images", "to_uint8_images", "as_unit", "check_source",
+                                     "captions_possible"}
 
 
 # --- cache -------------------------------------------------------------------

@@ -236,6 +236,27 @@ def test_analyze_of_a_truncated_tune_state_is_one_line_naming_the_file(resumable
     assert snapshot(resumable) == before
 
 
+def test_a_damaged_study_journal_is_refused_and_a_record_cut_short_is_dropped_before_a_resume(resumable, capsys,
+                                                                                              monkeypatch):
+    from raysearch.saved_state import check_journal, drop_partial_record
+    from raysearch.study import STUDY_FILE
+
+    monkeypatch.setattr(runtime, "start_ray", lambda *a, **k: (_ for _ in ()).throw(RayWouldStart()))
+    journal = resumable / STUDY_FILE
+    records = [json.dumps({"op_code": 0, "worker_id": "w", "study_name": "exp"}), json.dumps({"op_code": 4})]
+    journal.write_text(records[0] + "\n" + records[1][:7] + "\n" + records[1] + "\n")  # a cut record, then more
+    before = snapshot(resumable)
+    assert tune.main(["l2", "--resume", "--name", "exp", "--storage", str(resumable.parent)]) == 2
+    line = one_error_line(capsys)
+    assert STUDY_FILE in line and "line 2" in line
+    assert snapshot(resumable) == before
+    # Cut short as the last record (a full disk mid-append): Optuna skips it; it is dropped before more follow.
+    journal.write_text(records[0] + "\n" + records[1][:7])
+    check_journal(journal)
+    assert drop_partial_record(journal) == 7 and journal.read_text() == records[0] + "\n"
+    assert drop_partial_record(journal) == 0
+
+
 def test_an_experiment_tune_saved_nothing_of_is_not_resumed(resumable):
     (resumable / "tuner.pkl").unlink()
     with pytest.raises(DamagedExperiment, match="without --resume"):

@@ -1,5 +1,6 @@
-"""`python -m raysearch.inpaint`: a trained model fills the holes of real photos (../shared/photos), found from a
-checkpoint, a run, a trial or an experiment; bad input is one line."""
+"""`python -m raysearch.inpaint`: a trained model fills the holes of real photos (../shared/photos; skipped in a
+lone clone), found from a checkpoint, a run, a trial or an experiment, and changes no pixel outside the hole;
+bad input is one line."""
 
 from __future__ import annotations
 
@@ -12,16 +13,17 @@ import pytest
 import torch
 from PIL import Image
 
+from models import ConditionedGenerator
 from models.geometry import HOLE_SIZE, HOLE_START, IMAGE_SIZE
 from raysearch import inpaint, runtime
 from raysearch.checkpoint import RUN_DIR_CHECKPOINTS, STATE_FILE, latest_checkpoint, load_checkpoint, save_checkpoint
-from raysearch.config import load_config
+from raysearch.config import config_to_dict, list_spaces, load_config
 from raysearch.errors import CheckpointError
-from raysearch.loop import Runtime, Trial
+from raysearch.loop import Worker, Trial
 from tests.conftest import SMALL_DATA
 from tests.fake_tune import FakeTune, params
+from tests.photos import bsds_photos
 
-PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos" / "bsds500"
 RUN = SMALL_DATA + ["generator.base_width=8", "generator.max_width=32", "train.epochs=1", "train.steps_per_epoch=2",
                     "train.preview_images=0", "train.ema_decay=0.9", "generator.input_fill=harmonic"]
 
@@ -38,7 +40,7 @@ def run_dir(tmp_path_factory) -> Path:
 def photos(tmp_path_factory) -> Path:
     """Three real photos of other sizes, and one already 64x64."""
     folder = tmp_path_factory.mktemp("photos")
-    chosen = sorted(PHOTOS.rglob("*.jpg"))[:3]
+    chosen = bsds_photos(count=3)
     for path in chosen:
         shutil.copy(path, folder / path.name)
     Image.open(chosen[0]).convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE)).save(folder / "tiny.png")
@@ -66,7 +68,7 @@ def test_photos_are_filled_inside_the_hole_only_and_written_as_png(run_dir, phot
         hole = (slice(HOLE_START, HOLE_START + HOLE_SIZE),) * 2
         outside = np.ones((IMAGE_SIZE, IMAGE_SIZE), bool)
         outside[hole] = False
-        assert np.abs(written[outside] - square[outside]).max() <= 1  # the context is the photo's own
+        assert np.array_equal(written[outside], square[outside])  # the context is the photo's own, bit for bit
         assert np.abs(written[hole] - square[hole]).mean() > 1  # the hole is the model's
         strip = Image.open(tmp_path / "out" / f"{name}_compare.png")
         assert strip.width > 4 * IMAGE_SIZE and strip.height > IMAGE_SIZE
@@ -74,6 +76,37 @@ def test_photos_are_filled_inside_the_hole_only_and_written_as_png(run_dir, phot
     tiny = np.asarray(Image.open(photos / "tiny.png").convert("RGB"), dtype=np.int16)
     assert np.array_equal(inpaint.load_photo(photos / "tiny.png"), tiny)
     assert "filled 4/4 photos" in err  # progress, batch by batch
+
+
+def generator_checkpoint(space: str, margin: int, directory: Path) -> Path:
+    """A generator-only checkpoint of `space`'s base generator (seeded initial weights) with context margin
+    `margin`: what `inpaint --export` writes. The captions space's generator without its captions (photos have
+    none; inpaint refuses a model that needs them)."""
+    overrides = [f"generator.context_margin={margin}", "train.ema_decay=0"]
+    if space == "captions":
+        overrides.append("captions.encoder=none")
+    cfg = load_config(space, overrides)
+    torch.manual_seed(0)
+    generator = ConditionedGenerator(cfg.generator, cfg.captions, vocab_size=0)
+    state = {"config": config_to_dict(cfg), "epoch": 0, "generator": generator.state_dict(), "generator_average": None}
+    return save_checkpoint(state, directory)
+
+
+@pytest.mark.parametrize("margin", [0, 2])
+@pytest.mark.parametrize("space", list_spaces())
+def test_no_pixel_outside_the_hole_changes_bit_for_bit(space, margin, photos, tmp_path, capsys):
+    # A context margin m makes the generator output a (32 + 2m)-pixel square: only its central 32x32 is pasted.
+    model = generator_checkpoint(space, margin, tmp_path / "model")
+    code, err = fill(capsys, model, photos, "--out", tmp_path / "out")
+    assert code == 0, err
+    hole = (slice(HOLE_START, HOLE_START + HOLE_SIZE),) * 2
+    outside = np.ones((IMAGE_SIZE, IMAGE_SIZE), bool)
+    outside[hole] = False
+    for path in sorted(photos.iterdir()):
+        written = np.asarray(Image.open(tmp_path / "out" / f"{path.stem}.png").convert("RGB"))
+        photo = inpaint.load_photo(path)
+        assert np.array_equal(written[outside], photo[outside]), path.name
+        assert not np.array_equal(written[hole], photo[hole]), path.name  # the hole is the generator's
 
 
 def test_the_fill_is_the_weight_average_s(run_dir, photos, tmp_path, capsys):
@@ -106,7 +139,7 @@ def test_an_exported_generator_fills_exactly_as_its_checkpoint_and_cannot_resume
     code, err = fill(capsys, run_dir, "--export", tmp_path / "model")
     assert code == 2 and "--export" in err and "not an empty directory" in err
     with pytest.raises(CheckpointError, match="'step'"):
-        Trial(load_config("l2", RUN), Runtime(device=torch.device("cpu"))).restore(exported, tmp_path / "model")
+        Trial(load_config("l2", RUN), Worker(device=torch.device("cpu"))).restore(exported, tmp_path / "model")
 
 
 def test_a_trial_and_an_experiment_directory_name_their_checkpoints(tmp_path, photos, capsys):

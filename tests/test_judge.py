@@ -1,4 +1,4 @@
-"""The realism judge (raysearch/judge.py), its controls (raysearch/controls.py), swd_band on them, and its command.
+"""The realism judge (raysearch/judge.py), its controls (raysearch/control_fills.py), swd_band on them, and its command.
 
 The ranking tests use 300 BSDS500 photos (../shared/photos/bsds500 beside the clone), one centered
 64x64 crop each (0.6 s to load), and a small budget (60 steps, width 8: ~0.6 s per seed) at which the
@@ -12,20 +12,20 @@ import numpy as np
 import pytest
 import torch
 
-from models.geometry import crop_center
+from models.geometry import hole_of
 from raysearch import judge as judge_module
 from raysearch import metrics
 from raysearch.checkpoint import load_checkpoint, save_checkpoint
 from raysearch.config import load_config
-from raysearch.controls import CONTROL_NAMES, band_energies, border_matched_noise, control_fill, pasted_context
+from raysearch.control_fills import CONTROL_NAMES, band_energies, border_matched_noise, control_fill, pasted_context
 from raysearch.data.cache import resolve_dataset
-from raysearch.data.dataset import to_float_images
+from raysearch.data.dataset import as_unit, to_float_images
 from raysearch.data.images import load_square
-from raysearch.generated import checkpoint_fills
+from raysearch.fill import checkpoint_fills
 from raysearch.judge import Budget, judge, paired_difference, photo_groups, windows
 from raysearch.loop import run_trial
 from tests.conftest import SMALL_DATA
-from tests.test_data_photos import BSDS
+from tests.photos import bsds_photos
 
 SMALL = Budget(steps=60, width=8)
 TINY = Budget(steps=4, width=2)  # for what does not depend on the classifier learning anything
@@ -39,9 +39,7 @@ def random_images(count: int, seed: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def photos() -> np.ndarray:
     """uint8 [300, 64, 64, 3]: the centered square of 300 BSDS500 photos, one per photo."""
-    paths = sorted(BSDS.glob("*/*.jpg"))[:300]
-    if len(paths) < 300:
-        pytest.skip(f"the BSDS500 photos are not at {BSDS} (../shared/photos/bsds500 beside this clone)")
+    paths = bsds_photos(count=300)
     return np.stack([load_square(path, 64)[0] for path in paths])
 
 
@@ -62,7 +60,7 @@ def test_windows_are_the_hole_and_its_ring():
     window = windows(images, ring=8)
     assert window.shape == (2, 3, 48, 48)
     assert torch.equal(window, images[..., 8:56, 8:56])
-    assert torch.equal(windows(images, ring=0), crop_center(images, 0))
+    assert torch.equal(windows(images, ring=0), hole_of(images))
 
 
 def test_photo_groups_deal_every_crop_of_a_photo_to_one_group():
@@ -157,6 +155,7 @@ def test_noise_has_the_band_energy_of_the_context(photos):
 # ----------------------------------------------------------------------------- the controls rank
 
 
+@pytest.mark.slow
 def test_real_against_real_is_chance(judged):
     real = judged["real"]
     assert real.auc.low < 0.5 < real.auc.high
@@ -164,6 +163,7 @@ def test_real_against_real_is_chance(judged):
     assert abs(real.log_loss.mean - np.log(2)) < 0.05
 
 
+@pytest.mark.slow
 def test_mean_fill_is_told_apart_more_easily_than_telea_and_the_pasted_patch(judged):
     assert judged["mean"].auc.mean > 0.95
     # Seed by seed, not just on average: the same seed deals the same photos for every fill.
@@ -173,6 +173,7 @@ def test_mean_fill_is_told_apart_more_easily_than_telea_and_the_pasted_patch(jud
     assert judged["telea"].auc.mean < 0.93
 
 
+@pytest.mark.slow
 def test_judge_ranking_is_the_same_on_every_seed(judged):
     for seed in range(SEEDS):
         real, telea, mean = (judged[name].auc.values[seed] for name in ("real", "telea", "mean"))
@@ -182,10 +183,10 @@ def test_judge_ranking_is_the_same_on_every_seed(judged):
 def test_swd_band_sees_the_missing_detail_that_swd_normalises_away(photos):
     """Against the floor (two disjoint sets of real centers), swd_band puts Telea's smear and a blur much further
     from the real centers than swd does: swd's own-set standardisation removes how much detail a band holds."""
-    real = (crop_center(control_fill(photos, "real"), 0) + 1) / 2
+    real = as_unit(hole_of(control_fill(photos, "real")))
     first, second = real[:100], real[100:200]
     blurred = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(first, (1, 1, 1, 1), mode="reflect"), 3, 1)
-    telea = (crop_center(control_fill(photos[:100], "telea"), 0) + 1) / 2
+    telea = as_unit(hole_of(control_fill(photos[:100], "telea")))
     assert metrics.sliced_wasserstein_band(first.clone(), first).item() == pytest.approx(0.0, abs=1e-3)
     floor = metrics.sliced_wasserstein(second, first).item()
     floor_band = metrics.sliced_wasserstein_band(second, first).item()
@@ -217,8 +218,7 @@ def checkpoint(tmp_path_factory) -> Path:
 def test_checkpoint_fills_are_what_its_validation_measured(checkpoint):
     fills = checkpoint_fills(checkpoint)
     real = to_float_images(torch.from_numpy(fills.images))
-    unit = lambda x: (x + 1) / 2  # noqa: E731
-    psnr = metrics.psnr(unit(crop_center(fills.filled, 0)), unit(crop_center(real, 0))).item()
+    psnr = metrics.psnr(as_unit(hole_of(fills.filled)), as_unit(hole_of(real))).item()
     assert psnr == pytest.approx(load_checkpoint(checkpoint)["val_history"][-1]["val/psnr"], abs=1e-4)
     frame = torch.ones(64, 64, dtype=torch.bool)
     frame[16:48, 16:48] = False

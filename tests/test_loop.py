@@ -12,13 +12,15 @@ from raysearch.config import load_config
 from raysearch.errors import CheckpointError, ConfigError
 from models.geometry import crop_center, mask_context
 from raysearch import losses
-from raysearch.loop import DIVERGED_METRICS, Runtime, Trial, run_trial, train_epoch, validate
+from raysearch.checkpoint import RENAMED_IN_FORMAT_2
+from raysearch.loop import Trial, Worker, diverged_metrics, run_trial, train_epoch, validate
 from raysearch.loop.epoch import EpochLog, non_finite_weights
 from raysearch.loop.batches import augment
 from raysearch.loop.networks import WeightAverage
-from raysearch.loop.phases import generate
-from tests.conftest import SMALL_DATA
+from raysearch.fill import generate
+from tests.conftest import SMALL_DATA, validated_by_the_loop
 
+RENAMED_BACK = {new: old for old, new in RENAMED_IN_FORMAT_2.items()}
 # A narrow network keeps each step cheap on CPU; the architecture is still the space's.
 SMALL_NETS = ["generator.base_width=8", "generator.max_width=32", "critic.base_width=8", "critic.max_width=32"]
 
@@ -48,16 +50,26 @@ def test_every_objective_trains_one_epoch(tmp_path, objective):
     space = {"l2": "l2", "wgan-gp": "wgan_gp"}.get(objective, "wgan")
     extra = [] if objective in ("l2", "wgan", "wgan-gp") else [f"objective.name={objective}"]
     cfg = small(space, "train.epochs=1", "train.steps_per_epoch=4", "train.critic_steps=1", *extra)
+    initial = Trial(cfg, Worker()).state()  # the seeded weights the run starts from
     recorder = Recorder(tmp_path)
     last = run_trial(cfg, recorder)
-    assert last["diverged"] == 0 and last["epoch"] == 1
-    for key in ("val/mse", "val/psnr", "val/ssim", "val/seam", "val/swd", "generator/loss", "generator/l2"):
+    assert last["diverged"] == 0 and last["epoch"] == 1 and len(recorder.checkpoints) == 1
+    trained = load_checkpoint(recorder.checkpoints[0])
+    adversarial = objective != "l2"
+    # 4 steps, each a critic batch then a generator batch under an adversary; every trained network moved.
+    assert trained["step"] == (8 if adversarial else 4)
+    networks = ("generator", "critic") if adversarial else ("generator",)
+    for network in networks:
+        assert any(not torch.equal(trained[network][k], initial[network][k]) for k in initial[network]), network
+    assert trained["critic"] is None if not adversarial else "critic/loss" in last and "generator/adversarial" in last
+    for key in ("generator/loss", "generator/l2", *(["critic/loss"] if adversarial else [])):
         assert math.isfinite(last[key]), key
-    if objective != "l2":
-        assert "critic/loss" in last and "generator/adversarial" in last
     if objective == "wgan-gp":
-        assert "critic_gp/penalty" in last
-    assert len(recorder.checkpoints) == 1
+        assert last["critic_gp/penalty"] > 0
+    # What was reported is the validation of what was saved.
+    validated, _ = validated_by_the_loop(trained)
+    for key, value in validated.items():
+        assert last[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
 
 
 def straight_and_resumed(tmp_path, epochs: int, *overrides) -> tuple[Recorder, Recorder]:
@@ -72,6 +84,7 @@ def straight_and_resumed(tmp_path, epochs: int, *overrides) -> tuple[Recorder, R
     return straight, second
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(tmp_path):
     straight, second = straight_and_resumed(tmp_path, 4, "train.steps_per_epoch=3", "train.critic_steps=2",
                                             "optim.lr_decay=0.9")
@@ -83,25 +96,25 @@ def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(tmp_path):
 def test_checkpoint_holds_the_full_state(tmp_path):
     # What was trained is what is saved, and a Trial restored from it holds exactly that state.
     cfg = small("wgan", "train.epochs=1", "train.steps_per_epoch=2", "train.ema_decay=0.9", "optim.lr_decay=0.5")
-    trial = Trial(cfg, Runtime())
+    trial = Trial(cfg, Worker())
     train_epoch(trial)
     trial.end_epoch()
     state = trial.state()
     save_checkpoint(state, tmp_path / "ckpt")
     saved = load_checkpoint(tmp_path / "ckpt")
-    restored = Trial(cfg, Runtime())
+    restored = Trial(cfg, Worker())
     restored.restore(saved, tmp_path / "ckpt")
     again = restored.state()
     for key in ("generator", "critic", "generator_average"):
         before = state[key]["network"] if key == "generator_average" else state[key]
         after = again[key]["network"] if key == "generator_average" else again[key]
         assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before), key
-    for key in ("opt_g", "opt_d"):  # Adam's moments and step counts, per parameter
+    for key in ("generator_optimizer", "critic_optimizer"):  # Adam's moments and step counts, per parameter
         moments = [(s["exp_avg"], s["exp_avg_sq"], s["step"]) for s in state[key]["state"].values()]
         assert moments and all(torch.equal(a, b) for m, n in zip(moments, [(s["exp_avg"], s["exp_avg_sq"], s["step"])
                                                                          for s in again[key]["state"].values()])
                                for a, b in zip(m, n)), key
-    assert again["sched_g"]["last_epoch"] == state["sched_g"]["last_epoch"] == 1
+    assert again["generator_schedule"]["last_epoch"] == state["generator_schedule"]["last_epoch"] == 1
     assert restored.optimizers.generator.param_groups[0]["lr"] == pytest.approx(cfg.optim.generator_lr * 0.5)
     assert torch.equal(again["rng"]["torch"], state["rng"]["torch"])
     assert (again["epoch"], again["step"]) == (1, trial.step) and trial.step > 0
@@ -136,7 +149,7 @@ def test_seed_000_nan_is_reported_as_divergence_not_a_crash(tmp_path):
     assert last["diverged"] == 1
     assert last["diverged_phase"] in ("critic", "generator")
     assert 2 <= last["diverged_epoch"] <= 4
-    assert last["val/psnr"] == DIVERGED_METRICS["val/psnr"]
+    assert last["val/psnr"] == diverged_metrics()["val/psnr"]
     # The last good checkpoint is still the latest one: one per epoch before the divergence, all finite.
     assert [r["epoch"] for r in recorder.reports[:-1]] == list(range(1, last["diverged_epoch"]))
     assert len(recorder.checkpoints) == last["diverged_epoch"] - 1 >= 1
@@ -166,6 +179,7 @@ def test_tensorboard_files_read_back(tmp_path):
     assert "_hparams_/experiment" not in plugins
 
 
+@pytest.mark.slow
 def test_caption_conditioning_beats_no_captions_on_synthetic_data(tmp_path):
     # The synthetic captions name the color and shape of the object hidden in the center.
     common = [
@@ -241,7 +255,7 @@ def test_weight_average_follows_the_trained_weights_with_a_warm_up():
 
 
 def test_validation_measures_the_weight_average_not_the_trained_weights():
-    trial = Trial(small("l2", "train.epochs=1", "train.steps_per_epoch=2", "train.ema_decay=0.9"), Runtime())
+    trial = Trial(small("l2", "train.epochs=1", "train.steps_per_epoch=2", "train.ema_decay=0.9"), Worker())
     train_epoch(trial)
     before, _ = validate(trial)
     with torch.no_grad():
@@ -255,14 +269,15 @@ def test_validation_measures_the_weight_average_not_the_trained_weights():
 
 
 def test_the_generator_step_minimises_the_border_weighted_reconstruction():
-    trial = Trial(small("l2", "objective.border_weight=3.0", "generator.context_margin=2", "data.augment=none"), Runtime())
+    trial = Trial(small("l2", "objective.border_weight=3.0", "generator.context_margin=2", "data.augment=none"),
+                  Worker())
     images, tokens = trial.data.batch(torch.arange(16))
     with torch.no_grad():
         center, _ = generate(trial.cfg, trial.networks.generator, mask_context(images), tokens, None)  # train mode
     weights = losses.border_weights(36, 2, 4, 3.0)
     expected = losses.reconstruction(center, crop_center(images, 2), weights)
     assert not torch.isclose(expected, losses.reconstruction(center, crop_center(images, 2)))
-    logs = trial.update.generator(images, tokens, adversarial=False)
+    logs = trial.update.generator_step(images, tokens, adversarial=False)
     assert logs["generator/l2"].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
@@ -305,18 +320,18 @@ def test_augment_applies_a_random_symmetry_of_the_square_to_each_image(kind, cou
 def test_both_phases_train_on_augmented_images(monkeypatch):
     from raysearch.loop import phases
 
-    trial = Trial(small("wgan", "data.augment=flip"), Runtime())
+    trial = Trial(small("wgan", "data.augment=flip"), Worker())
     images, tokens = trial.data.batch(torch.arange(16))
     calls = []
     original = phases.augment
     monkeypatch.setattr(phases, "augment",
                         lambda batch, kind, rng: calls.append((len(batch), kind)) or original(batch, kind, rng))
-    trial.update.critic(images, tokens)
-    trial.update.generator(images, tokens, adversarial=True)
+    trial.update.critic_step(images, tokens)
+    trial.update.generator_step(images, tokens, adversarial=True)
     assert calls == [(16, "flip"), (16, "flip")]
 
 
-# --- the adversarial recipes of current inpainting models (issue 22) -------------------------
+# --- the adversarial recipes of current inpainting models -----------------------------------
 
 RECIPES = {
     "patch_critic": ["critic.name=patch", "critic.depth=2", "critic.input=whole"],
@@ -376,24 +391,34 @@ def _builds(space, *overrides) -> bool:
 def test_lazy_r1_runs_every_kth_critic_step_and_its_clock_survives_a_resume(tmp_path):
     overrides = ["objective.name=nsgan", "objective.r1_weight=1.0", "objective.r1_every=3", "critic.norm=spectral",
                  "train.steps_per_epoch=2", "train.critic_steps=2", "train.preview_images=0"]
-    trial = Trial(small("wgan", *overrides), Runtime())
+    trial = Trial(small("wgan", *overrides), Worker())
     images, tokens = trial.data.batch(torch.arange(16))
-    fired = ["critic_r1/penalty" in trial.update.critic(images, tokens) for _ in range(7)]
+    fired = ["critic_r1/penalty" in trial.update.critic_step(images, tokens) for _ in range(7)]
     assert fired == [True, False, False, True, False, False, True]
     assert trial.state()["critic_steps"] == 7
     straight, second = straight_and_resumed(tmp_path, 2, *overrides)
     assert second.reports[-1]["critic_r1/penalty"] == pytest.approx(straight.reports[-1]["critic_r1/penalty"])
 
 
-def test_a_checkpoint_from_before_an_option_existed_resumes_with_its_default(tmp_path):
+def test_a_checkpoint_from_before_an_option_existed_or_a_key_was_renamed_resumes_as_it_would_have(tmp_path):
     recorder = Recorder(tmp_path)
     run_trial(small("l2", "train.epochs=1", "train.steps_per_epoch=2"), recorder)
     state = load_checkpoint(recorder.checkpoints[0])
-    del state["config"]["objective"]["r1_weight"], state["critic_steps"]  # as an older raysearch wrote it
-    save_checkpoint(state, tmp_path / "older")
-    last = run_trial(small("l2", "train.epochs=2", "train.steps_per_epoch=2"), Recorder(tmp_path / "b"),
-                     checkpoint=tmp_path / "older")
-    assert last["epoch"] == 2
+    # As an older raysearch wrote it: no R1 option in its config, no R1 clock, and (checkpoint format 1) the
+    # optimisers' and schedules' entries under their first names.
+    older = {RENAMED_BACK.get(k, k): v for k, v in state.items() if k != "critic_steps"}
+    older["config"] = {**state["config"], "objective": {k: v for k, v in state["config"]["objective"].items()
+                                                        if k != "r1_weight"}}
+    older["format_version"] = 1
+    save_checkpoint(older, tmp_path / "older")
+    assert "opt_g" in torch.load(tmp_path / "older" / "state.pt", weights_only=True)
+    resumed = {}
+    for name, source in (("today", recorder.checkpoints[0]), ("older", tmp_path / "older")):
+        resumed[name] = Recorder(tmp_path / f"from-{name}")
+        run_trial(small("l2", "train.epochs=2", "train.steps_per_epoch=2"), resumed[name], checkpoint=source)
+    assert [r["epoch"] for r in resumed["older"].reports] == [2]
+    for key in ("val/psnr", "val/swd", "generator/loss", "train/generator_lr"):
+        assert resumed["older"].reports[-1][key] == resumed["today"].reports[-1][key], key
 
 
 # --- compiled training, the epoch's batches and logs, the divergence watch ------------------
@@ -415,20 +440,20 @@ def test_compiled_training_runs_one_epoch_for_every_objective(objective):
 
 
 def test_a_trial_run_without_ray_trains_on_the_device_the_config_names(monkeypatch):
-    from raysearch.loop import local_runtime
+    from raysearch.loop import local_worker
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert local_runtime(small("l2", "train.device=auto")).device == torch.device("cpu")
-    assert local_runtime(small("l2", "train.device=cpu")).device == torch.device("cpu")
+    assert local_worker(small("l2", "train.device=auto")).device == torch.device("cpu")
+    assert local_worker(small("l2", "train.device=cpu")).device == torch.device("cpu")
     with pytest.raises(ConfigError, match=r"train.device=cuda: torch sees no GPU"):
-        local_runtime(small("l2", "train.device=cuda"))
+        local_worker(small("l2", "train.device=cuda"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert local_runtime(small("l2", "train.device=auto")).device == torch.device("cuda")
+    assert local_worker(small("l2", "train.device=auto")).device == torch.device("cuda")
 
 
 def test_epoch_batches_are_on_the_device_and_cover_the_data_once():
     cfg = small("l2", "data.synthetic_train=100", "train.batch_size=16", "train.preview_images=0")
-    trial = Trial(cfg, Runtime())
+    trial = Trial(cfg, Worker())
     batches = trial.data.epoch_batches(0)
     assert [len(b) for b in batches] == [16] * 6  # full batches only
     seen = torch.cat(batches)
@@ -461,7 +486,7 @@ def test_epoch_log_means_every_key_over_its_own_entries():
 
 @pytest.mark.parametrize("network", ["generator", "critic"])
 def test_non_finite_weight_check_names_the_network(network):
-    trial = Trial(small("wgan", "train.preview_images=0"), Runtime())
+    trial = Trial(small("wgan", "train.preview_images=0"), Worker())
     assert non_finite_weights(trial) is None
     with torch.no_grad():
         parameters = list(getattr(trial.networks, network).parameters())

@@ -16,19 +16,17 @@ from raysearch.config import load_config
 from raysearch.baselines import baselines_for, best_baseline
 from raysearch.data.prepare import prepare_photos
 from raysearch.loop import run_trial
-from tests.test_data_photos import BSDS
+from tests.photos import bsds_photos
 
 TRAIN_PHOTOS, VAL_PHOTOS = 24, 8
 
 
 @pytest.fixture(scope="module")
 def few_photos(tmp_path_factory) -> Path:
-    if not (BSDS / "train").is_dir() or not (BSDS / "val").is_dir():
-        pytest.skip(f"the BSDS500 photos are not at {BSDS} (../shared/photos/bsds500 beside this clone)")
     root = tmp_path_factory.mktemp("bsds-few")
     for split, count in (("train", TRAIN_PHOTOS), ("val", VAL_PHOTOS)):
         (root / "photos" / split).mkdir(parents=True)
-        for photo in sorted((BSDS / split).glob("*.jpg"))[:count]:
+        for photo in bsds_photos(split, count):
             shutil.copy(photo, root / "photos" / split / photo.name)
     out = root / "prepared"
     prepare_photos(root / "photos", out, crops=8, val_crops=4, workers=1, log=lambda _: None)

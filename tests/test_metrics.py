@@ -194,10 +194,7 @@ def test_laplacian_pyramid_matches_the_reference_and_reconstructs(real_a):
     assert [tuple(level.shape[-2:]) for level in ours] == [(32, 32), (16, 16), (8, 8)]
     for mine, theirs in zip(ours, reference):
         np.testing.assert_allclose(mine.numpy(), theirs, atol=1e-5)
-    rebuilt = ours[2]
-    for level in (ours[1], ours[0]):
-        rebuilt = level + metrics._pyr_up(rebuilt)
-    torch.testing.assert_close(rebuilt, images, atol=1e-5, rtol=0)
+    torch.testing.assert_close(metrics.collapse_laplacian_pyramid(ours), images, atol=1e-5, rtol=0)
 
 
 def test_swd_ranks_blur_and_noise_worse_than_a_second_real_sample(real_a, real_b):
@@ -316,4 +313,37 @@ def test_registry_lists_and_finds_metrics():
     with pytest.raises(ConfigError, match="allowed: mse, psnr, ssim, seam, swd, swd_band"):
         metrics.get_metric("fid")
     with pytest.raises(ValueError, match="already registered"):
-        metrics.register_metric("mse")(metrics.mse)
+        metrics.register_metric("mse", direction="min", diverged=1.0)(metrics.mse)
+    with pytest.raises(ValueError, match="direction"):
+        metrics.register_metric("sharpness", direction="up", diverged=0.0)
+    with pytest.raises(ValueError, match="finite"):
+        metrics.register_metric("sharpness", direction="max", diverged=float("-inf"))
+
+
+def test_every_registered_metric_has_its_facts_and_every_view_reads_them_from_the_registry(tmp_path):
+    from raysearch.baselines import METRIC_NAMES
+    from raysearch.evaluate import reported_metrics, score_centers
+    from raysearch.loop import diverged_metrics
+    from raysearch.spaces import load_space
+
+    reported = reported_metrics()
+    assert list(reported) == [f"val/{name}" for name in metrics.list_metrics()] == list(METRIC_NAMES)
+    assert diverged_metrics() == {key: metric.diverged for key, metric in reported.items()}
+    # A diverged trial's value is worse than any fill's: the truth itself and a flat grey hole here.
+    images = textures(8, 64, seed=3) * 2 - 1
+    grey = images.clone()
+    grey[..., 16:48, 16:48] = 0.0
+    scored = [score_centers(images[..., 16:48, 16:48], images, seed=0),
+              score_centers(grey[..., 16:48, 16:48], images, seed=0)]
+    for key, metric in reported.items():
+        assert metric.direction in ("min", "max") and callable(metric.fn), key
+        sign = 1 if metric.direction == "min" else -1
+        assert all(sign * metric.diverged > sign * values[key] for values in scored), (key, metric.diverged)
+        # A space may rank by every metric, in its registered direction only.
+        space = tmp_path / f"{metric.name}.yaml"
+        other = "max" if metric.direction == "min" else "min"
+        space.write_text(f"base: {{}}\nmetric: {key}\n")
+        assert load_space(str(space)).mode == metric.direction
+        space.write_text(f"base: {{}}\nmetric: {key}\nmode: {other}\n")
+        with pytest.raises(ConfigError, match=f"use mode: {metric.direction}"):
+            load_space(str(space))

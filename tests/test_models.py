@@ -12,7 +12,7 @@ from torch.nn.utils import parametrize
 from models import CAPTION_ENCODERS, CRITICS, GENERATORS, build_caption_encoder, build_critic, build_generator
 from models.fills import fill_hole
 from models.generators import activate_output, mix_paths
-from models.geometry import crop_center, mask_context
+from models.geometry import crop_center, hole_of, mask_context
 from models.options import CaptionOptions, CriticOptions, GeneratorOptions
 from raysearch import losses
 
@@ -74,6 +74,24 @@ def assert_finite_grads(*modules: nn.Module) -> None:
         for name, param in module.named_parameters():
             assert param.grad is not None, f"{name} got no gradient"
             assert torch.isfinite(param.grad).all(), f"{name} has a non-finite gradient"
+
+
+def assert_learns(modules: list[nn.Module], loss, steps: int = 3) -> None:
+    """A few Adam steps on `loss()` give finite gradients and move every weight of `modules` (a residual
+    generator's inner layers start getting gradients at the second step, once its zero-initialised output
+    layer has moved)."""
+    named = [(name, param) for module in modules for name, param in module.named_parameters()]
+    before = [param.detach().clone() for _, param in named]
+    optimizer = torch.optim.Adam([param for _, param in named], lr=1e-3)
+    for module in modules:
+        module.train()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss().backward()
+        assert_finite_grads(*modules)
+        optimizer.step()
+    still = [name for (name, param), old in zip(named, before) if torch.equal(param.detach(), old)]
+    assert not still, f"never trained: {still[:5]}"
 
 
 def tokens(captions: int, length: int = 7, empty: tuple[int, int] | None = (0, 0)) -> torch.Tensor:
@@ -218,23 +236,38 @@ def case_id(case) -> str:
 
 @pytest.mark.parametrize("name", GENERATOR_NAMES)
 @pytest.mark.parametrize("case", GENERATOR_CASES, ids=case_id)
-def test_generator_forward_backward(name, case) -> None:
+def test_generator_fills_each_image_from_its_own_context_and_every_weight_learns(name, case) -> None:
     options, encoder_name = case
     opts = GeneratorOptions(name=name, **{**SMALL, **options})
-    modules = []
-    code = None
+    modules, encoder = [], None
+    caption_tokens = tokens(5, empty=(1, 3))
     if encoder_name is not None:
         caption_opts = CaptionOptions(encoder=encoder_name, num_captions=5, code_size=6, embedding_dim=5, hidden_size=7)
         encoder = build_caption_encoder(caption_opts, VOCAB)
-        code = encoder(tokens(5, empty=(1, 3)))
         modules.append(encoder)
-    generator = build_generator(opts, caption_dim=0 if code is None else code.shape[1])
+    generator = build_generator(opts, caption_dim=0 if encoder is None else 6)
     modules.append(generator)
-    raw = generator(torch.randn(BATCH, 3, 64, 64), code)
+    noise = torch.randn(BATCH, opts.noise_length) if opts.noise_length else None
+
+    def fill(context, ids=caption_tokens):
+        return generator(context, encoder(ids) if encoder is not None else None,
+                         noise[: len(context)] if noise is not None else None)
+
+    context = torch.randn(BATCH, 3, 64, 64)
     size = 32 + 2 * opts.context_margin
-    assert raw.shape == (BATCH, 3, size, size) and generator.output_size == size
-    raw.square().mean().backward()
-    assert_finite_grads(*modules)
+    assert fill(context).shape == (BATCH, 3, size, size) and generator.output_size == size
+    assert_learns(modules, lambda: (fill(context) - 0.5).square().mean())
+    for module in modules:
+        module.eval()
+    with torch.no_grad():
+        filled = fill(context)
+        # Each image is filled from its own context (and captions) only; a change in the known pixels shows.
+        assert torch.allclose(fill(context[:1], caption_tokens[:1]), filled[:1], atol=1e-5)
+        moved = context.clone()
+        moved[..., :8, :] += 1.0  # the top of the frame, outside the hole
+        assert not torch.equal(fill(moved)[0], filled[0])
+        if encoder is not None:
+            assert not torch.equal(fill(context, tokens(5, empty=None)), filled)
 
 
 @pytest.mark.parametrize("name", GENERATOR_NAMES)
@@ -331,14 +364,14 @@ def test_full_res_unet_reads_enough_around_the_center_to_match_the_whole_frame(m
     # less reach must not be (the zero padding at the crop's edge then leaks into the output).
     generator = build_generator(GeneratorOptions(context_margin=margin, blocks_per_stage=blocks, kernel_size=kernel,
                                                  **FULL_RES)).eval()
-    reach = generator._full_res_reach()
+    reach = generator.full_res_reach()
     assert reach == (2 * blocks + 1) * (kernel // 2)
     context = torch.randn(BATCH, 3, 64, 64)
     with torch.no_grad():
         cropped = generator(context)
-        generator._full_res_reach = lambda: 16 - margin
+        generator.full_res_reach = lambda: 16 - margin
         whole = generator(context)
-        generator._full_res_reach = lambda: reach - 1
+        generator.full_res_reach = lambda: reach - 1
         short = generator(context)
     size = 32 + 2 * margin
     assert cropped.shape == whole.shape == short.shape == (BATCH, 3, size, size)
@@ -353,7 +386,7 @@ def test_full_res_unet_whose_reach_passes_the_image_edge_runs_on_the_whole_frame
     context = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         out = generator(context)
-        generator._full_res_reach = lambda: 14  # exactly the whole frame
+        generator.full_res_reach = lambda: 14  # exactly the whole frame
         whole = generator(context)
     assert out.shape == (2, 3, 36, 36) and torch.allclose(out, whole, atol=1e-6)
 
@@ -367,7 +400,7 @@ def test_full_res_unet_keeps_a_64x64_map_and_joins_it_at_the_end() -> None:
     assert torch.equal(top_in[:, :3], fill_hole(images, "harmonic")) and top_in.shape[1] == 4
     assert top_out.shape[-3:] == (4, 64, 64) and first_down.shape[-2:] == (32, 32)
     # The last up stage's output joined with the full-resolution map, cropped to the reach.
-    side = 32 + 2 * generator._full_res_reach()
+    side = 32 + 2 * generator.full_res_reach()
     assert joined.shape[-3:] == (2 * 4, side, side)
 
 
@@ -399,7 +432,7 @@ def test_without_residual_the_output_is_not_the_fill() -> None:
     generator = build_generator(GeneratorOptions(input_fill="harmonic", **SMALL))
     images = torch.rand(BATCH, 3, 64, 64) * 2 - 1
     image, _ = activate_output(generator(mask_context(images)), "tanh")
-    assert not torch.allclose(image, crop_center(fill_hole(images, "harmonic"), 0), atol=1e-2)
+    assert not torch.allclose(image, hole_of(fill_hole(images, "harmonic")), atol=1e-2)
 
 
 @pytest.mark.parametrize("name", GENERATOR_NAMES)
@@ -562,14 +595,18 @@ def test_generator_rejects_bad_options(name, options, message) -> None:
 @pytest.mark.parametrize("size", [32, 36, 64], ids=["center32", "center36", "whole"])
 @pytest.mark.parametrize("pooling", ["strided", "max", "avg"])
 @pytest.mark.parametrize("norm", ["batch", "layer", "none", "spectral"])
-def test_critic_forward_backward(norm, pooling, size) -> None:
+def test_critic_scores_each_image_and_every_weight_learns(norm, pooling, size) -> None:
     kind = "whole" if size == 64 else "center"
     opts = CriticOptions(input=kind, norm=norm, pooling=pooling, base_width=4, max_width=16)
     critic = build_critic(opts, size)
-    scores = critic(torch.randn(BATCH, 3, size, size))
-    assert scores.shape == (BATCH,)
-    scores.mean().backward()
-    assert_finite_grads(critic)
+    images = torch.randn(BATCH, 3, size, size)
+    assert critic(images).shape == (BATCH,)
+    assert_learns([critic], lambda: critic(images).mean())
+    critic.eval()
+    with torch.no_grad():
+        scores = critic(images)
+        assert torch.allclose(critic(images[:1]), scores[:1], atol=1e-5)  # one score per image, from it alone
+        assert not torch.equal(critic(images.flip(-1)), scores)  # it looks at the pixels
 
 
 @pytest.mark.parametrize("norm", ["batch", "layer", "none", "spectral"])
@@ -745,7 +782,7 @@ def test_critic_supports_a_gradient_penalty(norm, pooling) -> None:
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in critic.parameters())
 
 
-# --- recipes of current inpainting models (issue 22) -----------------------------------------
+# --- recipes of current inpainting models ---------------------------------------------------
 
 
 @pytest.mark.parametrize("size,aligned", [(16, False), (16, True), (32, True)])

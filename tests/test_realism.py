@@ -1,8 +1,8 @@
-"""The `realism` space's base beats OpenCV on real photos it never saw, on both axes (issue 22).
+"""The `realism` space's base beats OpenCV on real photos it never saw, on both axes (docs/quality.md).
 
 `trained/realism` is that base trained 20 epochs on the BSDS500 train photos' crops (made by the
 commands in docs/quality.md, exported with `raysearch.inpaint --export`). Here it fills the center
-crops of BSDS500 val photos (../shared/photos), and must be more faithful than Telea's and the
+crops of BSDS500 val photos (../shared/photos; skipped in a lone clone), and must be more faithful than Telea's and the
 Navier-Stokes fill (PSNR) and taken for real more often by the judge (its held-out AUC, the same
 seeds for every fill, as raysearch.judge pairs them).
 """
@@ -15,18 +15,18 @@ import numpy as np
 import pytest
 import torch
 
-from models.geometry import crop_center
+from models.geometry import hole_of
 from raysearch.baselines import filled_images
 from raysearch.checkpoint import load_checkpoint
 from raysearch.config import load_config
 from raysearch.data import to_float_images
 from raysearch.evaluate import score_centers
-from raysearch.inpaint import fill, load_photo
+from raysearch.fill import trained_generator
+from raysearch.inpaint import fill_photos, load_photo
 from raysearch.judge import judge, paired_difference
-from raysearch.loop import trained_generator
+from tests.photos import bsds_photos
 
 MODEL = Path(__file__).resolve().parents[1] / "trained" / "realism"
-VAL_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos" / "bsds500" / "val"
 PHOTO_COUNT = 64  # one center crop each: few enough to stay quick, enough for the judge's photo-disjoint folds
 JUDGE_SEEDS = 4
 OPENCV_FILLS = ("telea", "navier_stokes")
@@ -50,16 +50,16 @@ def test_the_shipped_model_is_the_realism_space_s_base(shipped) -> None:
     assert state["epoch"] == base.train.epochs == 20
 
 
+@pytest.mark.slow
 def test_the_realism_base_beats_telea_and_navier_stokes_on_psnr_and_the_judge(shipped) -> None:
     _, cfg, generator = shipped
-    paths = sorted(VAL_PHOTOS.glob("*.jpg"))[:PHOTO_COUNT]
-    assert len(paths) == PHOTO_COUNT
+    paths = bsds_photos("val", PHOTO_COUNT)
     photos = np.stack([load_photo(path) for path in paths])
     real = to_float_images(torch.from_numpy(photos))
     each_photo = np.arange(PHOTO_COUNT)
-    fills = {"model": fill(generator, cfg, photos, torch.device("cpu"), 64, log=lambda line: None),
+    fills = {"model": fill_photos(generator, cfg, photos, torch.device("cpu"), 64, log=lambda line: None),
              **{name: filled_images(photos, name) for name in OPENCV_FILLS}}
-    psnr = {name: score_centers(crop_center(filled, 0), real, seed=0)["val/psnr"] for name, filled in fills.items()}
+    psnr = {name: score_centers(hole_of(filled), real, seed=0)["val/psnr"] for name, filled in fills.items()}
     verdicts = {name: judge(real, filled, each_photo, seeds=JUDGE_SEEDS) for name, filled in fills.items()}
     for opencv in OPENCV_FILLS:
         assert psnr["model"] > psnr[opencv], psnr

@@ -15,9 +15,9 @@ from raysearch.checkpoint import load_checkpoint, save_checkpoint
 from raysearch.config import load_config
 from raysearch.constants import EXPERIMENT_FILE, SCORE_WINDOW, SMOKE_OVERRIDES, score_key
 from raysearch.progress import QuietRayLogs, eta_seconds, short_names, trial_epoch_budget
-from raysearch.report import (
-    TrialRow, fidelity_floor, make_row, rank_rows, resume_command, trial_status, write_best_config,
-)
+from raysearch.objectives import Constraint, Objective
+from raysearch.report import resume_command, write_best_config
+from raysearch.rows import TrialRow, make_row, rank_rows, trial_status
 from raysearch.spaces import load_space
 from raysearch.summaries import HParamColumn, TrialSummary, write_experiment_hparams
 from raysearch.loop import recent_scores, run_trial
@@ -70,9 +70,15 @@ def test_every_report_carries_the_score_and_it_survives_a_resume(tmp_path):
 # ---------------------------------------------------------------- ranking
 
 
+SWD = (Objective("val/swd", "min"),)
+
+
 def _row(name, score, status="finished", psnr=20.0, epochs=10):
-    return TrialRow(trial=name, params={}, score=score, final=score, best=score, psnr=psnr, epochs=epochs,
-                    status=status)
+    scores = {"val/swd": score} if score is not None else {}
+    if psnr is not None:
+        scores["val/psnr"] = psnr
+    return TrialRow(trial=name, params={}, score=score, final=score, best=score, epochs=epochs, status=status,
+                    scores=scores)
 
 
 def test_ranking_uses_the_score_not_the_best_epoch():
@@ -81,24 +87,23 @@ def test_ranking_uses_the_score_not_the_best_epoch():
     steady = make_row("steady", {}, {"val/swd": 110.0, "score/val/swd": 112.0, "epoch": 10},
                       [115.0, 111.0, 110.0], "val/swd", "min", "finished")
     assert lucky.best == 90.0 and lucky.score == 140.0
-    assert [r.trial for r in rank_rows([lucky, steady], "min")] == ["steady", "lucky"]
+    assert [r.trial for r in rank_rows([lucky, steady], SWD)] == ["steady", "lucky"]
 
 
 def test_a_trial_that_ended_early_does_not_outrank_finished_trials():
     rows = [_row("early", 50.0, "stopped", epochs=2), _row("done", 120.0), _row("cut", 40.0, "interrupted", epochs=3),
             _row("nan", 1e4, "diverged"), _row("broken", None, "error"), _row("done2", 100.0)]
-    assert [r.trial for r in rank_rows(rows, "min")] == ["done2", "done", "cut", "early", "nan", "broken"]
+    assert [r.trial for r in rank_rows(rows, SWD)] == ["done2", "done", "cut", "early", "nan", "broken"]
 
 
 def test_trials_below_the_psnr_floor_rank_after_all_above_it():
     rows = [_row("sharp_but_wrong", 60.0, psnr=15.0), _row("faithful", 100.0, psnr=19.5),
             _row("faithful_stopped", 90.0, "stopped", psnr=19.2, epochs=3), _row("unknown_psnr", 50.0, psnr=None)]
-    floor = fidelity_floor(20.0)
-    assert floor == 19.0
-    assert [r.trial for r in rank_rows(rows, "min", floor)] == [
+    floor = (Constraint("val/psnr", ">=", 19.0),)  # the best fill's 20 dB less 1 dB
+    assert [r.trial for r in rank_rows(rows, SWD, floor)] == [
         "faithful", "faithful_stopped", "unknown_psnr", "sharp_but_wrong"]
     # No floor: realism alone.
-    assert rank_rows(rows, "min")[0].trial == "unknown_psnr"
+    assert rank_rows(rows, SWD)[0].trial == "unknown_psnr"
 
 
 def test_statuses_tell_stopped_interrupted_diverged_error_and_finished_apart():
@@ -120,7 +125,7 @@ def test_best_config_trains_as_many_epochs_as_its_trial_without_smoke_settings(t
     space = load_space("wgan", overrides)
     (tmp_path / EXPERIMENT_FILE).write_text(yaml.safe_dump({"overrides": overrides}))
     best = TrialRow(trial="wgan_1", params={"optim.generator_lr": 3e-4}, score=100.0, final=100.0, best=99.0,
-                    psnr=20.0, epochs=7, status="stopped")
+                    epochs=7, status="stopped", scores={"val/swd": 100.0, "val/psnr": 20.0})
     written = write_best_config([best], space, str(tmp_path), overrides)
     document = yaml.safe_load(Path(written).read_text())
     assert "after 7 epochs" in document["description"]

@@ -13,7 +13,7 @@ import yaml
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
 from raysearch.checkpoint import load_checkpoint
-from raysearch.config import list_spaces, load_config
+from raysearch.config import config_to_dict, flatten, list_spaces, load_config
 from raysearch.errors import ConfigError
 from raysearch.spaces import load_space
 from raysearch.summaries import BASELINE_RUN_PREFIX
@@ -29,14 +29,22 @@ def test_dry_run_prints_resolved_base_and_search(space, capsys):
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["base"]["train"]["epochs"] >= 1
     assert printed["search"], "every shipped space searches something"
-    assert printed["metric"].startswith("val/") and printed["mode"] in ("min", "max")
+    assert printed["objectives"] and all(metric.startswith("val/") and mode in ("min", "max")
+                                         for metric, mode in printed["objectives"].items())
     # The printed base is a complete, valid config.
     load_space(space)
 
 
-def test_gan_spaces_optimise_a_realism_aware_metric():
-    for space in ("dcgan", "wgan", "wgan_gp", "seed001_unet_wgan"):
-        assert load_space(space).metric == "val/swd"
+def test_gan_spaces_optimise_a_realism_aware_metric_under_the_fidelity_floor():
+    # The trade-off spaces answer with the front of fidelity against the realism proxy; seed 001's own model
+    # keeps its write-up's metric. Every one keeps the GAN floor: PSNR at most 1 dB under the best fill.
+    for space in ("dcgan", "wgan", "wgan_gp", "realism"):
+        loaded = load_space(space)
+        assert [(o.metric, o.mode) for o in loaded.objectives] == [("val/psnr", "max"), ("val/swd_band", "min")]
+        assert loaded.tune.scheduler == "mo_asha"
+    assert load_space("seed001_unet_wgan").metric == "val/swd"
+    for space in ("dcgan", "wgan", "wgan_gp", "realism", "seed001_unet_wgan"):
+        assert [c.describe() for c in load_space(space).constraints] == ["val/psnr >= best fill - 1"]
 
 
 def test_the_spaces_together_search_what_the_mission_names():
@@ -105,6 +113,39 @@ def test_bad_search_sections_fail_at_load(tmp_path, search, words):
         assert word in str(info.value)
 
 
+@pytest.mark.parametrize("section, words", [
+    ({"objectives": {"val/psnr": "max", "val/fid": "min"}}, ["objectives.val/fid", "not reported", "val/swd_band"]),
+    ({"objectives": {"val/psnr": "max", "val/swd_band": "max"}}, ["objectives.val/swd_band", "lower is better",
+                                                                   "use min"]),
+    ({"objectives": {"val/psnr": "max", "val/swd": "min"}, "metric": "val/psnr"}, ["not both"]),
+    ({"objectives": {}}, ["objectives", "mapping"]),
+    ({"objectives": {"val/psnr": "max", "val/swd": "min"}, "tune": {"scheduler": "asha"}},
+     ["tune.scheduler", "2 objectives", "mo_asha"]),
+    ({"metric": "val/swd", "tune": {"scheduler": "mo_asha"}}, ["tune.scheduler", "mo_asha", "one"]),
+    ({"constraints": {"val/sharpness": {"at_least": 1.0}}}, ["constraints.val/sharpness", "not reported"]),
+    ({"constraints": {"val/psnr": {"at_least": 1.0, "at_most": 2.0}}}, ["constraints.val/psnr", "exactly one"]),
+    ({"constraints": {"val/psnr": {"above": 1.0}}}, ["constraints.val/psnr", "at_least"]),
+    ({"constraints": {"val/psnr": {"at_least": "x"}}}, ["constraints.val/psnr.at_least", "finite number"]),
+    ({"constraints": {"val/psnr": {"at_least": -1.0, "relative_to": "best_trial"}}}, ["relative_to", "best_fill"]),
+])
+def test_bad_objectives_and_constraints_are_one_line_before_ray(tmp_path, capsys, section, words):
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump({"base": {"objective": {"name": "wgan", "adv_weight": 0.1}}, **section},
+                                   sort_keys=False))
+    code, err = _run_main([str(path), "--dry-run"], capsys)
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"error: {path}: "), err
+    for word in words:
+        assert word in err[0], (word, err[0])
+
+
+def test_a_space_with_several_objectives_searches_them_with_mo_asha_by_default(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("base: {}\nobjectives: {val/psnr: max, val/ssim: max}\nconstraints: {}\n")
+    space = load_space(str(path))
+    assert space.multi_objective and space.tune.scheduler == "mo_asha" and space.constraints == ()
+    assert (space.metric, space.mode) == ("val/psnr", "max")  # the first objective is the table's primary one
+
+
 def test_unknown_tune_setting_and_metric_fail_at_load(tmp_path):
     path = tmp_path / "space.yaml"
     path.write_text("base: {}\ntune: {num_sample: 4}\n")
@@ -135,8 +176,12 @@ def test_seeded_searcher_gives_the_same_suggestions_and_starts_from_the_base():
 def test_every_sampled_configuration_of_a_shipped_space_is_valid(space_name):
     # An invalid combination would surface only as failed trials in the middle of a search.
     space = load_space(space_name)
-    for params in _suggestions(space, 0, 25):
-        space.trial_config(params)
+    suggestions = _suggestions(space, 0, 25)
+    for params in suggestions:
+        applied = flatten(config_to_dict(space.trial_config(params)))
+        assert {key: applied[key] for key in params} == params  # every sampled value reaches the trial's config
+    if space.params:
+        assert len({repr(sorted(p.items())) for p in suggestions}) > 1  # and the searcher does search
 
 
 def test_conditional_parameters_apply_only_when_their_condition_holds(tmp_path):
@@ -246,8 +291,11 @@ def _finished_trials(experiment: Path, epochs: int) -> set[str]:
 
 
 @pytest.mark.slow
-def test_resume_after_the_driver_is_killed_keeps_finished_trials(tmp_path):
-    args = ["l2", "--smoke-test", "--num-samples", "4", "--name", "killed", "--set", "train.steps_per_epoch=3"]
+def test_resume_after_the_driver_is_killed_keeps_finished_trials_and_answers_with_the_front(tmp_path):
+    # wgan searches two objectives (PSNR against the band-keeping SWD): its study, its front and best_config
+    # must survive the driver's SIGKILL as the finished trials do.
+    args = ["wgan", "--smoke-test", "--num-samples", "4", "--name", "killed", "--set", "train.steps_per_epoch=3",
+            "--set", "train.critic_steps=1"]
     experiment = tmp_path / "killed"
     process = _tune(args + ["--max-epochs", "2"], tmp_path)
     deadline = time.monotonic() + 300
@@ -260,15 +308,34 @@ def test_resume_after_the_driver_is_killed_keeps_finished_trials(tmp_path):
     process.wait()
     results_before = {name: (experiment / name / "result.json").read_text() for name in finished_before}
 
-    resumed = _tune(["l2", "--resume", "--name", "killed"], tmp_path)
+    resumed = _tune(["wgan", "--resume", "--name", "killed"], tmp_path)
     out, err = resumed.communicate(timeout=400)
     assert resumed.returncode == 0, err[-3000:]
     assert len(_trial_dirs(experiment)) == 4
     for name, before in results_before.items():
         # A finished trial is kept as it was, not run again.
         assert (experiment / name / "result.json").read_text() == before
-    statuses = [line.split()[-1] for line in out.splitlines() if line.startswith(("1 ", "2 ", "3 ", "4 "))]
-    assert len(statuses) == 4 and "error" not in statuses, out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("1 ", "2 ", "3 ", "4 "))]
+    assert len(rows) == 4 and all(row[-1] in ("finished", "stopped") for row in rows), out[-3000:]
+
+    # The answer is the front: its knee is best_config.yaml, each front trial has a config in front/.
+    assert "Front of val/psnr (max), val/swd_band (min)" in out and "Hypervolume" in out, out[-3000:]
+    knee = next(row[2] for row in rows if row[1] == "knee")
+    on_front = sorted(row[2] for row in rows if row[1] in ("knee", "yes"))
+    assert sorted(p.stem for p in (experiment / "front").glob("*.yaml")) == on_front
+    assert load_config(str(experiment / "best_config.yaml")) == load_config(str(experiment / "front" / f"{knee}.yaml"))
+    # One Optuna study across the kill: every Tune trial in it once, with its honest end.
+    from optuna.trial import TrialState
+
+    from raysearch.study import open_study
+
+    study = open_study(experiment / "optuna.journal", "killed")
+    assert study.metric_names == ["score/val/psnr", "score/val/swd_band"]
+    ended = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    tune_ids = [t.user_attrs["ray_trial_id"] for t in ended]
+    assert len(tune_ids) == len(set(tune_ids)) == 4
+    assert {t.user_attrs["ray_trial_id"] for t in ended if t.state == TrialState.COMPLETE} == {
+        row[2].rsplit("_", 1)[-1] for row in rows if row[-1] == "finished"}
 
 
 @pytest.mark.slow

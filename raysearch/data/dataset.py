@@ -16,7 +16,7 @@ from raysearch.data.sources import CAPTIONS_PER_IMAGE
 from raysearch.data.vocab import Vocabulary
 from raysearch.errors import DataError
 
-__all__ = ["InpaintingDataset", "PreparedDataset", "to_float_images"]
+__all__ = ["InpaintingDataset", "PreparedDataset", "as_unit", "to_float_images", "to_uint8_images"]
 
 
 def to_float_images(images: torch.Tensor) -> torch.Tensor:
@@ -29,6 +29,19 @@ def to_float_images(images: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"to_float_images expects uint8 [B, H, W, 3], got {images.dtype} {list(images.shape)}")
     floats = images.permute(0, 3, 1, 2).to(dtype=torch.float32, memory_format=torch.contiguous_format)
     return floats.div_(127.5).sub_(1.0)
+
+
+def to_uint8_images(images: torch.Tensor) -> torch.Tensor:
+    """float [B, 3, H, W] in [-1, 1] -> uint8 [B, H, W, 3], rounded: the inverse of `to_float_images`, so a pixel
+    that went through both comes back bit for bit (a filled photo keeps every known pixel)."""
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"to_uint8_images expects float [B, 3, H, W], got {images.dtype} {list(images.shape)}")
+    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def as_unit(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> [0, 1]: the range the metrics (raysearch.metrics) and pictures take."""
+    return (images + 1) / 2
 
 
 class InpaintingDataset(Dataset):

@@ -60,8 +60,9 @@ def find_sources(root: Path) -> list[SourceSplit]:
     )
 
 
-def _load_one(task: tuple[str, int, list[CropDraw] | None, float]) -> tuple[np.ndarray | None, str]:
-    """(pixels [K, size, size, 3], original mode) or (None, why it was skipped). Runs in pool workers."""
+def load_task(task: tuple[str, int, list[CropDraw] | None, float]) -> tuple[np.ndarray | None, str]:
+    """One image of a prepare: (pixels [K, size, size, 3], original mode) or (None, why it was skipped).
+    Runs in pool workers (a top-level function: pool workers pickle it by name)."""
     path, size, draws, min_crop = task
     try:
         if draws is None:
@@ -116,7 +117,7 @@ def _prepare_split(
     report_every = max(count // 10, 1000)
     tasks = [(str(image.path), size, plan.draws(image.name) if plan else None, plan.min_crop if plan else 1.0)
              for image in source.images]
-    for index, (pixels, note) in enumerate(mapper(_load_one, tasks)):
+    for index, (pixels, note) in enumerate(mapper(load_task, tasks)):
         image = source.images[index]
         if pixels is None:
             skipped.append({"split": source.name, "file": image.name, "reason": note})

@@ -1,72 +1,20 @@
 """What a trial trains and validates on, held on its device: the training split, the fixed validation subset
 and its generator noise, each epoch's shuffled batches, and the random symmetries of `data.augment`.
 
-The prepared splits are read once per process (`load_split`, cached): trials that
-Tune runs one after another in the same actor share them instead of reading and
-tokenising the dataset again.
+The prepared splits are read once per process (raysearch.data.splits, cached): trials that
+Tune runs one after another in the same actor share them.
 """
 
 from __future__ import annotations
-
-import functools
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor
 from torch.utils.data import DistributedSampler
 
-from raysearch.config import DataConfig, ExperimentConfig
-from raysearch.data import layout
-from raysearch.data import InpaintingDataset, PreparedDataset, Vocabulary, resolve_dataset, to_float_images
-
-# Datasets kept per process: a search's trials use one, a few across benches and tests.
-CACHED_SPLITS = 4
-
-
-def open_dataset(data: DataConfig) -> tuple[PreparedDataset, Vocabulary]:
-    """The prepared dataset a config names (the synthetic default when it names none) and its vocabulary."""
-    prepared = PreparedDataset(resolve_dataset(
-        data.path, synthetic_train=data.synthetic_train, synthetic_val=data.synthetic_val,
-        synthetic_seed=data.synthetic_seed,
-    ))
-    return prepared, prepared.vocabulary(data.vocab_min_count)
-
-
-@dataclass(frozen=True)
-class Split:
-    """One split as the loop uses it: uint8 images [N, 64, 64, 3], caption tokens [N, 5, L], the vocabulary size."""
-
-    images: Tensor
-    tokens: Tensor
-    vocab_size: int
-
-
-def load_split(data: DataConfig, split: str, captions: bool) -> Split:
-    """A split of the config's dataset (its first `train_images` / `val_images`), read once per process.
-
-    Keyed by the dataset's images file as it is on disk (path, size, modification time), so a dataset
-    prepared again in the same place is read again. The tensors are shared by every trial that asks for
-    the same data: never written to.
-    """
-    prepared = PreparedDataset(resolve_dataset(
-        data.path, synthetic_train=data.synthetic_train, synthetic_val=data.synthetic_val,
-        synthetic_seed=data.synthetic_seed,
-    ))
-    stamp = (prepared.path / layout.images_file(split)).stat()
-    limit = data.train_images if split == "train" else data.val_images
-    return _read_split(prepared.path, split, (stamp.st_size, stamp.st_mtime_ns), limit, data.caption_length,
-                       data.vocab_min_count, captions)
-
-
-@functools.lru_cache(maxsize=CACHED_SPLITS)
-def _read_split(path: Path, split: str, stamp: tuple[int, int], limit: int, caption_length: int,
-                vocab_min_count: int, captions: bool) -> Split:
-    prepared = PreparedDataset(path)
-    vocab = prepared.vocabulary(vocab_min_count)
-    dataset = InpaintingDataset(prepared, split, vocab, caption_length, limit=limit, require_captions=captions)
-    return Split(dataset.images_uint8, dataset.tokens, len(vocab))
-
+from raysearch.config import ExperimentConfig
+from raysearch.data.dataset import to_float_images
+from raysearch.data.splits import load_split
+from raysearch.fill import validation_noise
 
 class TrainingData:
     """A trial's training split and validation subset on its device, and how each epoch draws from them.
@@ -120,16 +68,3 @@ def augment(images: Tensor, kind: str, rng: torch.Generator) -> Tensor:
         images = torch.where(flips[1], images.flip(-2), images)
         images = torch.where(flips[2], images.transpose(-1, -2), images)
     return images
-
-
-def validation_noise(cfg: ExperimentConfig, count: int, device: torch.device) -> Tensor | None:
-    """The generator noise of the validation subset: the same every epoch, and in analysis.
-
-    Drawn on the CPU, then moved: a CUDA generator draws other numbers than the
-    CPU one for the same seed, and analysis (on the CPU) must show exactly the
-    validation images a GPU-trained trial measured.
-    """
-    if not cfg.generator.noise_length:
-        return None
-    rng = torch.Generator(device="cpu").manual_seed(cfg.train.seed + 12345)
-    return torch.randn(count, cfg.generator.noise_length, generator=rng).to(device)

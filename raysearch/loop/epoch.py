@@ -88,8 +88,8 @@ def train_epoch(trial: Trial) -> tuple[dict[str, float], str | None]:
             torch.compiler.cudagraph_mark_step_begin()  # no output of the last step is reused
         images, tokens = trial.data.batch(indices)
         phase = cycle[index % len(cycle)]
-        logs = trial.update.critic(images, tokens) if phase == CRITIC else \
-            trial.update.generator(images, tokens, adversarial)
+        logs = trial.update.critic_step(images, tokens) if phase == CRITIC else \
+            trial.update.generator_step(images, tokens, adversarial)
         trial.step += 1
         log.add(index, logs)
         if (index + 1) % DIVERGENCE_CHECK_EVERY == 0 and log.diverged_phase():
@@ -97,9 +97,9 @@ def train_epoch(trial: Trial) -> tuple[dict[str, float], str | None]:
     phase = log.diverged_phase() or non_finite_weights(trial)
     elapsed = time.perf_counter() - started
     means = log.means()
-    means["train/images_per_s"] = len(batches) * cfg.train.batch_size * trial.runtime.world_size / max(elapsed, 1e-9)
+    means["train/images_per_s"] = len(batches) * cfg.train.batch_size * trial.worker.world_size / max(elapsed, 1e-9)
     means["train/epoch_s"] = elapsed
-    means["train/threads"] = torch.get_num_threads()  # the trial's CPU share (runtime), or the machine's cores
+    means["train/threads"] = torch.get_num_threads()  # the trial's CPU share in a search, or the machine's cores
     means["train/generator_lr"] = trial.optimizers.generator.param_groups[0]["lr"]
     if trial.optimizers.critic is not None:
         means["train/critic_lr"] = trial.optimizers.critic.param_groups[0]["lr"]

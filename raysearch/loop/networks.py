@@ -9,36 +9,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from models import build_caption_encoder, build_critic, build_generator
+from models import ConditionedGenerator, build_critic
 from models.geometry import IMAGE_SIZE, output_size
 from raysearch.config import ExperimentConfig
 
 # torch.compile's mode per device type (train.compile=true). On CUDA, CUDA graphs
-# ("reduce-overhead"): the step is launch-bound at search batch sizes (issue 9).
+# ("reduce-overhead"): the step is launch-bound at search batch sizes (docs/benchmarks.md).
 # On CPU, the default (inductor's C++ kernels). wgan-gp is rejected with compile
 # (config.check_combinations): its double backward cannot run compiled.
 COMPILE_MODE = {"cuda": "reduce-overhead", "cpu": "default"}
-
-
-class ConditionedGenerator(nn.Module):
-    """The generator with its caption encoder, so one module holds everything the generator step trains."""
-
-    def __init__(self, cfg: ExperimentConfig, vocab_size: int) -> None:
-        super().__init__()
-        captions = cfg.captions
-        self.caption_encoder = build_caption_encoder(captions, vocab_size) if captions.enabled else None
-        self.num_captions = captions.num_captions
-        self.generator = build_generator(cfg.generator, caption_dim=captions.code_size if captions.enabled else 0)
-
-    def forward(self, context: Tensor, tokens: Tensor, noise: Tensor | None,
-                return_paths: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        """The raw center; with `return_paths` (a `realism_residual` generator) its (L2 path, realism residual)."""
-        code = self.caption_encoder(tokens[:, : self.num_captions]) if self.caption_encoder is not None else None
-        if return_paths:
-            return self.generator(context, code, noise, return_paths=True)
-        return self.generator(context, code, noise)
 
 
 class WeightAverage:
@@ -104,7 +85,7 @@ def build_networks(cfg: ExperimentConfig, vocab_size: int, device: torch.device,
     Seeded from `train.seed` here, so the initial weights do not depend on what ran before in this process.
     """
     torch.manual_seed(cfg.train.seed)
-    generator = ConditionedGenerator(cfg, vocab_size).to(device)
+    generator = ConditionedGenerator(cfg.generator, cfg.captions, vocab_size).to(device)
     critic = None
     if cfg.objective.adversarial:
         size = IMAGE_SIZE if cfg.critic.input == "whole" else output_size(cfg.generator.context_margin)
@@ -152,7 +133,7 @@ def _optimizer(cfg: ExperimentConfig, parameters: Iterable[nn.Parameter], lr: fl
                device: torch.device) -> torch.optim.Optimizer:
     optim = cfg.optim
     if optim.name == "adam":
-        # On a GPU the fused kernel: one launch per step instead of a few per parameter group (issue 9);
+        # On a GPU the fused kernel: one launch per step instead of a few per parameter group (docs/benchmarks.md);
         # elsewhere torch's default implementation.
         fused = True if device.type == "cuda" else None
         return torch.optim.Adam(parameters, lr=lr, betas=optim.betas, weight_decay=optim.weight_decay, fused=fused)

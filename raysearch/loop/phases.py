@@ -1,4 +1,5 @@
-"""The GAN update as named phases, whose names prefix their log keys (STYLE: 6):
+"""The GAN update as named phases, whose names prefix their log keys (STYLE: 6); `GanUpdate.critic_step` and
+`GanUpdate.generator_step` run them:
 
 - `critic`: one critic step on a batch of real and generated centers (`critic/loss`,
   `critic/real_score`, `critic/fake_score`), with its gradient penalty logged as
@@ -19,15 +20,14 @@ An epoch feeds its batches to the phases in the order `phase_cycle` gives.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from models.generators import activate_output, mix_paths
 from models.geometry import crop_center, mask_context, output_size, paste_center
 from raysearch import losses
 from raysearch.config import ExperimentConfig
+from raysearch.fill import autocast, generate
 from raysearch.loop.batches import augment
 from raysearch.loop.networks import Networks, Optimizers, unwrap
 
@@ -40,20 +40,6 @@ def phase_cycle(cfg: ExperimentConfig, adversarial: bool) -> list[str]:
     if not adversarial:
         return [GENERATOR]
     return [CRITIC] * cfg.train.critic_steps + [GENERATOR] * cfg.train.generator_steps
-
-
-def autocast(cfg: ExperimentConfig, device: torch.device):
-    """bf16 autocast with `train.bf16`, else nothing."""
-    if not cfg.train.bf16:
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-def generate(cfg: ExperimentConfig, generator: nn.Module, context: Tensor, tokens: Tensor,
-             noise: Tensor | None) -> tuple[Tensor, Tensor | None]:
-    """The center `generator` fills in, in image space, and the clip penalty of seed 000's clip output."""
-    raw = generator(context, tokens, noise)
-    return activate_output(raw.float(), cfg.generator.output_activation)
 
 
 class GanUpdate:
@@ -83,35 +69,36 @@ class GanUpdate:
         """What the critic sees: the center alone, or the context with the center pasted in."""
         return paste_center(context, center) if self.cfg.critic.input == "whole" else center
 
-    def critic(self, images: Tensor, tokens: Tensor) -> dict[str, Tensor]:
-        """One critic step; the logs of phases `critic` and `critic_gp`."""
-        cfg = self.cfg.objective
+    def critic_step(self, images: Tensor, tokens: Tensor) -> dict[str, Tensor]:
+        """One critic step; the logs of phases `critic`, `critic_gp` and `critic_r1`."""
+        objective = self.cfg.objective
         critic, generator = self.networks.critic, self.networks.generator
         images = augment(images, self.cfg.data.augment, self.rng)
         context = mask_context(images)
         real_center = crop_center(images, self.margin)
         with torch.no_grad(), autocast(self.cfg, self.device):
             fake_center, _ = generate(self.cfg, generator, context, tokens, self.noise(len(images)))
-        real = losses.instance_noise(self.critic_inputs(context, real_center), cfg.instance_noise, self.rng)
+        real = losses.instance_noise(self.critic_inputs(context, real_center), objective.instance_noise, self.rng)
         fake = self.critic_inputs(context, fake_center)
-        if cfg.instance_noise_on == "both":
-            fake = losses.instance_noise(fake, cfg.instance_noise, self.rng)
+        if objective.instance_noise_on == "both":
+            fake = losses.instance_noise(fake, objective.instance_noise, self.rng)
         with autocast(self.cfg, self.device):
             real_scores = critic(real).float()
             fake_scores = critic(fake).float()
-            if cfg.mask_aware_labels:  # a generated image's cells are fake only where they see the hole
-                loss = losses.mask_aware_critic_loss(cfg.name, real_scores, fake_scores, unwrap(critic).hole_labels,
-                                                     cfg.label_smoothing)
+            if objective.mask_aware_labels:  # a generated image's cells are fake only where they see the hole
+                loss = losses.mask_aware_critic_loss(objective.name, real_scores, fake_scores,
+                                                     unwrap(critic).hole_labels, objective.label_smoothing)
             else:
-                loss = losses.critic_loss(cfg.name, real_scores, fake_scores, cfg.label_smoothing)
+                loss = losses.critic_loss(objective.name, real_scores, fake_scores, objective.label_smoothing)
             logs = {f"{CRITIC}/loss": loss.detach(), f"{CRITIC}/real_score": real_scores.detach().mean(),
                     f"{CRITIC}/fake_score": fake_scores.detach().mean()}
             total = loss
-            if cfg.name == "wgan-gp":
+            if objective.name == "wgan-gp":
                 penalty = losses.gradient_penalty(critic, real, fake, self.rng)
-                total = loss + cfg.gp_weight * penalty
+                total = loss + objective.gp_weight * penalty
                 logs[f"{CRITIC_GP}/penalty"] = penalty.detach()
-            r1_weight = losses.lazy_weight(cfg.r1_weight, cfg.r1_every, self.critic_steps) if cfg.r1_weight else 0.0
+            r1_weight = (losses.lazy_weight(objective.r1_weight, objective.r1_every, self.critic_steps)
+                         if objective.r1_weight else 0.0)
             if r1_weight:
                 penalty = losses.r1_penalty(critic, real)
                 total = total + r1_weight * penalty
@@ -121,27 +108,27 @@ class GanUpdate:
         total.backward()
         optimizer.step()
         self.critic_steps += 1
-        if cfg.name == "wgan":
-            losses.clip_weights(critic, cfg.clip)
+        if objective.name == "wgan":
+            losses.clip_weights(critic, objective.clip)
         return logs
 
-    def generator(self, images: Tensor, tokens: Tensor, adversarial: bool) -> dict[str, Tensor]:
+    def generator_step(self, images: Tensor, tokens: Tensor, adversarial: bool) -> dict[str, Tensor]:
         """One generator step; the logs of phase `generator`."""
-        cfg = self.cfg.objective
+        objective = self.cfg.objective
         images = augment(images, self.cfg.data.augment, self.rng)
         context = mask_context(images)
         real_center = crop_center(images, self.margin)
         with autocast(self.cfg, self.device):
             logs: dict[str, Tensor] = {}
             fake_center, clip_penalty, loss = self.generated_for_training(context, tokens, real_center, logs)
-            l2 = losses.reconstruction(fake_center, real_center, self.reconstruction_weights, cfg.reconstruction)
+            l2 = losses.reconstruction(fake_center, real_center, self.reconstruction_weights, objective.reconstruction)
             logs[f"{GENERATOR}/l2"] = l2.detach()
             # During L2 pretraining the reconstruction trains alone, unscaled.
-            loss = loss + (cfg.l2_weight * l2 if adversarial else l2)
+            loss = loss + (objective.l2_weight * l2 if adversarial else l2)
             if adversarial:
                 loss = loss + self.adversarial_terms(context, fake_center, real_center, logs)
             if clip_penalty is not None:
-                loss = loss + cfg.clip_penalty_weight * clip_penalty
+                loss = loss + objective.clip_penalty_weight * clip_penalty
                 logs[f"{GENERATOR}/clip_penalty"] = clip_penalty.detach()
         logs[f"{GENERATOR}/loss"] = loss.detach()
         optimizer = self.optimizers.generator
@@ -175,21 +162,21 @@ class GanUpdate:
     def adversarial_terms(self, context: Tensor, fake_center: Tensor, real_center: Tensor,
                           logs: dict[str, Tensor]) -> Tensor:
         """adv_weight x the adversarial term (+ feature_matching_weight x the feature matching) of a batch."""
-        cfg = self.cfg.objective
+        objective = self.cfg.objective
         # The unwrapped critic: its weights are not trained here, so no DDP sync is needed.
         critic = unwrap(self.networks.critic)
         critic.requires_grad_(False)
-        matching = cfg.feature_matching_weight > 0
+        matching = objective.feature_matching_weight > 0
         fake = critic(self.critic_inputs(context, fake_center), return_features=matching)
         fake_scores, fake_features = fake if matching else (fake, None)
-        adversarial = losses.generator_adversarial(cfg.name, fake_scores.float())
+        adversarial = losses.generator_adversarial(objective.name, fake_scores.float())
         logs[f"{GENERATOR}/adversarial"] = adversarial.detach()
-        total = cfg.adv_weight * adversarial
+        total = objective.adv_weight * adversarial
         if matching:
             with torch.no_grad():
                 _, real_features = critic(self.critic_inputs(context, real_center), return_features=True)
             matched = losses.feature_matching(real_features, fake_features)
             logs[f"{GENERATOR}/feature_matching"] = matched.detach()
-            total = total + cfg.feature_matching_weight * matched
+            total = total + objective.feature_matching_weight * matched
         critic.requires_grad_(True)
         return total

@@ -1,6 +1,6 @@
 """The epoch loop of one trial, which knows nothing of Ray (STYLE: 5).
 
-`run_trial(config, report, checkpoint=..., logdir=..., runtime=...)` takes a
+`run_trial(config, report, checkpoint=..., logdir=..., worker=...)` takes a
 `report(metrics, checkpoint_dir)` callable and an optional checkpoint directory
 to resume from. Every epoch: train (loop.epoch), validate the fixed subset
 (with the generator's weight average when `train.ema_decay` > 0), write
@@ -29,17 +29,14 @@ import torch
 from raysearch.checkpoint import load_checkpoint, save_checkpoint
 from raysearch.config import ExperimentConfig, config_to_dict
 from raysearch.constants import SCORE_WINDOW, score_key
+from raysearch.evaluate import reported_metrics
 from raysearch.loop.epoch import train_epoch
-from raysearch.loop.trial import Runtime, Trial, local_runtime
+from raysearch.loop.trial import Worker, Trial, local_worker
 from raysearch.loop.validation import validate
 from raysearch.summaries import TrialSummary
 
 Report = Callable[[dict[str, Any], Path | None], None]
 
-# What a diverged trial reports for each validation metric: the worst value the
-# metric can take on images in [0, 1], so a searcher ranks it last.
-DIVERGED_METRICS = {"val/mse": 1.0, "val/psnr": 0.0, "val/ssim": -1.0, "val/seam": 1.0, "val/swd": 1e4,
-                    "val/swd_band": 1e4}
 
 # The checkpoint's list of per-epoch validation metrics, from which the scores are computed.
 VAL_HISTORY_KEY = "val_history"
@@ -51,7 +48,7 @@ def run_trial(
     *,
     checkpoint: Path | None = None,
     logdir: str | Path | None = None,
-    runtime: Runtime | None = None,
+    worker: Worker | None = None,
 ) -> dict[str, Any]:
     """Train `cfg` to `cfg.train.epochs`, calling `report` every epoch; return the last metrics.
 
@@ -60,15 +57,15 @@ def run_trial(
     ranks and stops trials by. The validation history it is computed from is
     part of the checkpoint, so a resumed trial scores as if it had never stopped.
     """
-    runtime = runtime or local_runtime(cfg)
-    trial = Trial(cfg, runtime)
+    worker = worker or local_worker(cfg)
+    trial = Trial(cfg, worker)
     val_history: list[dict[str, float]] = []
     if checkpoint is not None:
         state = load_checkpoint(checkpoint)
         trial.restore(state, checkpoint)
         # Checkpoints written before scores existed hold no history: the score then starts at the resume.
         val_history = [dict(entry) for entry in state.get(VAL_HISTORY_KEY, [])]
-    summary = TrialSummary(logdir, purge_step=trial.epoch + 1) if logdir and runtime.rank == 0 else None
+    summary = TrialSummary(logdir, purge_step=trial.epoch + 1) if logdir and worker.rank == 0 else None
     if summary:
         summary.session_start(config_to_dict(cfg))  # before training: a trial stopped early is listed too
     last: dict[str, Any] = {}
@@ -76,8 +73,8 @@ def run_trial(
         while trial.epoch < cfg.train.epochs:
             train_logs, diverged_phase = train_epoch(trial)
             if diverged_phase:
-                worst_scores = {score_key(k): v for k, v in DIVERGED_METRICS.items()}
-                last = {**DIVERGED_METRICS, **worst_scores, "epoch": trial.epoch + 1, "diverged": 1,
+                worst = diverged_metrics()
+                last = {**worst, **{score_key(k): v for k, v in worst.items()}, "epoch": trial.epoch + 1, "diverged": 1,
                         "diverged_epoch": trial.epoch + 1, "diverged_phase": diverged_phase}
                 report(last, None)  # no checkpoint: the last good one stays the latest
                 break
@@ -95,7 +92,7 @@ def run_trial(
             if save_now:
                 with tempfile.TemporaryDirectory(prefix="raysearch-ckpt-") as tmp:
                     state = {**trial.state(), VAL_HISTORY_KEY: val_history}
-                    directory = save_checkpoint(state, Path(tmp)) if runtime.rank == 0 else None
+                    directory = save_checkpoint(state, Path(tmp)) if worker.rank == 0 else None
                     report(last, directory)
             else:
                 report(last, None)
@@ -105,6 +102,12 @@ def run_trial(
                 summary.session_end(success=not last["diverged"])
             summary.close()
     return last
+
+
+def diverged_metrics() -> dict[str, float]:
+    """What a diverged trial reports for each validation metric: its registered worst value (raysearch.metrics),
+    so a searcher ranks it last."""
+    return {key: metric.diverged for key, metric in reported_metrics().items()}
 
 
 def recent_scores(val_history: list[dict[str, float]], window: int = SCORE_WINDOW) -> dict[str, float]:

@@ -20,8 +20,9 @@ from raysearch.loop.phases import GanUpdate
 
 
 @dataclass(frozen=True)
-class Runtime:
-    """Where this copy of the loop runs: its rank, the device, and how models are wrapped (DDP)."""
+class Worker:
+    """Where this copy of the loop runs: its rank among the trial's workers (DDP), the device, and how models
+    are wrapped for that (Ray Train's prepare_model on a Train worker; unwrapped in one process)."""
 
     rank: int = 0
     world_size: int = 1
@@ -29,27 +30,27 @@ class Runtime:
     prepare_model: Callable[[nn.Module], nn.Module] = lambda module: module
 
 
-def local_runtime(cfg: ExperimentConfig) -> Runtime:
-    """One process: the device `train.device` names (`auto`: the GPU when torch sees one)."""
+def local_worker(cfg: ExperimentConfig) -> Worker:
+    """The only worker of a one-process run: the device `train.device` names (`auto`: the GPU when torch sees one)."""
     wanted = cfg.train.device
     if wanted == "auto":
         wanted = "cuda" if torch.cuda.is_available() else "cpu"
     if wanted == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device=cuda: torch sees no GPU here (torch.cuda.is_available() is False); "
                           "allowed: train.device=auto or cpu")
-    return Runtime(device=torch.device(wanted))
+    return Worker(device=torch.device(wanted))
 
 
 class Trial:
     """The state of one training run."""
 
-    def __init__(self, cfg: ExperimentConfig, runtime: Runtime | None = None) -> None:
-        runtime = runtime or local_runtime(cfg)
+    def __init__(self, cfg: ExperimentConfig, worker: Worker | None = None) -> None:
+        worker = worker or local_worker(cfg)
         self.cfg = cfg
-        self.runtime = runtime
-        self.device = runtime.device
-        self.data = TrainingData(cfg, self.device, runtime.rank, runtime.world_size)
-        self.networks: Networks = build_networks(cfg, self.data.vocab_size, self.device, runtime.prepare_model)
+        self.worker = worker
+        self.device = worker.device
+        self.data = TrainingData(cfg, self.device, worker.rank, worker.world_size)
+        self.networks: Networks = build_networks(cfg, self.data.vocab_size, self.device, worker.prepare_model)
         self.optimizers: Optimizers = build_optimizers(cfg, self.networks, self.device)
         # Noise, instance noise, augmentation and penalty interpolation; reseeded every epoch from
         # (seed, rank, epoch) (STYLE: 8), so a resumed run draws what it would have.
@@ -59,7 +60,7 @@ class Trial:
         self.step = 0  # batches seen
 
     def seed_epoch(self) -> None:
-        self.sample_rng.manual_seed(self.cfg.train.seed * 1_000_003 + self.runtime.rank * 10_007 + self.epoch)
+        self.sample_rng.manual_seed(self.cfg.train.seed * 1_000_003 + self.worker.rank * 10_007 + self.epoch)
 
     def end_epoch(self) -> None:
         self.epoch += 1
@@ -76,10 +77,11 @@ class Trial:
             "generator": unwrap(networks.generator).state_dict(),
             "generator_average": average.state_dict() if average is not None else None,
             "critic": unwrap(networks.critic).state_dict() if networks.critic is not None else None,
-            "opt_g": optimizers.generator.state_dict(),
-            "opt_d": optimizers.critic.state_dict() if optimizers.critic is not None else None,
-            "sched_g": optimizers.generator_schedule.state_dict(),
-            "sched_d": optimizers.critic_schedule.state_dict() if optimizers.critic_schedule is not None else None,
+            "generator_optimizer": optimizers.generator.state_dict(),
+            "critic_optimizer": optimizers.critic.state_dict() if optimizers.critic is not None else None,
+            "generator_schedule": optimizers.generator_schedule.state_dict(),
+            "critic_schedule": optimizers.critic_schedule.state_dict() if optimizers.critic_schedule is not None
+            else None,
             "rng": {"torch": torch.get_rng_state()},
             "critic_steps": self.update.critic_steps,
         }
@@ -96,16 +98,10 @@ class Trial:
                        if not d.startswith("train.epochs ")]
         if differences:
             raise CheckpointError(f"{path}: checkpoint was made with another config: {'; '.join(differences)}")
-        self.load_weights(state, path)
-        optimizers = self.optimizers
-        if self.networks.critic is not None:
-            for key in ("opt_d", "sched_d"):
-                if state[key] is None:
-                    raise CheckpointError(f"{path}: entry {key!r} is null, but this config trains a critic")
-            load_part(optimizers.critic, state["opt_d"], "critic optimiser", path)
-            load_part(optimizers.critic_schedule, state["sched_d"], "critic scheduler", path)
-        load_part(optimizers.generator, state["opt_g"], "generator optimiser", path)
-        load_part(optimizers.generator_schedule, state["sched_g"], "generator scheduler", path)
+        for key, target, what in self._restored_parts():
+            if state[key] is None:
+                raise CheckpointError(f"{path}: entry {key!r} is null, but this config needs its {what}")
+            load_part(target, state[key], what, path)
         try:
             torch.set_rng_state(state["rng"]["torch"])
         except (RuntimeError, TypeError) as err:
@@ -115,18 +111,16 @@ class Trial:
         # Lazy R1's clock; checkpoints from before R1 existed never ran it.
         self.update.critic_steps = state.get("critic_steps", 0)
 
-    def load_weights(self, state: dict[str, Any], path: Path | str) -> None:
-        """The networks' weights (and the generator's average) of a checkpoint, without the optimisers:
-        what evaluating a checkpoint needs. A generator-only checkpoint (checkpoint.generator_only) has no
-        critic entry, and validation needs none: the critic keeps its initial weights then."""
-        networks = self.networks
-        load_part(unwrap(networks.generator), state["generator"], "generator", path)
+    def _restored_parts(self) -> list[tuple[str, Any, str]]:
+        """(checkpoint entry, what loads it, its name in errors) for every part this config trains."""
+        networks, optimizers = self.networks, self.optimizers
+        parts = [("generator", unwrap(networks.generator), "generator"),
+                 ("generator_optimizer", optimizers.generator, "generator optimiser"),
+                 ("generator_schedule", optimizers.generator_schedule, "generator schedule")]
         if networks.generator_average is not None:
-            if state["generator_average"] is None:
-                raise CheckpointError(f"{path}: entry 'generator_average' is null, but this config keeps one "
-                                      "(train.ema_decay)")
-            load_part(networks.generator_average, state["generator_average"], "generator average", path)
-        if networks.critic is not None and "critic" in state:
-            if state["critic"] is None:
-                raise CheckpointError(f"{path}: entry 'critic' is null, but this config trains a critic")
-            load_part(unwrap(networks.critic), state["critic"], "critic", path)
+            parts.append(("generator_average", networks.generator_average, "generator average (train.ema_decay)"))
+        if networks.critic is not None:
+            parts += [("critic", unwrap(networks.critic), "critic"),
+                      ("critic_optimizer", optimizers.critic, "critic optimiser"),
+                      ("critic_schedule", optimizers.critic_schedule, "critic schedule")]
+        return parts

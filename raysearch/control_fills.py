@@ -1,6 +1,6 @@
 """Control fills of the 32x32 hole whose realism a person can judge at a glance: what a realism metric is checked on.
 
-A metric is believed only once it orders these as a person would (issue 22):
+A metric is believed only once it orders these as a person would (docs/quality.md):
 
 - `real`: the true centers themselves; any realism metric must call them real (classifier AUC ~0.5, SWD ~0);
 - `mean`: the border ring's mean colour, a flat square (obviously fake);
