@@ -44,9 +44,9 @@ def newest(storage: Storage, pattern: re.Pattern) -> str | None:
     return max(names) if names else None
 
 
-def check_resumable(storage: Storage, journal: Path | None = None) -> None:
-    """DamagedExperiment naming the first file of Tune's saved state (and of the study's `journal`, the local
-    file the search's Optuna study is kept in) that is missing or not whole."""
+def check_resumable(storage: Storage) -> None:
+    """DamagedExperiment naming the first file of Tune's saved state that is missing or not whole (the study's
+    journal: check_journal)."""
     where = storage.location
     if storage.kind(TUNER_FILE) != "file" or newest(storage, TUNE_STATE) is None:
         raise DamagedExperiment(f"{where}: Tune saved no state for this experiment ({TUNER_FILE} or "
@@ -58,8 +58,6 @@ def check_resumable(storage: Storage, journal: Path | None = None) -> None:
         name = newest(storage, pattern)
         if name is not None:
             check_pickle(storage, name)
-    if journal is not None:
-        check_journal(journal)
 
 
 def check_journal(path: Path) -> None:

@@ -45,7 +45,8 @@ from raysearch.evaluate import reported_metrics
 from raysearch.objectives import Constraint
 from raysearch.report import resume_command, write_report
 from raysearch.rows import search_constraints
-from raysearch.saved_state import TUNER_FILE, check_record_complete, check_resumable, drop_partial_record
+from raysearch.saved_state import (TUNER_FILE, check_journal, check_record_complete, check_resumable,
+                                   drop_partial_record)
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
 from raysearch.stop_signals import sigterm_as_ctrl_c
 from raysearch.storage_health import StorageFault
@@ -154,8 +155,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume:
             # The experiment's own record wins over today's flags: same space, overrides, budget.
             space, overrides, settings = recorded_experiment(experiment_path)
-            # Tune's saved state and the study's journal whole, before Ray reads them.
-            check_resumable(storage_io.Storage(experiment_path), fetch_journal(experiment_path))
         elif not args.dry_run:
             check_new(storage, name)
         space.check_trials(settings)  # again with --max-epochs / --smoke-test's budget
@@ -164,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         check_source(space.config.data.path, captions=captions_possible(space.config, space.params))
         if args.resume:
             check_study(storage_io.join(storage, name), name, space)
+            check_resumable(storage_io.Storage(experiment_path))  # Tune's saved state whole, before Ray reads it
         # The classical fills of a new experiment (once per dataset, then cached beside it), before Ray starts:
         # its constraints may be relative to them.
         baselines = None if args.dry_run or args.resume else baselines_of(space.config)
@@ -266,6 +266,7 @@ def check_study(experiment_path: str, name: str, space: SearchSpace) -> None:
     journal = fetch_journal(experiment_path)
     if not journal.is_file():
         return
+    check_journal(journal)  # a damaged record: one line naming it, not Optuna's parse error
     problem = study_mismatch(journal, name, [score_key(o.metric) for o in space.objectives],
                              [o.mode for o in space.objectives])
     if problem:
