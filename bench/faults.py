@@ -424,22 +424,27 @@ def storage_fault(sandbox: Sandbox, space: Path, kind: str) -> Figures:
 
 
 def corrupt_state(sandbox: Sandbox, space: Path, source: Path) -> Figures:
-    """Truncate each file a resume reads, in a copy of a real experiment: --resume and analyze each refuse in
-    one line naming the file, and change nothing."""
+    """Damage each file a resume reads, in a copy of a real experiment (Tune's and raysearch's files cut in
+    half; a record in the middle of Optuna's journal garbled): --resume and analyze each refuse in one line
+    naming the file, and change nothing."""
     figures = Figures(exit_code=0, overwritten=0)
     told, refused, named = [], 0, 0
     cases = ["experiment_state-*.json", "searcher-state-*.pkl", "search_gen_state-*.json", "tuner.pkl",
-             "raysearch_experiment.yaml"]
+             "raysearch_experiment.yaml", "optuna.journal"]
     for number, pattern in enumerate(cases):
         storage = sandbox.root / f"corrupt{number}"
         shutil.copytree(source, storage / "exp")
         target = sorted((storage / "exp").glob(pattern))[-1]
         data = target.read_bytes()
-        target.write_bytes(data[: len(data) // 2])
+        if pattern == "optuna.journal":  # a journal cut short is only missing its last records: garble one
+            middle = data.index(b"\n", len(data) // 2) - 10
+            target.write_bytes(data[:middle] + b"#" * 5 + data[middle + 5:])
+        else:
+            target.write_bytes(data[: len(data) // 2])
         before = snapshot(storage / "exp")
         for command in (resume_command(space, storage, "exp", "--address", "local"),
                         [PYTHON, "-m", "raysearch.analyze", str(storage / "exp")]):
-            if "analyze" in command[2] and pattern in ("searcher-state-*.pkl", "search_gen_state-*.json", "tuner.pkl"):
+            if "analyze" in command[2] and pattern not in ("experiment_state-*.json", "raysearch_experiment.yaml"):
                 continue  # analyze reads neither Optuna's state nor the tuner
             run = Run.start(sandbox, f"corrupt{number}", command)
             code = run.wait(timeout=120)
