@@ -54,6 +54,7 @@ from raysearch.front_plot import Curve, draw_front
 from raysearch.importances import format_importances, importances
 from raysearch.judge import DEFAULT_SEEDS, judge_beside_fills
 from raysearch.judge import format_table as judge_table
+from raysearch.lineage import copies, draw_lineage, lineage_lines, schedule_of  # PBT hook: --lineage
 from raysearch.objectives import FIDELITY_METRIC
 from raysearch.pictures import image_grid, labelled
 from raysearch.report import format_table
@@ -290,6 +291,22 @@ def print_rank_stability(experiment: Experiment, text) -> dict[str, Any]:
 # ---------------------------------------------------------------- command line
 
 
+def print_lineage(experiment: Experiment, rows, picture: str, out) -> dict[str, Any]:
+    """`--lineage`: every PBT copy and the winner's lineage and schedule (lineage.py), printed and, with a file
+    name, drawn; the same as JSON."""
+    histories = experiment.histories()
+    winner = next((r.trial for r in rows if r.status in MODEL_STATUSES), None)
+    print("", file=out)
+    for line in lineage_lines(histories, winner):
+        print(line, file=out)
+    found = {"winner": winner, "schedule": schedule_of(winner, histories).to_yaml() if winner else {},
+             "copies": [dataclasses.asdict(c) for trial, history in histories.items() for c in copies(trial, history)]}
+    if picture:
+        found["png"] = str(draw_lineage(histories, winner, Path(picture)).resolve())
+        print(f"Lineage drawn: {picture}", file=out)
+    return found
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = cli.ArgumentParser(
         prog="python -m raysearch.analyze",
@@ -311,6 +328,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--judge-seeds", type=cli.judge_seeds, default=DEFAULT_SEEDS, metavar="N",
                         help=f"the judge's seeds per row (default {DEFAULT_SEEDS})")
     parser.add_argument("--images", type=int, default=8, metavar="N", help="validation images in the grid (default 8)")
+    parser.add_argument("--lineage", nargs="?", const="", metavar="FILE.png",
+                        help="a PBT search: which trial copied which at which epoch, and the winner's schedule "
+                        "(and with FILE.png, a picture of it)")
     parser.add_argument("--rank-stability", action="store_true",
                         help="score every trial's last checkpoint on two disjoint halves of the validation subset and "
                         "print Spearman's rho between the two rankings (near 1: the metric ranks generators, not noise)")
@@ -319,11 +339,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--top must be >= 1, got {args.top}")
     if not 1 <= args.images <= 64:
         parser.error(f"--images must be 1 to 64, got {args.images}")
-    for flag, value in (("--grid", args.grid), ("--front", args.front)):
+    for flag, value in (("--grid", args.grid), ("--front", args.front), ("--lineage", args.lineage or None)):
         if value and not value.lower().endswith(".png"):
             parser.error(f"{flag} {value}: the picture is written as PNG only; give a file name ending in .png")
     # Output files are checked before the experiment is read: a long read must not end in a traceback.
-    for flag, value in (("--csv", args.csv), ("--grid", args.grid), ("--front", args.front)):
+    for flag, value in (("--csv", args.csv), ("--grid", args.grid), ("--front", args.front),
+                        ("--lineage", args.lineage or None)):
         if value is None:
             continue
         target = Path(value)
@@ -375,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
             write_csv(Path(args.csv), experiment, rows, fills)
             print(f"\nTable written to {args.csv}", file=text)
+        if args.lineage is not None:  # PBT hook
+            document["lineage"] = print_lineage(experiment, rows, args.lineage, text)
         if not experiment.finished():
             errors = [r.trial for r in rows if r.status == "error"]
             hint = f"; see {experiment.location}/{errors[0]}/error.txt" if errors else ""

@@ -399,6 +399,10 @@ def _coerce(hint: Any, raw: Any, key: str) -> Any:
         return _coerce(inner, raw, key)
     if origin is tuple:
         items = typing.get_args(hint)
+        if len(items) == 2 and items[1] is Ellipsis:  # tuple[str, ...]: a list of any length
+            if not isinstance(raw, (list, tuple)):
+                raise ConfigError(f"{key}: expected a list, got {type(raw).__name__} {raw!r}")
+            return tuple(_coerce(items[0], v, f"{key}[{i}]") for i, v in enumerate(raw))
         if not isinstance(raw, (list, tuple)) or len(raw) != len(items):
             raise ConfigError(f"{key}: expected a list of {len(items)} numbers, got {raw!r}")
         return tuple(_coerce(t, v, f"{key}[{i}]") for i, (t, v) in enumerate(zip(items, raw)))
@@ -507,7 +511,8 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 # ---------------------------------------------------------------- files
 
-SPACE_SECTIONS = ("description", "base", "search", "metric", "mode", "objectives", "constraints", "tune")
+SPACE_SECTIONS = ("description", "base", "search", "metric", "mode", "objectives", "constraints", "tune",
+                  "schedule")
 SEARCH_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 
 

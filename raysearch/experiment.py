@@ -37,6 +37,7 @@ from raysearch.config import build_config, build_dataclass, parse_yaml
 from raysearch.constants import EXPERIMENT_FILE
 from raysearch.errors import RaysearchError
 from raysearch.front import read_front
+from raysearch.lineage import POPULATION_LOG, copies, describe_copies, read_population_log  # PBT hooks
 from raysearch.objectives import DEFAULT_GAN_CONSTRAINTS, Constraint, Objective
 from raysearch.rows import TUNE_ERROR_FILE, TrialRow, failure_count, make_row, rank_rows, trial_status
 from raysearch.saved_state import TUNE_STATE, DamagedExperiment, check_record_complete, check_tune_state
@@ -133,8 +134,11 @@ class Experiment:
 
     def rows(self, constraints: Sequence[Constraint] = ()) -> list[TrialRow]:
         """The ranked table rows (rows.rank_rows, as the search's table ranks them), best first."""
+        histories = self.histories()  # PBT hook: the donors each trial copied
         rows = [make_row(t.name, t.params, t.last, [r.get(self.metric) for r in t.history], self.metric, self.mode,
-                         t.status, failures=t.failures) for t in self.trials]
+                         t.status, failures=t.failures,
+                         copied=describe_copies(copies(t.name, histories.get(t.name, []))))
+                for t in self.trials]
         return rank_rows(rows, self.objectives, constraints)
 
     def config(self):
@@ -215,6 +219,12 @@ class Experiment:
 
     def trial(self, name: str) -> TrialRecord:
         return next(t for t in self.trials if t.name == name)
+
+    def histories(self) -> dict[str, list[dict[str, Any]]]:
+        """trial name -> its results in order, for lineage.py (PBT's copies and schedules): the population log a
+        PBT search keeps, else each trial's result.json."""
+        logged = read_population_log(self.storage.read_text(POPULATION_LOG))
+        return logged or {t.name: list(t.history) for t in self.trials}
 
     def finished(self) -> list[TrialRecord]:
         """Trials that reached a final value: finished, stopped by the scheduler, or diverged."""

@@ -3,6 +3,7 @@ and the TensorBoard and Optuna dashboard commands."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -22,18 +23,23 @@ from raysearch.rows import (TUNE_ERROR_FILE, TrialRow, baseline_rows, failure_co
                             search_constraints, short, trial_status)
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
 from raysearch.study import local_journal
+from raysearch.lineage import (POPULATION_LOG, copies, describe_copies, read_population_log,  # PBT hooks
+                               result_histories, schedule_of)
 
 BEST_CONFIG_FILE = "best_config.yaml"
 
 
 def trial_rows(results, space: SearchSpace, settings: TuneSettings,
-               constraints: Sequence[Constraint] = (), failures: dict[str, int] | None = None) -> list[TrialRow]:
-    """Rows for every trial of a Tune ResultGrid, best first; `failures`: trial name -> times it failed.
+               constraints: Sequence[Constraint] = (), failures: dict[str, int] | None = None,
+               histories: dict[str, list[dict[str, Any]]] | None = None) -> list[TrialRow]:
+    """Rows for every trial of a Tune ResultGrid, best first; `failures`: trial name -> times it failed,
+    `histories`: trial name -> its results (a PBT search's, for the donors each trial copied).
 
     Tune returns a ResultGrid also after Ctrl-C: a trial without an error whose
     last result is not `done` did not end, so it was interrupted.
     """
     rows = []
+    histories = histories if histories is not None else result_histories(results)  # PBT hook: donors copied
     for result in results:
         metrics = result.metrics or {}
         history = result.metrics_dataframe
@@ -45,8 +51,13 @@ def trial_rows(results, space: SearchSpace, settings: TuneSettings,
             trial_status(metrics, error=result.error is not None, max_epochs=settings.max_epochs, done=done,
                          search_running=False),
             failures=(failures or {}).get(name, 0),
+            copied=_copied(name, histories or {}),
         ))
     return rank_rows(rows, space.objectives, constraints)
+
+
+def _copied(trial: str, histories: dict[str, list[dict[str, Any]]]) -> str:
+    return describe_copies(copies(trial, histories.get(trial, [])))
 
 
 def format_table(rows: list[TrialRow], metric: str, baselines: list[TrialRow] = ()) -> str:
@@ -54,18 +65,20 @@ def format_table(rows: list[TrialRow], metric: str, baselines: list[TrialRow] = 
     column appears when some trial failed (and restarted from its checkpoint, or ended in error)."""
     keys = sorted({k for row in rows for k in row.params})
     failed = any(row.failures for row in rows)
+    exploited = any(row.copied for row in rows)  # PBT hook: a column naming the donors each trial copied
     header = ["rank", "trial", *keys, f"{metric} score", "final", "best", "psnr score",
-              *(["failures"] if failed else []), "epochs", "status"]
+              *(["failures"] if failed else []), "epochs", "status", *(["copied (donor@epoch)"] if exploited else [])]
     lines = [header]
     for rank, row in enumerate(rows, 1):
         lines.append([
             str(rank), row.trial, *(short(row.params.get(k, "-")) for k in keys),
             short(row.score), short(row.final), short(row.best), short(row.psnr),
             *([str(row.failures)] if failed else []), str(row.epochs), row.status,
+            *([row.copied or "-"] if exploited else []),
         ])
     for row in baselines:
         lines.append(["-", row.trial, *("-" for _ in keys), short(row.score), short(row.final), "-",
-                      short(row.psnr), *(["-"] if failed else []), "-", row.status])
+                      short(row.psnr), *(["-"] if failed else []), "-", row.status, *(["-"] if exploited else [])])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
     if baselines:
@@ -88,9 +101,14 @@ def best_trial_config(best: TrialRow, space: SearchSpace, overrides: list[str]) 
 
 
 def write_best_config(rows: list[TrialRow], space: SearchSpace, experiment_path: str,
-                      overrides: list[str] = (), front: Front | None = None) -> str | None:
+                      overrides: list[str] = (), front: Front | None = None,
+                      histories: dict[str, list[dict[str, Any]]] | None = None) -> str | None:
     """best_config.yaml, runnable with `raysearch.train --config`: the best non-diverged trial's full config, or
-    with several objectives the knee of the `front` (raysearch.frontier.knee)."""
+    with several objectives the knee of the `front` (raysearch.frontier.knee).
+
+    A PBT trial's (`histories`: every trial's results) is the config its weights started from, and a `schedule:`
+    of the values they were trained under from each epoch on (lineage.schedule_of), which raysearch.train replays.
+    """
     if front is not None:
         best, why = front.knee, "the knee of the front"
     else:
@@ -99,7 +117,7 @@ def write_best_config(rows: list[TrialRow], space: SearchSpace, experiment_path:
         best, why = (candidates[0] if candidates else None), "best trial"
     if best is None:
         return None
-    return _write_trial_config(best, space, experiment_path, list(overrides), BEST_CONFIG_FILE, why)
+    return _write_trial_config(best, space, experiment_path, list(overrides), BEST_CONFIG_FILE, why, histories)
 
 
 def write_front_configs(front: Front, space: SearchSpace, experiment_path: str, overrides: list[str] = ()) \
@@ -110,7 +128,10 @@ def write_front_configs(front: Front, space: SearchSpace, experiment_path: str, 
 
 
 def _write_trial_config(row: TrialRow, space: SearchSpace, experiment_path: str, overrides: list[str],
-                        relative: str, why: str) -> str:
+                        relative: str, why: str, histories: dict[str, list[dict[str, Any]]] | None = None) -> str:
+    schedule = schedule_of(row.trial, histories or {})  # PBT hook: empty for any other search
+    if schedule.changes:
+        row = dataclasses.replace(row, params={**row.params, **schedule.values_at(0)})
     smoke = any(o in overrides for o in SMOKE_OVERRIDES)
     figures = ", ".join(f"{o.metric} score {row.scores[o.metric]:.6g}" for o in space.objectives
                         if o.metric in row.scores)
@@ -120,6 +141,7 @@ def _write_trial_config(row: TrialRow, space: SearchSpace, experiment_path: str,
                        f"train.epochs below (search space {space.path.name})"
                        + ("; the search's --smoke-test data settings are left out" if smoke else ""),
         "base": best_trial_config(row, space, overrides),
+        **({"schedule": schedule.to_yaml()} if schedule.changes else {}),
     }, sort_keys=False))
 
 
@@ -148,7 +170,11 @@ def write_report(results, space: SearchSpace, settings: TuneSettings, experiment
     fills = baselines if baselines is not None else baselines_of(space.config)
     constraints = search_constraints(space, fills)
     names = [Path(result.path).name for result in results if result.path]
-    rows = trial_rows(results, space, settings, constraints, trial_failures(experiment_path, names))
+    # PBT hook: the population's log where the search kept one (lineage.py), else Tune's results.
+    histories = read_population_log(storage.Storage(experiment_path).read_text(POPULATION_LOG)) or \
+        result_histories(results)
+    rows = trial_rows(results, space, settings, constraints, trial_failures(experiment_path, names),
+                      histories=histories)
     fill_rows = baseline_rows(fills, space.metric)
     if space.multi_objective:
         front = read_front(rows, space.objectives, fills)
@@ -166,7 +192,8 @@ def write_report(results, space: SearchSpace, settings: TuneSettings, experiment
         if space.multi_objective:
             if write_front_configs(front, space, experiment_path, overrides):
                 print(f"One config per front trial: {storage.join(experiment_path, FRONT_DIR)}/", file=out)
-        best = write_best_config(rows, space, experiment_path, overrides, front=front if space.multi_objective else None)
+        best = write_best_config(rows, space, experiment_path, overrides,
+                                 front=front if space.multi_objective else None, histories=histories)
     except OSError as err:  # the storage failed at the very end: the table above is the result all the same
         print(f"\nbest_config.yaml not written: {first_line(err)} (the previous one, if any, is as it was)", file=out)
     else:

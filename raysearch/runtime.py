@@ -57,6 +57,11 @@ from raysearch.objectives import Constraint
 from raysearch.schedulers import MultiObjectiveASHA
 from raysearch.searcher import StudySearch, make_sampler
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
+# ---- PBT hooks (raysearch.pbt, pbt_scheduler, population, lineage, mutations)
+from raysearch import pbt, pbt_scheduler
+from raysearch.lineage import copy_marks
+from raysearch.mutations import Schedule
+from raysearch.population import starting_population
 
 # Where a run's reports and checkpoints go, and where it resumes from.
 #   tune:    local mode in a Tune trial's actor: tune.report / tune.get_checkpoint
@@ -77,14 +82,15 @@ def train_function(loop_config: dict[str, Any]) -> None:
 
     `loop_config`: {"config": the experiment config as a dict, "logdir": TensorBoard directory (path or URI),
     "destination": a Destination, "threads": torch threads (None: leave Ray's OMP_NUM_THREADS),
-    "run_dir": the run directory (run_dir only)}.
+    "run_dir": the run directory (run_dir only), "schedule": a mutations.Schedule or None (PBT hook)}.
     """
     cfg = build_config(loop_config["config"], source="trial config")
     destination: Destination = loop_config["destination"]
     worker = _train_worker() if destination == "train" else local_worker(cfg)
     resume, report = _resume_and_report(destination, loop_config.get("run_dir"))
     with trial_process_scope(loop_config["threads"]), resume() as checkpoint:
-        run_trial(cfg, report, checkpoint=checkpoint, logdir=loop_config["logdir"], worker=worker)
+        run_trial(cfg, report, checkpoint=checkpoint, logdir=loop_config["logdir"], worker=worker,
+                  schedule=loop_config.get("schedule"))
 
 
 def _train_worker() -> Worker:
@@ -100,7 +106,14 @@ def _train_worker() -> Worker:
 def _resume_and_report(destination: Destination, run_dir: str | None):
     """(a context manager giving the checkpoint directory to resume from or None, the loop's report callable)."""
     if destination == "tune":
+        # PBT hook: a restored checkpoint of another trial (an exploit) is named in the first report after it.
+        restored = tune.get_checkpoint()
+        copied = copy_marks(restored.path if restored else None, tune.get_context().get_trial_dir())
+
         def report(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+            if copied:
+                metrics = {**metrics, **copied}
+                copied.clear()
             # Copied into the trial's storage before report returns; a stopped trial ends inside it (SystemExit).
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None)
 
@@ -147,7 +160,7 @@ def _as_directory(checkpoint: Checkpoint | None) -> Iterator[Path | None]:
 def make_trainer(cfg: ExperimentConfig, destination: Destination, *, logdir: str, run_name: str, storage_path: str,
                  use_gpu: bool = False, resources_per_worker: dict[str, float] | None = None, max_failures: int = 2,
                  callbacks: list | None = None, threads: int | None = None, run_dir: str | None = None,
-                 storage_filesystem=None) -> TorchTrainer:
+                 storage_filesystem=None, schedule: Schedule | None = None) -> TorchTrainer:
     """A TorchTrainer running `train_function` for `cfg`: local mode for one worker, DDP workers for several.
 
     `run_name` must be stable across restarts of the trial: a DDP trial's restarted Train run finds its latest
@@ -159,7 +172,7 @@ def make_trainer(cfg: ExperimentConfig, destination: Destination, *, logdir: str
     return TorchTrainer(
         train_function,
         train_loop_config={"config": config_to_dict(cfg), "logdir": logdir, "destination": destination,
-                           "threads": threads, "run_dir": run_dir},
+                           "threads": threads, "run_dir": run_dir, "schedule": schedule},
         scaling_config=scaling,
         run_config=RunConfig(
             name=run_name,
@@ -172,7 +185,8 @@ def make_trainer(cfg: ExperimentConfig, destination: Destination, *, logdir: str
     )
 
 
-def train_run(cfg: ExperimentConfig, run_dir: Path, *, use_gpu: bool = False) -> dict[str, Any]:
+def train_run(cfg: ExperimentConfig, run_dir: Path, *, use_gpu: bool = False,
+              schedule: Schedule | None = None) -> dict[str, Any]:
     """`python -m raysearch.train`: one run into `run_dir`, resumed from its latest checkpoint; the last metrics.
 
     One worker trains in this process on all of its cores (Train's local mode: no Ray cluster needed);
@@ -182,6 +196,7 @@ def train_run(cfg: ExperimentConfig, run_dir: Path, *, use_gpu: bool = False) ->
     trainer = make_trainer(
         cfg, "run_dir" if local else "train", logdir=str(run_dir), run_name=RUN_DIR_CHECKPOINTS,
         storage_path=str(run_dir), use_gpu=use_gpu, threads=available_cores() if local else None, run_dir=str(run_dir),
+        schedule=schedule,
     )
     return dict(trainer.fit().metrics or {})
 
@@ -200,11 +215,18 @@ def threads_for(cpus: float) -> int:
 
 
 def search_trial(params: dict[str, Any], *, space_path: str, overrides: list[str], max_epochs: int, workers: int,
-                 experiment_path: str, use_gpu: bool, resources: dict[str, float], max_failures: int) -> None:
-    """One Tune trial: train the sampled config, in this actor (local mode) or on Train's DDP workers."""
+                 experiment_path: str, use_gpu: bool, resources: dict[str, float], max_failures: int,
+                 fixed: dict[str, Any] | None = None, tracked: tuple[str, ...] = ()) -> None:
+    """One Tune trial: train the sampled config, in this actor (local mode) or on Train's DDP workers.
+
+    `fixed`: values every trial of the search takes (a PBT search's checkpoint interval); `tracked`: keys the
+    trial reports every epoch as `schedule/<key>` (a PBT search's mutated keys).
+    """
     space = load_space(space_path, overrides)
+    if tracked:  # PBT hook: a member's key that its `when` leaves out is None in Tune's config
+        params = {key: value for key, value in params.items() if value is not None}
     # The tune section sets each trial's budget and its number of Train workers.
-    cfg = space.trial_config({**params, "train.epochs": max_epochs, "train.workers": workers})
+    cfg = space.trial_config({**params, "train.epochs": max_epochs, "train.workers": workers, **(fixed or {})})
     context = tune.get_context()
     local = workers == 1
     storage_path, filesystem = atomic_fs.tune_storage(experiment_path)  # a DDP trial's checkpoints: whole or absent
@@ -220,6 +242,7 @@ def search_trial(params: dict[str, Any], *, space_path: str, overrides: list[str
         max_failures=max_failures,
         callbacks=None if local else [TuneReportCallback()],
         threads=threads_for(resources["CPU"]) if local else None,
+        schedule=Schedule(tracked=tuple(tracked)) if tracked else None,
     )
     trainer.fit()
 
@@ -239,8 +262,19 @@ def build_trainable(space_path: str, overrides: list[str], settings: TuneSetting
         search_trial, space_path=space_path, overrides=overrides, max_epochs=settings.max_epochs,
         workers=settings.resources.workers, experiment_path=experiment_path, use_gpu=use_gpu,
         resources=trial_resources(settings, use_gpu), max_failures=settings.max_failures,
+        **population_based_trials(space_path, overrides, settings),
     )
     return tune.with_resources(trainable, actor_resources(settings, use_gpu))
+
+
+def population_based_trials(space_path: str, overrides: list[str], settings: TuneSettings) -> dict[str, Any]:
+    """PBT hook: what search_trial adds to a PBT search's trials (a checkpoint every interval; the mutated keys
+    reported every epoch); {} for any other search."""
+    if not pbt.is_population_based(settings):
+        return {}
+    space = load_space(space_path, overrides)
+    return {"fixed": pbt.trial_values(settings, space.config.train.checkpoint_every),
+            "tracked": tuple(p.key for p in pbt.mutated_params(settings, space.params))}
 
 
 def actor_resources(settings: TuneSettings, use_gpu: bool) -> dict[str, float]:
@@ -318,11 +352,13 @@ def wants_gpu(cfg: ExperimentConfig) -> bool:
 
 def make_searcher(space: SearchSpace, settings: TuneSettings, max_concurrent: int, *,
                   constraints: tuple[Constraint, ...] = (), journal: str | Path | None = None,
-                  study_name: str = "search") -> ConcurrencyLimiter:
+                  study_name: str = "search"):
     """The search's Optuna study through Ray's OptunaSearch (raysearch.searcher.StudySearch): the space's
     define-by-run function, its objectives' scores (the mean of the last epochs: one lucky epoch does not win),
     `constraints` (bounds resolved, on the reported metrics), seeded, the base config first; the study kept in
-    `journal` (a file Optuna's tools open; None: in memory)."""
+    `journal` (a file Optuna's tools open; None: in memory). A PBT search has no searcher: its population."""
+    if pbt.is_population_based(settings):  # PBT hook: Ray's PBT allows no searcher; the population is fixed
+        return pbt_scheduler.population_searcher(starting_population(space, settings))
     # multivariate + group TPE models the joint distribution, conditional parameters included; with several
     # objectives it is Optuna's MOTPE. Random search is the benches' baseline.
     sampler = make_sampler("tpe" if settings.searcher == "optuna" else "random", seed=settings.seed,
@@ -348,6 +384,8 @@ def make_scheduler(space: SearchSpace, settings: TuneSettings):
     Both stop on the trial's own epoch (Tune's training_iteration restarts at 1 after a trial restart), and
     their rungs compare each trial's scores (the mean of its last epochs), not one lucky epoch.
     """
+    if pbt.is_population_based(settings):  # PBT hook
+        return pbt_scheduler.make_scheduler(space, settings)
     if settings.scheduler == "none":
         return FIFOScheduler()
     grace = min(settings.grace_period, settings.max_epochs)
@@ -379,6 +417,8 @@ def run_tuner(space: SearchSpace, settings: TuneSettings, overrides: list[str], 
     else:
         tuner = tune.Tuner(
             trainable,
+            # PBT hook: Tune places a population's members into a param_space holding every searched key.
+            param_space=pbt_scheduler.param_space(space) if pbt.is_population_based(settings) else None,
             tune_config=tune.TuneConfig(
                 search_alg=make_searcher(space, settings, concurrency(settings, use_gpu), constraints=constraints,
                                          journal=journal, study_name=name),
@@ -396,8 +436,11 @@ def run_tuner(space: SearchSpace, settings: TuneSettings, overrides: list[str], 
                 storage_path=storage_path,
                 storage_filesystem=filesystem,
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_TO_KEEP),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=max(  # PBT hook: a donor's must outlive its copies
+                    CHECKPOINTS_TO_KEEP, pbt.CHECKPOINTS_TO_KEEP if pbt.is_population_based(settings) else 0)),
                 progress_reporter=progress,
+                # PBT hook: the population's results, for its lineage (pbt_scheduler.PopulationLog says why)
+                callbacks=[pbt_scheduler.PopulationLog(experiment_path)] if pbt.is_population_based(settings) else None,
                 verbose=3 if verbose else 1,  # 1: the table and the experiment's own lines, no per-trial results
             ),
         )

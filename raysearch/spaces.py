@@ -37,6 +37,7 @@ from raysearch.config import (
 )
 from raysearch.errors import ConfigError
 from raysearch.objectives import Constraint, ConstraintSpec, Objective, parse_constraints, parse_objectives
+from raysearch.pbt import PbtSettings, check_settings as check_pbt_settings, trial_values as pbt_trial_values
 
 KINDS = ("loguniform", "uniform", "int", "choice")
 
@@ -102,7 +103,8 @@ class TuneSettings:
     (Tune's training_iteration restarts after a trial restart) by one metric;
     `mo_asha` does the same for several objectives, promoting by non-dominated
     sorting (raysearch.schedulers; the default of a multi-objective space);
-    `none` runs every trial to max_epochs. searcher `optuna` is a seeded
+    `none` runs every trial to max_epochs; `pbt` and `pb2` run Population Based
+    Training (raysearch.pbt: the `pbt` block). searcher `optuna` is a seeded
     multivariate TPE (MOTPE for several objectives); `random` is Optuna's random
     sampler (the baseline of bench/search.py). HyperBandForBOHB is not offered:
     with OptunaSearch it crashes in Ray 2.60.
@@ -110,7 +112,7 @@ class TuneSettings:
 
     num_samples: int = 16
     max_epochs: int = 10
-    scheduler: Literal["asha", "mo_asha", "none"] = "asha"
+    scheduler: Literal["asha", "mo_asha", "none", "pbt", "pb2"] = "asha"
     grace_period: int = 2
     reduction_factor: int = 3
     searcher: Literal["optuna", "random"] = "optuna"
@@ -118,6 +120,7 @@ class TuneSettings:
     max_concurrent: int = 0
     max_failures: int = 2
     resources: Resources = field(default_factory=Resources)
+    pbt: PbtSettings = field(default_factory=PbtSettings)  # scheduler pbt / pb2 only
 
     def __post_init__(self) -> None:
         if self.num_samples < 1:
@@ -184,8 +187,10 @@ class SearchSpace:
         """Every config the search can give a trial under `settings` (its budget and workers) is valid,
         or ConfigError naming the file and the values."""
         # What the runtime adds to every trial's parameters (runtime.search_trial).
-        fixed = {"train.epochs": settings.max_epochs, "train.workers": settings.resources.workers}
+        fixed = {"train.epochs": settings.max_epochs, "train.workers": settings.resources.workers,
+                 **pbt_trial_values(settings, self.config.train.checkpoint_every)}
         try:
+            check_pbt_settings(settings, self.params)  # PBT hook: scheduler pbt / pb2 and its block
             check_reachable_configs(self.params, self.base, fixed)
         except ConfigError as err:
             raise ConfigError(f"{self.path}: {err}") from None
@@ -217,6 +222,9 @@ def load_space(name_or_path: str, overrides: list[str] = ()) -> SearchSpace:
             tune_section = dict(tune_section)
             tune_section["scheduler"] = "mo_asha"  # several objectives: successive halving that keeps the front
         tune = build_dataclass(TuneSettings, tune_section, "tune")
+        if values.get("schedule") is not None:  # PBT hook: best_config.yaml's section, for raysearch.train
+            raise ConfigError("schedule: is a PBT winner's schedule for `raysearch.train --config`; a search "
+                              "space has none")
         check_scheduler(tune.scheduler, objectives)
         params = tuple(_parse_params(values.get("search") or {}, config))
     except ConfigError as err:
@@ -232,6 +240,9 @@ def check_scheduler(scheduler: str, objectives: tuple[Objective, ...]) -> None:
     if scheduler == "asha" and len(objectives) > 1:
         raise ConfigError(f"tune.scheduler: asha stops trials by one metric, and this space has "
                           f"{len(objectives)} objectives; use mo_asha (successive halving by Pareto front) or none")
+    if scheduler in ("pbt", "pb2") and len(objectives) > 1:  # PBT hook
+        raise ConfigError(f"tune.scheduler: {scheduler} copies the members best by one metric, and this space has "
+                          f"{len(objectives)} objectives; use mo_asha or none")
     if scheduler == "mo_asha" and len(objectives) == 1:
         raise ConfigError(f"tune.scheduler: mo_asha is for several objectives, and this space has one "
                           f"({objectives[0].metric}); use asha or none")

@@ -23,7 +23,8 @@ import yaml
 from raysearch import cli
 from raysearch.baselines import baselines_of, best_baseline
 from raysearch.checkpoint import RUN_DIR_CHECKPOINTS, latest_checkpoint, load_checkpoint
-from raysearch.config import config_to_dict, list_spaces, load_config
+from raysearch.config import config_to_dict, list_spaces, load_config, load_space_file
+from raysearch.mutations import Schedule, parse_schedule, with_values  # PBT hook: replay a schedule
 from raysearch.data.check import check_source
 from raysearch.errors import RaysearchError
 from raysearch.loop import VAL_HISTORY_KEY, local_worker
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     distributed = False
     try:
         cfg = load_config(args.space or args.config, overrides)
+        schedule = replayed_schedule(args.config, cfg)  # PBT hook: a PBT winner's best_config.yaml
         check_source(cfg.data.path, captions=cfg.captions.enabled)  # before anything runs, and on --dry-run
         distributed = cfg.train.workers > 1
         if not args.dry_run:
@@ -127,7 +129,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         use_gpu = runtime.wants_gpu(cfg)
-    return print_result(runtime.train_run(cfg, logdir, use_gpu=use_gpu), baselines, logdir)
+    return print_result(runtime.train_run(cfg, logdir, use_gpu=use_gpu, schedule=schedule), baselines, logdir)
+
+
+def replayed_schedule(config_file: str | None, cfg) -> Schedule | None:
+    """The `schedule:` of a --config file (a PBT winner's best_config.yaml: epoch -> values), checked against `cfg`
+    (each change builds a valid config), or None. ConfigError in one line naming the file and entry."""
+    if not config_file:
+        return None
+    _, values = load_space_file(config_file)
+    schedule = parse_schedule(values.get("schedule"), config_file)
+    for epoch, change in schedule.changes:
+        with_values(cfg, schedule.values_at(epoch), f"{config_file}: schedule.{epoch}")
+    if schedule.changes:
+        print(f"replaying the schedule of {config_file}: " + "; ".join(
+            f"from epoch {epoch}: " + ", ".join(f"{k}={v}" for k, v in change.items())
+            for epoch, change in schedule.changes), file=sys.stderr)
+    return schedule if schedule.changes else None
 
 
 def finished_run(checkpoint: Path, epochs: int) -> dict[str, Any] | None:

@@ -52,6 +52,7 @@ from raysearch.stop_signals import sigterm_as_ctrl_c
 from raysearch.storage_health import StorageFault
 from raysearch.study import STUDY_FILE, fetch_journal, local_journal, publish_journal, study_mismatch
 from raysearch.summaries import HParamColumn, write_baseline_runs, write_experiment_hparams
+from raysearch import pbt  # PBT hook
 
 # --smoke-test (Ray's convention): a tiny budget on constants.SMOKE_OVERRIDES' tiny dataset.
 SMOKE_TUNE = {"num_samples": 3, "max_epochs": 2, "grace_period": 1, "max_concurrent": 2}
@@ -81,6 +82,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(default: the cluster running on this machine, else a local Ray)")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved base config, search space and settings, then exit")
     parser.add_argument("--verbose", action="store_true", help="also print Ray's per-trial results, checkpoint lines and warnings")
+    parser.add_argument("--init-from", metavar="EXPERIMENT", help="scheduler pbt/pb2: start the population from this "
+                        "finished experiment's top configs (tune.pbt.init_from)")
     args = parser.parse_args(argv)
     for flag in ("num_samples", "max_epochs"):
         value = getattr(args, flag)
@@ -95,7 +98,23 @@ def resolve_settings(space: SearchSpace, args: argparse.Namespace) -> TuneSettin
         changes["num_samples"] = args.num_samples
     if args.max_epochs:
         changes["max_epochs"] = args.max_epochs
+    changes.update(pbt_changes(space, args))
     return dataclasses.replace(space.tune, **changes)
+
+
+def pbt_changes(space: SearchSpace, args: argparse.Namespace) -> dict[str, Any]:
+    """PBT hook: --init-from, and a perturbation within --smoke-test's 2 epochs."""
+    if not pbt.is_population_based(space.tune):
+        if getattr(args, "init_from", None):
+            raise ConfigError(f"--init-from: starts a PBT population; {space.path.name}'s tune.scheduler is "
+                              f"{space.tune.scheduler} (allowed with: {', '.join(pbt.POPULATION_SCHEDULERS)})")
+        return {}
+    block = space.tune.pbt
+    if getattr(args, "init_from", None):
+        block = dataclasses.replace(block, init_from=args.init_from)
+    if args.smoke_test:
+        block = dataclasses.replace(block, interval=1)
+    return {"pbt": block} if block != space.tune.pbt else {}
 
 
 def experiment_location(args: argparse.Namespace, space: SearchSpace) -> tuple[str, str]:
@@ -158,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         elif not args.dry_run:
             check_new(storage, name)
         space.check_trials(settings)  # again with --max-epochs / --smoke-test's budget
+        if pbt.is_population_based(settings) and settings.pbt.init_from and not args.resume:
+            from raysearch.population import starting_population  # PBT hook: --init-from read before Ray starts
+
+            starting_population(space, settings)
         if not args.dry_run:
             cli.check_gpu_before_ray(space.config.train.device, args.address)
         check_source(space.config.data.path, captions=captions_possible(space.config, space.params))

@@ -160,6 +160,10 @@ def _suggestions(space, seed, count):
     import dataclasses
 
     settings = dataclasses.replace(space.tune, seed=seed, num_samples=count)
+    if settings.scheduler in ("pbt", "pb2"):  # no searcher beside PBT: what trials get is its starting population
+        from raysearch.population import starting_population
+
+        return starting_population(space, settings)
     searcher = make_searcher(space, settings, max_concurrent=count)
     return [searcher.suggest(f"trial_{i}") for i in range(count)]
 

@@ -33,6 +33,7 @@ from raysearch.evaluate import reported_metrics
 from raysearch.loop.epoch import train_epoch
 from raysearch.loop.trial import Worker, Trial, local_worker
 from raysearch.loop.validation import validate
+from raysearch.mutations import Schedule, tracked_values, with_values
 from raysearch.summaries import TrialSummary
 
 Report = Callable[[dict[str, Any], Path | None], None]
@@ -49,6 +50,7 @@ def run_trial(
     checkpoint: Path | None = None,
     logdir: str | Path | None = None,
     worker: Worker | None = None,
+    schedule: Schedule | None = None,
 ) -> dict[str, Any]:
     """Train `cfg` to `cfg.train.epochs`, calling `report` every epoch; return the last metrics.
 
@@ -56,6 +58,9 @@ def run_trial(
     the mean over the last SCORE_WINDOW epochs (constants.py), which the search
     ranks and stops trials by. The validation history it is computed from is
     part of the checkpoint, so a resumed trial scores as if it had never stopped.
+
+    `schedule` (mutations.Schedule): values the run changes at given epochs (a PBT winner's schedule replayed),
+    and keys reported every epoch as `schedule/<key>` (a PBT search's mutated keys).
     """
     worker = worker or local_worker(cfg)
     trial = Trial(cfg, worker)
@@ -71,6 +76,10 @@ def run_trial(
     last: dict[str, Any] = {}
     try:
         while trial.epoch < cfg.train.epochs:
+            if schedule is not None and schedule.changes:  # the values in force from this epoch on
+                scheduled = with_values(cfg, schedule.values_at(trial.epoch), "schedule")
+                if scheduled != trial.cfg:
+                    trial.apply_config(scheduled)
             train_logs, diverged_phase = train_epoch(trial)
             if diverged_phase:
                 worst = diverged_metrics()
@@ -81,7 +90,8 @@ def run_trial(
             trial.end_epoch()
             val_logs, generated = validate(trial)
             val_history.append(val_logs)
-            last = {**train_logs, **val_logs, **recent_scores(val_history), "epoch": trial.epoch, "diverged": 0}
+            last = {**train_logs, **val_logs, **recent_scores(val_history), **tracked_values(trial.cfg, schedule),
+                    "epoch": trial.epoch, "diverged": 0}
             if summary:
                 summary.scalars(last, trial.epoch)
                 if cfg.train.preview_images:

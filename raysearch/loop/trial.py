@@ -11,7 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from raysearch.checkpoint import STATE_FILE, check_state, config_differences, load_part
+from raysearch import mutations
+from raysearch.checkpoint import STATE_FILE, check_state, load_part
 from raysearch.config import ExperimentConfig, build_config, config_to_dict
 from raysearch.errors import CheckpointError, ConfigError
 from raysearch.loop.batches import TrainingData
@@ -94,10 +95,12 @@ class Trial:
             saved = config_to_dict(build_config(state["config"], source=f"{path}: its config"))
         except ConfigError as err:
             raise CheckpointError(str(err)) from None
-        differences = [d for d in config_differences(saved, config_to_dict(self.cfg))
-                       if not d.startswith("train.epochs ")]
+        # A config may differ in keys a running trial can take (a PBT exploit, a replayed schedule): loaded,
+        # then applied below. Anything else would load a state trained for another model.
+        mutated, differences = mutations.split_differences(saved, config_to_dict(self.cfg))
         if differences:
-            raise CheckpointError(f"{path}: checkpoint was made with another config: {'; '.join(differences)}")
+            raise CheckpointError(f"{path}: checkpoint was made with another config: {'; '.join(differences)} "
+                                  f"(only these may differ: train.epochs, {mutations.allowed_keys()})")
         for key, target, what in self._restored_parts():
             if state[key] is None:
                 raise CheckpointError(f"{path}: entry {key!r} is null, but this config needs its {what}")
@@ -110,6 +113,18 @@ class Trial:
         self.step = state["step"]
         # Lazy R1's clock; checkpoints from before R1 existed never ran it.
         self.update.critic_steps = state.get("critic_steps", 0)
+        # ---- PBT hook: the optimisers' states brought the checkpoint's learning rates back; use this config's.
+        mutations.apply_learning_rates(self.optimizers, self.cfg, mutated)
+
+    def apply_config(self, cfg: ExperimentConfig) -> None:
+        """Go on under `cfg`, which may differ from the trial's config only in mutations.MUTABLE_KEYS (a replayed
+        schedule's change): the update reads steps and weights from it, the optimisers take its learning rates."""
+        mutated, refused = mutations.split_differences(config_to_dict(self.cfg), config_to_dict(cfg))
+        if refused:
+            raise ConfigError(f"a running trial cannot change {refused[0]}; allowed: {mutations.allowed_keys()}")
+        self.cfg = cfg
+        self.update.cfg = cfg
+        mutations.apply_learning_rates(self.optimizers, cfg, mutated)
 
     def _restored_parts(self) -> list[tuple[str, Any, str]]:
         """(checkpoint entry, what loads it, its name in errors) for every part this config trains."""
