@@ -39,13 +39,13 @@ from raysearch.errors import RaysearchError
 from raysearch.front import read_front
 from raysearch.lineage import POPULATION_LOG, copies, describe_copies, read_population_log  # PBT hooks
 from raysearch.objectives import DEFAULT_GAN_CONSTRAINTS, Constraint, Objective
-from raysearch.rows import TrialRow, make_row, rank_rows, trial_status
+from raysearch.rows import TUNE_ERROR_FILE, TrialRow, failure_count, make_row, rank_rows, trial_status
+from raysearch.saved_state import TUNE_STATE, DamagedExperiment, check_record_complete, check_tune_state
 from raysearch.spaces import TuneSettings
 from raysearch.storage import Storage
 
 CHECKPOINT_DIR = re.compile(r"^epoch_(\d+)$")
 CHECKPOINT_FILE = "state.pt"
-TUNE_STATE = re.compile(r"^experiment_state-.*\.json$")
 TERMINAL = ("finished", "stopped", "diverged")  # statuses whose trial has a final value
 MODEL_STATUSES = ("finished", "stopped", "running")  # a diverged trial's checkpoint predates its divergence
 
@@ -68,6 +68,7 @@ class TrialRecord:
     status: str  # see rows.TrialRow.status
     checkpoint_dirs: tuple[tuple[int, str], ...]  # (epoch, directory relative to the experiment) of each kept one
     skipped_lines: int = 0  # result.json lines that could not be parsed (a running trial's half-written last line)
+    failures: int = 0  # times the trial failed (its error.txt); it restarted from its checkpoint while allowed
 
     @property
     def checkpoints(self) -> tuple[int, ...]:
@@ -135,7 +136,8 @@ class Experiment:
         """The ranked table rows (rows.rank_rows, as the search's table ranks them), best first."""
         histories = self.histories()  # PBT hook: the donors each trial copied
         rows = [make_row(t.name, t.params, t.last, [r.get(self.metric) for r in t.history], self.metric, self.mode,
-                         t.status, copied=describe_copies(copies(t.name, histories.get(t.name, []))))
+                         t.status, failures=t.failures,
+                         copied=describe_copies(copies(t.name, histories.get(t.name, []))))
                 for t in self.trials]
         return rank_rows(rows, self.objectives, constraints)
 
@@ -266,6 +268,10 @@ def _experiments_hint(storage: Storage) -> str:
 
 
 def _parse_record(text: str, where: str) -> dict[str, Any]:
+    try:
+        check_record_complete(text, where)
+    except DamagedExperiment as err:
+        raise ExperimentError(str(err)) from None
     record = parse_yaml(text, where)  # one line naming the file and the line; duplicate keys refused
     missing = [k for k in ("space", "overrides", "tune", "metric", "mode") if not isinstance(record, dict) or k not in record]
     if missing:
@@ -286,6 +292,10 @@ def _tune_states(storage: Storage) -> dict[str, dict[str, Any]]:
     names = sorted(name for name, is_dir in storage.list_dir() if not is_dir and TUNE_STATE.match(name))
     if not names:
         return {}
+    try:
+        check_tune_state(storage, names[-1])  # a truncated file: one line saying so, not Ray's parse error
+    except DamagedExperiment as err:
+        raise ExperimentError(str(err)) from None
     # Ray's Tune (seconds to import) only where Tune's state is there to read: inpaint and analyze of a
     # trial's files, or of a search that has just started, need none of it.
     import ray
@@ -361,7 +371,7 @@ def _read_trials(storage: Storage, settings: TuneSettings) -> list[TrialRecord]:
         if state:
             error = state["status"] == "ERROR"
         else:  # error.txt is written at every failure, also of a trial that was retried and went on
-            error = not done and bool(name) and storage.kind(f"{name}/error.txt") == "file"
+            error = not done and bool(name) and storage.kind(f"{name}/{TUNE_ERROR_FILE}") == "file"
         trials.append(TrialRecord(
             trial_id=trial_id,
             name=name or state.get("dir") or trial_id,
@@ -370,6 +380,7 @@ def _read_trials(storage: Storage, settings: TuneSettings) -> list[TrialRecord]:
             status=trial_status(history[-1] if history else {}, error=error, max_epochs=settings.max_epochs, done=done),
             checkpoint_dirs=_checkpoints(storage, trial_id, name, history),
             skipped_lines=skipped,
+            failures=failure_count(storage.read_text(f"{name}/{TUNE_ERROR_FILE}")) if name else 0,
         ))
     return trials
 

@@ -62,6 +62,14 @@ def short_names(keys: list[str]) -> dict[str, str]:
     return {key: short if last.count(short) == 1 else key for key, short in zip(keys, last)}
 
 
+def failures_note(trials) -> str:
+    """'; 2 trial failures (restarted from their last checkpoint while max_failures allows)', or ''."""
+    failures = sum(trial.num_failures for trial in trials)
+    if not failures:
+        return ""
+    return f"; {failures} trial failure(s) (each restarts from its last checkpoint while max_failures allows)"
+
+
 class SearchProgress(CLIReporter):
     """Tune's CLI table with raysearch's columns and an ETA line."""
 
@@ -100,7 +108,7 @@ class SearchProgress(CLIReporter):
         eta = eta_seconds(budget, self._trained_at_start, time.monotonic() - self._started)
         left = "measuring the pace" if eta is None else f"at most {format_duration(eta)} left"
         return (f"Search: {budget.done}/{budget.total} trial-epochs ({self.num_samples} trials x {self.max_epochs} "
-                f"epochs; early-stopped trials count whole), {left}")
+                f"epochs; early-stopped trials count whole), {left}{failures_note(trials)}")
 
     def _progress_str(self, trials, done, *sys_info, **kwargs) -> str:
         return super()._progress_str(trials, done, self.eta_line(trials), *sys_info, **kwargs)

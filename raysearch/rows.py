@@ -32,6 +32,8 @@ class TrialRow:
     status: str  # see STATUSES
     scores: dict[str, float] = field(default_factory=dict)  # every validation metric's last score, val/psnr -> ...
     front: int | None = None  # several objectives: its Pareto front among the feasible finished trials (0: on it)
+    failures: int = 0  # times the trial's process died or raised (its error.txt); it restarted from its last
+    # checkpoint while Tune's max_failures allowed (a trial whose status is error failed once more than that)
     copied: str = ""  # PBT: the donors it copied, `trial@epoch, ...` (lineage.describe_copies); '' for none
 
     @property
@@ -47,13 +49,22 @@ BASELINE_STATUS = "baseline"  # a classical fill's row (raysearch.baselines): a 
 
 
 def make_row(trial: str, params: dict[str, Any], last: dict[str, Any], values: list[Any], metric: str, mode: str,
-             status: str, copied: str = "") -> TrialRow:
+             status: str, failures: int = 0, copied: str = "") -> TrialRow:
     """A row from plain data: the trial's last reported metrics and every value it reported for `metric`."""
     finite = [v for v in map(_number, values) if v is not None]
     best = (min(finite) if mode == "min" else max(finite)) if finite else None
     scores = {name: value for name in reported_metrics() if (value := trial_score(last, name)) is not None}
     return TrialRow(trial=trial, params=dict(params), score=trial_score(last, metric), final=_number(last.get(metric)),
-                    best=best, epochs=int(last.get("epoch", 0) or 0), status=status, scores=scores, copied=copied)
+                    best=best, epochs=int(last.get("epoch", 0) or 0), status=status, scores=scores,
+                    failures=failures, copied=copied)
+
+
+TUNE_ERROR_FILE = "error.txt"  # in a trial's directory: Tune appends "Failure # N (occurred at ...)" and the error
+
+
+def failure_count(error_text: str | None) -> int:
+    """How many times a trial failed, from its error.txt (None: it never failed)."""
+    return sum(line.startswith("Failure # ") for line in (error_text or "").splitlines())
 
 
 def trial_score(last: dict[str, Any], metric: str) -> float | None:

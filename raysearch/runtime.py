@@ -46,7 +46,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 
-from raysearch import cli
+from raysearch import atomic_fs, cli, cluster_health
 from raysearch import storage as storage_io
 from raysearch.checkpoint import (CHECKPOINTS_TO_KEEP, RUN_DIR_CHECKPOINTS, checkpoint_name, keep_checkpoint,
                                   latest_checkpoint)
@@ -160,7 +160,7 @@ def _as_directory(checkpoint: Checkpoint | None) -> Iterator[Path | None]:
 def make_trainer(cfg: ExperimentConfig, destination: Destination, *, logdir: str, run_name: str, storage_path: str,
                  use_gpu: bool = False, resources_per_worker: dict[str, float] | None = None, max_failures: int = 2,
                  callbacks: list | None = None, threads: int | None = None, run_dir: str | None = None,
-                 schedule: Schedule | None = None) -> TorchTrainer:
+                 storage_filesystem=None, schedule: Schedule | None = None) -> TorchTrainer:
     """A TorchTrainer running `train_function` for `cfg`: local mode for one worker, DDP workers for several.
 
     `run_name` must be stable across restarts of the trial: a DDP trial's restarted Train run finds its latest
@@ -177,6 +177,7 @@ def make_trainer(cfg: ExperimentConfig, destination: Destination, *, logdir: str
         run_config=RunConfig(
             name=run_name,
             storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
             failure_config=FailureConfig(max_failures=max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=CHECKPOINTS_TO_KEEP),
             callbacks=callbacks,
@@ -228,12 +229,14 @@ def search_trial(params: dict[str, Any], *, space_path: str, overrides: list[str
     cfg = space.trial_config({**params, "train.epochs": max_epochs, "train.workers": workers, **(fixed or {})})
     context = tune.get_context()
     local = workers == 1
+    storage_path, filesystem = atomic_fs.tune_storage(experiment_path)  # a DDP trial's checkpoints: whole or absent
     trainer = make_trainer(
         cfg,
         "tune" if local else "train",
         logdir=f"{experiment_path}/tensorboard/{context.get_trial_name()}",  # a path or a URI
         run_name=f"train_{context.get_trial_id()}",  # stable per trial: a restarted DDP trial finds its checkpoint
-        storage_path=experiment_path,
+        storage_path=storage_path,
+        storage_filesystem=filesystem,
         use_gpu=use_gpu,
         resources_per_worker=None if local else resources,
         max_failures=max_failures,
@@ -400,13 +403,17 @@ def run_tuner(space: SearchSpace, settings: TuneSettings, overrides: list[str], 
     """Run (or resume) the experiment `storage/name` on the Ray this process is attached to; Tune's ResultGrid.
 
     A new experiment's Optuna study is named after it and kept in `journal`; a resumed one continues the
-    study its searcher was saved with (Tune pickles the searcher with the experiment)."""
+    study its searcher was saved with (Tune pickles the searcher with the experiment). A local storage goes
+    to Tune as raysearch.atomic_fs's filesystem: a disk that fills up or stops taking writes never leaves a
+    truncated file over a whole one (the experiment's state, a checkpoint)."""
     use_gpu = wants_gpu(space.config)
     experiment_path = storage_io.join(storage, name)
+    storage_path, filesystem = atomic_fs.tune_storage(storage)
     trainable = build_trainable(str(space.path), overrides, settings, experiment_path, use_gpu)
     if resume:
         # restart_errored would crash OptunaSearch in Ray 2.60; resume_errored continues errored trials.
-        tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(storage_io.join(storage_path, name), trainable, resume_unfinished=True,
+                                   resume_errored=True, storage_filesystem=filesystem)
     else:
         tuner = tune.Tuner(
             trainable,
@@ -426,7 +433,8 @@ def run_tuner(space: SearchSpace, settings: TuneSettings, overrides: list[str], 
             ),
             run_config=tune.RunConfig(
                 name=name,
-                storage_path=storage,
+                storage_path=storage_path,
+                storage_filesystem=filesystem,
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=max(  # PBT hook: a donor's must outlive its copies
                     CHECKPOINTS_TO_KEEP, pbt.CHECKPOINTS_TO_KEEP if pbt.is_population_based(settings) else 0)),
@@ -443,8 +451,12 @@ def run_tuner(space: SearchSpace, settings: TuneSettings, overrides: list[str], 
 
 
 def start_ray(address: str | None, log_to_driver: bool = True, device: str = "auto") -> None:
-    """Attach to `address` or to the cluster running on this machine; otherwise (or with `local`) start a
-    private local Ray, after checking that `train.device` (`device`) can be served here.
+    """Attach to `address`, or without one to the cluster running on this machine; otherwise (or with `local`)
+    start a private local Ray, after checking that `train.device` (`device`) can be served here.
+
+    Never waits on a cluster that is gone (raysearch.cluster_health): an address the user gave (--address,
+    RAY_ADDRESS) where nothing answers is a ClusterError naming it; the address a killed `ray start` cluster
+    left in Ray's marker file is passed over, with one line saying so, for a private local Ray.
 
     The local Ray keeps its dashboard: its State API is what Train's placement-group cleaner uses to free
     the resources of a DDP trial the scheduler ended.
@@ -452,18 +464,56 @@ def start_ray(address: str | None, log_to_driver: bool = True, device: str = "au
     if ray.is_initialized():
         return
     if address and address != "local":
-        ray.init(address=address, log_to_driver=log_to_driver)
+        target = cluster_health.Target(address, "--address")
+        cluster_health.check_explicit(target)
+        _attach(address, target, log_to_driver)
     elif address is None:
-        try:
-            ray.init(address="auto", log_to_driver=log_to_driver)
-        except ConnectionError:
-            pass  # no cluster running here
+        target = cluster_health.default_target()
+        if target is None:
+            try:
+                ray.init(address="auto", log_to_driver=log_to_driver)
+            except ConnectionError:
+                pass  # no cluster running here
+        elif target.source == "RAY_ADDRESS":
+            cluster_health.check_explicit(target)
+            _attach("auto", target, log_to_driver)
+        else:
+            reason = cluster_health.unanswered(target.address)
+            if reason is None:
+                # "auto", not the address itself: Ray enables token authentication only for a cluster it found.
+                _attach("auto", target, log_to_driver)
+            else:
+                print(f"note: no Ray cluster answers at {target.address} ({reason}), the address {target.source} "
+                      "records (a `ray start` cluster that ended without `ray stop`): starting a private local Ray "
+                      "here instead (--address ADDR attaches to another cluster)", file=sys.stderr)
     if not ray.is_initialized():
         if device == "cuda":
             cli.require_gpu_here()
         ray.init(address="local", log_to_driver=log_to_driver)
-    print(f"Ray: {ray.get_runtime_context().gcs_address} with {ray.cluster_resources()}", file=sys.stderr)
+    print(f"Ray: {attached_address()} with {ray.cluster_resources()}", file=sys.stderr)
 
 
-def stop_ray() -> None:
-    ray.shutdown()
+def _attach(address: str, target: cluster_health.Target, log_to_driver: bool) -> None:
+    """ray.init on a cluster that answered the probe; ClusterError (one line) when Ray still cannot join it,
+    e.g. without the cluster's authentication token."""
+    try:
+        ray.init(address=address, log_to_driver=log_to_driver)
+    except ConnectionError as err:
+        given = "--address" if target.source == "--address" else f"the cluster at {target.address} ({target.source})"
+        raise cluster_health.ClusterError(f"{given}: Ray cannot join the cluster at {target.address}: "
+                                          f"{_root_cause(err)}") from None
+
+
+def _root_cause(err: BaseException) -> str:
+    """The innermost cause's last line (Ray wraps an authentication refusal in two tracebacks), cut short."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    line = lines[-1] if lines else type(err).__name__
+    return line if len(line) <= 400 else line[:397] + "..."
+
+
+def attached_address() -> str | None:
+    """The GCS address of the Ray this process is attached to (what the search's cluster watch probes); None
+    before `start_ray`."""
+    return ray.get_runtime_context().gcs_address if ray.is_initialized() else None

@@ -104,11 +104,29 @@ class Storage:
         return None if data is None else data.decode("utf-8", errors="replace")
 
     def write_bytes(self, relative: str, data: bytes) -> str:
-        """Write a small file (directories created); return where it went."""
-        target = self._path(relative)
-        self.fs.create_dir(str(PurePosixPath(target).parent), recursive=True)
-        with self.fs.open_output_stream(target) as stream:
-            stream.write(data)
+        """Write a small file whole or not at all (directories created); return where it went.
+
+        On a filesystem the bytes go to a temporary name renamed over the target, so a full disk or a lost
+        permission mid-write leaves the previous file (an experiment's record, best_config.yaml) as it was;
+        an object store publishes an object only when its upload completes.
+        """
+        target = PurePosixPath(self._path(relative))
+        self.fs.create_dir(str(target.parent), recursive=True)
+        if not self.is_local:
+            with self.fs.open_output_stream(str(target)) as stream:
+                stream.write(data)
+            return join(self.location, relative)
+        partial = str(target.with_name(f".{target.name}.partial"))
+        try:
+            with self.fs.open_output_stream(partial) as stream:
+                stream.write(data)
+            self.fs.move(partial, str(target))
+        except BaseException:
+            try:
+                self.fs.delete_file(partial)
+            except OSError:
+                pass  # never written, or the filesystem is gone: nothing of ours to clean
+            raise
         return join(self.location, relative)
 
     def write_text(self, relative: str, text: str) -> str:

@@ -13,6 +13,11 @@ ends with the table and the raysearch command that resumes (report.py). Diverged
 worst value of every metric and finish normally, so the searcher learns from
 them and the experiment goes on. `--resume` restores an interrupted experiment;
 Train's own restore brings each unfinished trial back to its last checkpoint.
+
+One driver runs an experiment at a time (experiment_lock). SIGTERM stops a
+search as Ctrl-C does; a cluster or a storage that fails under it, a dead
+cluster address, a damaged experiment each end in one line with what is kept
+and the command that continues (faults; docs/faults.md lists them all).
 """
 
 from __future__ import annotations
@@ -20,14 +25,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from raysearch import cli
+from raysearch import cli, cluster_health, experiment_lock, faults, storage_health
 from raysearch import storage as storage_io
 from raysearch.baselines import baselines_of
 from raysearch.config import build_dataclass, config_to_dict, list_spaces, parse_yaml
@@ -35,10 +42,14 @@ from raysearch.constants import EXPERIMENT_FILE, SMOKE_OVERRIDES, score_key
 from raysearch.data.check import captions_possible, check_source
 from raysearch.errors import ConfigError, RaysearchError
 from raysearch.evaluate import reported_metrics
-from raysearch.report import write_report
-from raysearch.rows import search_constraints
 from raysearch.objectives import Constraint
+from raysearch.report import resume_command, write_report
+from raysearch.rows import search_constraints
+from raysearch.saved_state import (TUNER_FILE, check_journal, check_record_complete, check_resumable,
+                                   drop_partial_record)
 from raysearch.spaces import SearchSpace, TuneSettings, load_space
+from raysearch.stop_signals import sigterm_as_ctrl_c
+from raysearch.storage_health import StorageFault
 from raysearch.study import STUDY_FILE, fetch_journal, local_journal, publish_journal, study_mismatch
 from raysearch.summaries import HParamColumn, write_baseline_runs, write_experiment_hparams
 from raysearch import pbt  # PBT hook
@@ -139,6 +150,16 @@ def _describe(param) -> dict[str, Any]:
     return spec
 
 
+# Exit statuses: 0 the search ended (finished, or stopped by Ctrl-C with its resume command printed);
+# 2 refused before Ray started (bad input, no cluster at --address, a damaged experiment, another driver);
+# 3 stopped by a fault of the cluster or the storage, after one line naming it and the resume command;
+# 143 (128 + SIGTERM) stopped by SIGTERM as by Ctrl-C, so a scheduler sees that the search did not finish.
+EXIT_REFUSED = 2
+EXIT_FAULT = 3
+EXIT_SIGTERM = 128 + signal.SIGTERM
+EXIT_CTRL_C = 128 + signal.SIGINT  # Ctrl-C before Tune took it over (during the search Tune's stop is a 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     overrides = (SMOKE_OVERRIDES if args.smoke_test else []) + list(args.overrides)
@@ -149,9 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = resolve_settings(space, args)
         storage_io.open_root(args.storage)
         storage, name = experiment_location(args, space)
+        experiment_path = storage_io.join(storage, name)
         if args.resume:
             # The experiment's own record wins over today's flags: same space, overrides, budget.
-            space, overrides, settings = recorded_experiment(f"{storage}/{name}")
+            space, overrides, settings = recorded_experiment(experiment_path)
+        elif not args.dry_run:
+            check_new(storage, name)
         space.check_trials(settings)  # again with --max-epochs / --smoke-test's budget
         if pbt.is_population_based(settings) and settings.pbt.init_from and not args.resume:
             from raysearch.population import starting_population  # PBT hook: --init-from read before Ray starts
@@ -162,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         check_source(space.config.data.path, captions=captions_possible(space.config, space.params))
         if args.resume:
             check_study(storage_io.join(storage, name), name, space)
+            check_resumable(storage_io.Storage(experiment_path))  # Tune's saved state whole, before Ray reads it
         # The classical fills of a new experiment (once per dataset, then cached beside it), before Ray starts:
         # its constraints may be relative to them.
         baselines = None if args.dry_run or args.resume else baselines_of(space.config)
@@ -169,23 +194,90 @@ def main(argv: list[str] | None = None) -> int:
             space.bounds(baselines)
     except RaysearchError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_REFUSED
     if args.dry_run:
         dry_run(space, settings)
         return 0
 
     from raysearch import runtime  # Ray (seconds to import) only once the input is checked
 
-    try:
-        runtime.start_ray(args.address, log_to_driver=args.verbose, device=space.config.train.device)
-        cli.check_gpu_on_cluster(space.config.train.device)
-    except RaysearchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    results = run_search(space, settings, overrides, storage, name, args.address, args.resume, args.verbose,
-                         baselines)
-    write_report(results, space, settings, f"{storage}/{name}", baselines=baselines)
-    return 0
+    with ExitStack() as held:
+        try:
+            # One driver per experiment, taken before Ray starts and held until this process ends.
+            held.enter_context(experiment_lock.hold(experiment_path))
+            if args.resume:
+                drop_cut_journal_record(experiment_path)
+            runtime.start_ray(args.address, log_to_driver=args.verbose, device=space.config.train.device)
+            cli.check_gpu_on_cluster(space.config.train.device)
+        except RaysearchError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_REFUSED
+        return search_and_report(space, settings, overrides, storage, name, args.resume, args.verbose, baselines)
+
+
+def search_and_report(space: SearchSpace, settings: TuneSettings, overrides: list[str], storage: str, name: str,
+                      resume: bool, verbose: bool, baselines: dict[str, dict[str, float]] | None) -> int:
+    """Run the search on the Ray this process is attached to, through the faults a cluster has, and report.
+
+    SIGTERM stops it as Ctrl-C does; a cluster that stops answering, or a storage that stops taking writes,
+    ends it with one line saying what happened, what is kept and the command that continues it
+    (raysearch.faults; docs/faults.md).
+    """
+    from raysearch import runtime
+
+    experiment_path = storage_io.join(storage, name)
+    resume_line = resume_command(space, experiment_path)
+    storage_faults: list[StorageFault] = []
+
+    def on_storage_fault(fault: StorageFault) -> None:
+        storage_faults.append(fault)
+        faults.stop_on_storage_fault(fault, experiment_path, resume_line, EXIT_FAULT)
+
+    def on_lost_cluster(lost: cluster_health.Lost) -> None:
+        faults.exit_on_lost_cluster(lost, experiment_path, resume_line, EXIT_FAULT)
+
+    with cluster_health.watch(runtime.attached_address(), on_lost_cluster), \
+            storage_health.watch(experiment_path, on_storage_fault), \
+            sigterm_as_ctrl_c(lambda: faults.sigterm_notice(resume_line)) as sigterm:
+        try:
+            results = run_search(space, settings, overrides, storage, name, resume, verbose, baselines)
+        except KeyboardInterrupt:  # before Tune took Ctrl-C over (SIGTERM and a storage fault send it too)
+            if storage_faults:
+                return EXIT_FAULT  # its line is said
+            saved = storage_io.Storage(experiment_path).kind(TUNER_FILE) == "file"
+            print(f"error: {faults.interrupted_before_tune(experiment_path, resume_line if saved else None)}",
+                  file=sys.stderr)
+            return EXIT_SIGTERM if sigterm else EXIT_CTRL_C
+        except Exception as err:
+            failed = faults.storage_failure(err)
+            if failed is None:
+                raise
+            where = failed.path or experiment_path
+            print(f"error: {faults.storage_line(where, failed.message, experiment_path, resume_line)}", file=sys.stderr)
+            return EXIT_FAULT
+    write_report(results, space, settings, experiment_path, baselines=baselines)
+    if storage_faults:  # the last line the user sees: what stopped the search and how to go on
+        fault = storage_faults[0]
+        print(f"error: {faults.storage_line(fault.location, fault.message, experiment_path, resume_line)}",
+              file=sys.stderr)
+        return EXIT_FAULT
+    return EXIT_SIGTERM if sigterm else 0
+
+
+def drop_cut_journal_record(experiment_path: str) -> None:
+    """Before a resume appends to the study's journal: drop a last record a fault cut short (saved_state)."""
+    journal = fetch_journal(experiment_path)
+    dropped = drop_partial_record(journal)
+    if dropped:
+        print(f"note: {journal} ended with a record cut short ({dropped} bytes, never read by Optuna): dropped, so "
+              "the records this resume adds can be read", file=sys.stderr)
+
+
+def check_new(storage: str, name: str) -> None:
+    """A new experiment must not start over one that already holds a search (its results would be mixed)."""
+    if storage_io.Storage(storage).kind(f"{name}/{TUNER_FILE}") == "file":
+        raise ConfigError(f"{storage_io.join(storage, name)}: already holds a search; continue it with --resume "
+                          f"--name {name}, or give another --name")
 
 
 RECORD_KEYS = ("space", "overrides", "tune")  # what --resume reads from an experiment's record
@@ -197,6 +289,7 @@ def check_study(experiment_path: str, name: str, space: SearchSpace) -> None:
     journal = fetch_journal(experiment_path)
     if not journal.is_file():
         return
+    check_journal(journal)  # a damaged record: one line naming it, not Optuna's parse error
     problem = study_mismatch(journal, name, [score_key(o.metric) for o in space.objectives],
                              [o.mode for o in space.objectives])
     if problem:
@@ -210,6 +303,7 @@ def recorded_experiment(experiment_path: str) -> tuple[SearchSpace, list[str], T
     text = storage_io.Storage(experiment_path).read_text(EXPERIMENT_FILE)
     if text is None:
         raise ConfigError(f"--resume: {experiment_path} is not a raysearch experiment (no {EXPERIMENT_FILE})")
+    check_record_complete(text, where)
     record = parse_yaml(text, where)
     missing = [key for key in RECORD_KEYS if not isinstance(record, dict) or key not in record]
     if missing:
@@ -229,9 +323,9 @@ def recorded_experiment(experiment_path: str) -> tuple[SearchSpace, list[str], T
 
 
 def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str], storage: str, name: str,
-               address: str | None, resume: bool, verbose: bool = False,
-               baselines: dict[str, dict[str, float]] | None = None):
-    """Run (or resume) the experiment `storage/name`; return Tune's ResultGrid.
+               resume: bool, verbose: bool = False, baselines: dict[str, dict[str, float]] | None = None):
+    """Run (or resume) the experiment `storage/name` on the Ray this process is attached to
+    (`runtime.start_ray`); return Tune's ResultGrid.
 
     A new experiment is recorded first (for --resume and analyze), with the classical fills (`baselines`,
     computed here when not given) as TensorBoard reference runs beside its trials.
@@ -243,10 +337,9 @@ def run_search(space: SearchSpace, settings: TuneSettings, overrides: list[str],
     from raysearch.progress import SearchProgress, quiet_ray_logs
 
     if not verbose:
+        # The trials' own lines (Tune's "Checkpoint successfully created", Ray's actor notices) stay in the
+        # trials' logs unless --verbose; a failed trial's error still reaches this console through Tune.
         quiet_ray_logs()
-    # The trials' own lines (Tune's "Checkpoint successfully created", Ray's actor notices) stay in the trials'
-    # logs unless --verbose; a failed trial's error still reaches this console through Tune.
-    runtime.start_ray(address, log_to_driver=verbose)
     experiment_path = storage_io.join(storage, name)
     journal = fetch_journal(experiment_path) if resume else local_journal(experiment_path)
     constraints = ()  # a resumed search's searcher comes back with its own

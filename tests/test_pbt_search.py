@@ -166,7 +166,7 @@ def test_a_pbt_search_on_the_two_node_test_cluster(tmp_path):
         space = load_space("wgan_pbt", overrides)
         settings = dataclasses.replace(space.tune, num_samples=2, max_epochs=3, max_concurrent=2, max_failures=0,
                                        pbt=dataclasses.replace(space.tune.pbt, interval=1, quantile=0.5))
-        results = run_search(space, settings, overrides, str(tmp_path), "cluster", cluster.address, resume=False)
+        results = run_search(space, settings, overrides, str(tmp_path), "cluster", resume=False)
         assert [r.error for r in results if r.error] == []
         histories = population(tmp_path / "cluster")
         found = [c for trial, history in histories.items() for c in copies(trial, history)]

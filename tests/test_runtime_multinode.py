@@ -60,7 +60,7 @@ def test_trial_resumes_from_its_checkpoint_when_its_node_dies(tmp_path):
 
         killer = threading.Thread(target=kill_the_trials_node_after_the_first_checkpoint, daemon=True)
         killer.start()
-        results = run_search(space, settings, overrides, str(tmp_path), "multinode", cluster.address, resume=False)
+        results = run_search(space, settings, overrides, str(tmp_path), "multinode", resume=False)
         killer.join(timeout=5)
         assert "node" in killed, "the trial's node was never removed"
         assert killed["epochs_done"] < settings.max_epochs, "the trial finished before its node was removed"

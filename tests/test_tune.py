@@ -396,7 +396,7 @@ def test_a_trial_stopped_mid_run_ends_at_its_report_and_its_actor_runs_the_next_
                                    max_failures=0)
     runtime.start_ray("local")
     try:
-        results = run_search(space, settings, overrides, str(tmp_path), "reuse", "local", resume=False)
+        results = run_search(space, settings, overrides, str(tmp_path), "reuse", resume=False)
     finally:
         ray.shutdown()
     assert [r.error for r in results if r.error] == []
