@@ -392,20 +392,7 @@ def test_command_line_exit_status(tmp_path):
 # ---------------------------------------------------------------- end to end
 
 
-@pytest.mark.slow
-def test_smoke_search_then_analyze(tmp_path):
-    search = subprocess.run(
-        [sys.executable, "-m", "raysearch.tune", "l2", "--smoke-test", "--num-samples", "2", "--address", "local",
-         "--storage", str(tmp_path), "--name", "e"],
-        capture_output=True, text=True, cwd=REPO, timeout=400)
-    assert search.returncode == 0, search.stderr[-3000:]
-    png = tmp_path / "g.png"
-    done = subprocess.run([sys.executable, "-m", "raysearch.analyze", str(tmp_path / "e"), "--grid", str(png)],
-                          capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "rank" in done.stdout and "l2_" in done.stdout
-    assert "Parameter importances for val/psnr" in done.stdout
-    assert png.is_file() and Image.open(png).size[1] > 2 * TILE
+# analyze on a real search's experiment: test_tune's test_a_stopped_search_resumes_with_its_printed_command_...
 
 
 # ---------------------------------------------------------------- rank stability

@@ -195,8 +195,8 @@ def test_cuda_without_a_gpu_fails_before_a_local_ray_starts(monkeypatch, capsys,
     assert_one_line(capsys, code, "train.device=cuda", "no GPU", "allowed")
 
 
-# The search computes the classical fills of the full synthetic dataset before it attaches (~25 s here).
-@pytest.mark.parametrize("command", [pytest.param("tune", marks=pytest.mark.slow), "train"])
+# The search computes the classical fills of its dataset before it attaches: the small one, so seconds.
+@pytest.mark.parametrize("command", ["tune", "train"])
 def test_cuda_on_a_cluster_without_gpus_yet_notes_the_autoscaler_and_goes_on(tmp_path, monkeypatch, capsys, command):
     # cluster.yaml's GPU workers scale from 0: an idle cluster has no GPU until trials ask for one.
     import ray
@@ -218,7 +218,8 @@ def test_cuda_on_a_cluster_without_gpus_yet_notes_the_autoscaler_and_goes_on(tmp
     # A one-worker `train` runs in this process, whatever the address: only its DDP runs go to the cluster.
     main, where = (tune.main, ["--storage"]) if command == "tune" else (train.main, ["--workers", "2", "--logdir"])
     with pytest.raises(Stop):
-        main(["l2", "--set", "train.device=cuda", "--address", "10.0.0.1:6379", *where, str(tmp_path / "out")])
+        main(["l2", "--set", "train.device=cuda", *[f for o in SMALL_DATA for f in ("--set", o)],
+              "--address", "10.0.0.1:6379", *where, str(tmp_path / "out")])
     assert attached == ["10.0.0.1:6379"] and built == [True]
     note = capsys.readouterr().err
     assert "train.device=cuda" in note and "10.0.0.1:6379" in note and "autoscaler" in note

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import signal
 import socket
 import subprocess
 import sys
@@ -420,35 +419,8 @@ def test_the_table_counts_each_trials_failures_and_the_report_says_how_to_go_on(
     assert "--resume --name" in text
 
 
-# ---------------------------------------------------------------- one real search: a second driver, then SIGTERM
-
-
-@pytest.mark.slow
-def test_sigterm_stops_a_real_search_as_ctrl_c_and_a_second_driver_meanwhile_is_refused(tmp_path):
-    args = ["l2", "--smoke-test", "--num-samples", "2", "--max-epochs", "3", "--set", "train.steps_per_epoch=3",
-            "--name", "term", "--storage", str(tmp_path)]
-    out_file, err_file = tmp_path / "first.out", tmp_path / "first.err"
-    first = subprocess.Popen([sys.executable, "-m", "raysearch.tune", *args, "--address", "local"], cwd=REPO,
-                             stdout=open(out_file, "w"), stderr=open(err_file, "w"), start_new_session=True)
-    experiment = tmp_path / "term"
-    deadline = time.monotonic() + 300
-    while not list(experiment.glob("l2_*/checkpoint_*")) and time.monotonic() < deadline:
-        assert first.poll() is None, err_file.read_text()[-3000:]
-        time.sleep(0.5)
-    second = subprocess.run([sys.executable, "-m", "raysearch.tune", "l2", "--resume", "--name", "term",
-                             "--storage", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
-    assert f"pid {first.pid}" in second.stderr and "is running this experiment" in second.stderr
-    assert first.poll() is None  # the first goes on
-    first.send_signal(signal.SIGTERM)  # the driver only, as Kubernetes, `ray job stop` or `kill` send it
-    first.wait(timeout=120)
-    out, err = out_file.read_text(), err_file.read_text()
-    assert first.returncode == 128 + signal.SIGTERM, err[-3000:]
-    command = f"python -m raysearch.tune l2 --resume --name term --storage {tmp_path}"
-    assert f"SIGTERM: stopping the search as Ctrl-C does (Tune saves the experiment's state); continue it with: " \
-           f"{command}" in err
-    assert command in out and "Traceback" not in err  # the table, then the same command
-    check_resumable(Storage(str(experiment)))  # Tune's state saved whole
+# (A real search refused to a second driver, then stopped by SIGTERM and resumed: test_tune's
+# test_a_stopped_search_resumes_with_its_printed_command_and_ends_with_the_whole_report.)
 
 
 # ---------------------------------------------------------------- the harness counts what it claims

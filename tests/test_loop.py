@@ -185,11 +185,12 @@ def test_caption_conditioning_beats_no_captions_on_synthetic_data(tmp_path):
     common = [
         "data.synthetic_train=1000", "data.synthetic_val=100", "data.val_images=100",
         "generator.base_width=8", "generator.blocks_per_stage=1", "generator.code_size=128",
-        "train.epochs=8", "train.batch_size=16", "train.preview_images=0", "optim.generator_lr=2e-3",
+        "train.epochs=5", "train.batch_size=16", "train.preview_images=0", "optim.generator_lr=2e-3",
     ]
     with_captions = run_trial(load_config("captions", common), Recorder(tmp_path / "a"))
     without = run_trial(load_config("captions", common + ["captions.encoder=none"]), Recorder(tmp_path / "b"))
-    # Measured: about 0.027 with captions against 0.034 without (seed 0).
+    # Measured (seed 0): 0.0288 with captions against 0.0342 without after 5 epochs (0.0263 against 0.0342
+    # after 8: the gap opens by epoch 4 and holds).
     assert with_captions["val/mse"] < without["val/mse"] * 0.9
 
 

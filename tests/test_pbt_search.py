@@ -1,6 +1,6 @@
-"""Population Based Training on a real local Ray: a `wgan_pbt` search whose bottom member copies a top one, the
-table and TensorBoard that show it, the winner's schedule replayed by raysearch.train, analyze --lineage, and a
-PBT search resumed after its driver is killed."""
+"""Population Based Training on a real local Ray: a `wgan_pbt` search whose bottom member copies a top one,
+killed and resumed; the table and TensorBoard that show the copies, the winner's schedule replayed by
+raysearch.train, analyze --lineage; and a PBT search on the two-node test cluster."""
 
 import json
 import os
@@ -41,30 +41,57 @@ def population(experiment: Path) -> dict:
         else {}
 
 
-def test_a_pbt_search_copies_shows_and_replays_its_winners_schedule(tmp_path):
-    # --smoke-test: 3 members x 2 epochs, perturbed after epoch 1 (the bottom third copies the top third).
-    process = tune_command(["wgan_pbt", "--smoke-test", "--name", "pbt", *NARROW], tmp_path)
-    out, err = process.communicate(timeout=500)
-    assert process.returncode == 0, err[-3000:]
-    experiment = tmp_path / "pbt"
+def test_a_pbt_search_killed_after_a_copy_resumes_then_shows_and_replays_its_winners_schedule(tmp_path):
+    # One search for all of it (each costs a Ray start and the trials): 3 members x 3 epochs, perturbed after
+    # every epoch (the bottom third copies the top third); the driver is killed once a member has copied
+    # another, and resumed. The finished experiment must then show every copy (table, TensorBoard, analyze
+    # --lineage), and best_config.yaml must replay the winner's schedule.
+    args = ["wgan_pbt", "--smoke-test", "--max-epochs", "3", "--name", "killed", *NARROW]
+    experiment = tmp_path / "killed"
+    process = tune_command(args, tmp_path)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        histories = population(experiment)
+        if any(copies(trial, history) for trial, history in histories.items()):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("no member copied another in time")
+    os.killpg(process.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    process.wait()
+    logged_before = (experiment / POPULATION_LOG).read_text()
+
+    resumed = tune_command(["wgan_pbt", "--resume", "--name", "killed"], tmp_path)
+    out, err = resumed.communicate(timeout=500)
+    assert resumed.returncode == 0, err[-3000:]
+    assert (experiment / POPULATION_LOG).read_text().startswith(logged_before)  # nothing written is lost
+    for trial_dir in (p for p in experiment.iterdir() if (p / "error.txt").exists()):
+        pytest.fail(f"{trial_dir.name} failed: {(trial_dir / 'error.txt').read_text()[-2000:]}")
     histories = population(experiment)
     assert len(histories) == 3
-    found = [c for trial, history in histories.items() for c in copies(trial, history)]
-    assert len(found) == 1, histories  # one member copied, at the one interval before the last epoch
-    (copy,) = found
-    assert copy.epoch == 1 and copy.donor in histories and copy.donor != copy.trial
-    # Every explored value stayed inside its range, and the copy went on from the donor's epoch-1 state.
-    space = yaml.safe_load((REPO / "search_spaces" / "wgan_pbt.yaml").read_text())["search"]
-    for key, value in copy.values.items():
-        (kind, (low, high)), = space[key].items()
-        assert low <= value <= high, (key, value)
-    copied_report = next(r for r in histories[copy.trial] if "pbt/copied_from" in r)
-    assert copied_report["epoch"] == 2
-
-    # The table marks the copy; Tune's statuses are the search's own.
+    assert all(max(r["epoch"] for r in history) == 3 for history in histories.values()), histories
     table = out[out.index("ranked by val/swd"):]
-    assert "copied (donor@epoch)" in table and f"{copy.donor}@1" in table
-    # TensorBoard: every trial's mutated values as scalars over its epochs.
+    statuses = [next(t for t in line.split() if t in STATUSES) for line in table.splitlines()
+                if line[:2] in ("1 ", "2 ", "3 ")]
+    assert len(statuses) == 3 and set(statuses) == {"finished"}, out[-3000:]
+
+    # Every copy: a donor of the population, at an interval before the last epoch, every explored value inside
+    # its range, and the copier's next report says whom it copied.
+    found = [c for trial, history in histories.items() for c in copies(trial, history)]
+    assert found, histories
+    space = yaml.safe_load((REPO / "search_spaces" / "wgan_pbt.yaml").read_text())["search"]
+    for copy in found:
+        assert copy.epoch in (1, 2) and copy.donor in histories and copy.donor != copy.trial
+        for key, value in copy.values.items():
+            (kind, (low, high)), = space[key].items()
+            assert low <= value <= high, (key, value)
+        assert any(r["epoch"] == copy.epoch + 1 and "pbt/copied_from" in r for r in histories[copy.trial]), copy
+        # The table marks the copy.
+        assert f"{copy.donor}@{copy.epoch}" in table, (copy, table)
+    assert "copied (donor@epoch)" in table
+
+    # TensorBoard: every trial's mutated values as scalars over its epochs, the copied one from the copy on.
     board = EventMultiplexer()
     board.AddRunsFromDirectory(str(experiment / "tensorboard"))
     board.Reload()
@@ -73,15 +100,17 @@ def test_a_pbt_search_copies_shows_and_replays_its_winners_schedule(tmp_path):
     for run in trial_runs:
         for key in MUTATED:
             assert f"schedule/{key}" in board.Runs()[run]["scalars"], (run, key)
-    after = board.Scalars(copy.trial, "schedule/optim.generator_lr")
-    assert after[-1].step == 2 and after[-1].value == pytest.approx(copy.values["optim.generator_lr"], rel=1e-6)
+    last = max(found, key=lambda c: c.epoch)
+    at_copy = [s for s in board.Scalars(last.trial, "schedule/optim.generator_lr") if s.step == last.epoch + 1]
+    assert at_copy and at_copy[-1].value == pytest.approx(last.values["optim.generator_lr"], rel=1e-6)
 
     # best_config.yaml holds the winner's starting config and schedule; raysearch.train replays it.
     best = yaml.safe_load((experiment / "best_config.yaml").read_text())
+    assert json.loads(json.dumps(best["schedule"]))  # plain YAML: epochs -> values
     winner = re.search(r"[Tt]rial (\S+) \(", best["description"]).group(1)
     schedule = schedule_of(winner, histories)
     assert {int(k): v for k, v in best["schedule"].items()} == schedule.to_yaml()
-    assert set(best["schedule"][0]) == set(MUTATED)
+    assert set(best["schedule"][0]) == set(MUTATED)  # the lineage reaches back to epoch 1 through its copies
     for key, value in best["schedule"][0].items():
         section, name = key.split(".")
         assert best["base"][section][name] == pytest.approx(value), key
@@ -105,43 +134,9 @@ def test_a_pbt_search_copies_shows_and_replays_its_winners_schedule(tmp_path):
     analyze = subprocess.run([sys.executable, "-m", "raysearch.analyze", str(experiment), "--lineage", str(picture)],
                              cwd=REPO, capture_output=True, text=True, timeout=300)
     assert analyze.returncode == 0, analyze.stderr[-3000:]
-    assert f"  {copy.trial} <- {copy.donor} @ epoch 1" in analyze.stdout
+    for copy in found:
+        assert f"  {copy.trial} <- {copy.donor} @ epoch {copy.epoch}" in analyze.stdout, analyze.stdout
     assert f"The winner {winner}'s weights:" in analyze.stdout and picture.stat().st_size > 0
-
-
-def test_a_pbt_search_resumes_after_its_driver_is_killed(tmp_path):
-    # 3 members x 4 epochs, perturbed every epoch; killed once a member has copied another, then resumed.
-    args = ["wgan_pbt", "--smoke-test", "--max-epochs", "4", "--name", "killed", *NARROW]
-    experiment = tmp_path / "killed"
-    process = tune_command(args, tmp_path)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[1][-3000:]
-        histories = population(experiment)
-        if any(copies(trial, history) for trial, history in histories.items()):
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail("no member copied another in time")
-    os.killpg(process.pid, signal.SIGKILL)  # the driver and the local Ray it started
-    process.wait()
-    logged_before = (experiment / POPULATION_LOG).read_text()
-
-    resumed = tune_command(["wgan_pbt", "--resume", "--name", "killed"], tmp_path)
-    out, err = resumed.communicate(timeout=500)
-    assert resumed.returncode == 0, err[-3000:]
-    assert (experiment / POPULATION_LOG).read_text().startswith(logged_before)  # nothing written is lost
-    histories = population(experiment)
-    assert all(max(r["epoch"] for r in history) == 4 for history in histories.values()), histories
-    statuses = [next(t for t in line.split() if t in STATUSES) for line in out.splitlines()
-                if line[:2] in ("1 ", "2 ", "3 ")]
-    assert len(statuses) == 3 and set(statuses) == {"finished"}, out[-3000:]
-    # The winner's lineage reaches back to epoch 1 through whatever it copied.
-    best = yaml.safe_load((experiment / "best_config.yaml").read_text())
-    assert 0 in best["schedule"]
-    for trial_dir in (p for p in experiment.iterdir() if (p / "error.txt").exists()):
-        pytest.fail(f"{trial_dir.name} failed: {(trial_dir / 'error.txt').read_text()[-2000:]}")
-    assert json.loads(json.dumps(best["schedule"]))  # plain YAML: epochs -> values
 
 
 def test_a_pbt_search_on_the_two_node_test_cluster(tmp_path):

@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
 from raysearch.checkpoint import load_checkpoint
 from raysearch.config import config_to_dict, flatten, list_spaces, load_config
 from raysearch.errors import ConfigError
+from raysearch.saved_state import check_resumable
 from raysearch.spaces import load_space
+from raysearch.storage import Storage
 from raysearch.summaries import BASELINE_RUN_PREFIX
 from raysearch.runtime import make_searcher
 from raysearch.tune import main, run_search
@@ -217,73 +220,6 @@ def _trial_dirs(experiment: Path):
     return sorted(p for p in experiment.iterdir() if p.is_dir() and (p / "params.json").exists())
 
 
-@pytest.mark.slow
-def test_two_trial_search_on_local_ray(tmp_path):
-    process = _tune(["l2", "--smoke-test", "--num-samples", "2", "--name", "two"], tmp_path)
-    out, err = process.communicate(timeout=400)
-    assert process.returncode == 0, err[-3000:]
-    experiment = tmp_path / "two"
-    assert "ranked by val/psnr" in out and "tensorboard --logdir" in out
-    # The progress table: the space's metric, its score and the search's budget and ETA; Ray's per-epoch
-    # lines and its Tuner.restore hint are not printed without --verbose.
-    # (Tune shows a metric column once some trial has reported it: the last table has them.)
-    table = [line for line in out.splitlines() if line.startswith("| Trial name")][-1]
-    assert "psnr" in table and "score" in table and "epoch" in table
-    assert "trial-epochs (2 trials x 2 epochs" in out
-    for noise in ("Reporting training result", "Checkpoint successfully created", "Tuner.restore"):
-        assert noise not in out + err, noise
-
-    # best_config.yaml runs with raysearch.train --config: its trial's epochs, without the smoke-test data.
-    best = load_config(str(experiment / "best_config.yaml"))
-    assert best.objective.name == "l2"
-    assert best.train.epochs == 2 and best.data.synthetic_train == load_config("l2").data.synthetic_train
-
-    # analyze reads the real experiment (Tune's state through ExperimentAnalysis): the search's own statuses.
-    from raysearch.experiment import open_experiment
-
-    statuses = sorted(t.status for t in open_experiment(str(experiment)).trials)
-    assert len(statuses) == 2 and set(statuses) <= {"finished", "stopped"}, statuses
-
-    # Every trial's sampled parameters reached its training run.
-    trials = _trial_dirs(experiment)
-    assert len(trials) == 2
-    for trial in trials:
-        params = json.loads((trial / "params.json").read_text())
-        checkpoints = sorted(trial.glob("checkpoint_*"))  # Tune keeps a one-process trial's checkpoints
-        trained = load_checkpoint(checkpoints[-1])["config"]
-        for dotted, value in params.items():
-            section, key = dotted.split(".")
-            assert trained[section][key] == value, dotted
-
-    # TensorBoard's own reader finds every trial's scalars, preview grid and hparams.
-    board = EventMultiplexer()
-    board.AddRunsFromDirectory(str(experiment / "tensorboard"))
-    board.Reload()
-    runs = board.Runs()
-    hparams = board.PluginRunToTagToContent("hparams")
-    trial_runs = [run for run in runs if run != "." and not run.startswith(BASELINE_RUN_PREFIX)]
-    assert len(trial_runs) == 2
-    # Beside them, the classical fills as reference runs: flat lines over the search's epochs.
-    from raysearch.baselines import BASELINE_NAMES
-
-    assert sorted(run for run in runs if run.startswith(BASELINE_RUN_PREFIX)) == sorted(
-        f"{BASELINE_RUN_PREFIX}{name}" for name in BASELINE_NAMES)
-    flat = board.Scalars(f"{BASELINE_RUN_PREFIX}harmonic", "score/val/psnr")
-    assert [s.step for s in flat] == [1, 2] and len({s.value for s in flat}) == 1
-    assert "classical:harmonic" in out and "baseline" in out  # and as rows of the final table
-    for run in trial_runs:
-        assert "val/psnr" in runs[run]["scalars"] and "score/val/psnr" in runs[run]["scalars"], run
-        assert runs[run]["images"], run
-        assert "_hparams_/session_start_info" in hparams[run], run
-    # One experiment-level HParams summary at the root: the searched parameters, each marked as differing.
-    from tensorboard.plugins.hparams import metadata as hparams_metadata
-
-    experiment_info = hparams_metadata.parse_experiment_plugin_data(hparams["."]["_hparams_/experiment"])
-    searched = {p.key for p in load_space("l2").params}
-    assert {info.name for info in experiment_info.hparam_infos} == searched
-    assert all(info.differs for info in experiment_info.hparam_infos)
-
-
 def _finished_trials(experiment: Path, epochs: int) -> set[str]:
     """Trials whose result.json already holds their last epoch."""
     done = set()
@@ -343,7 +279,12 @@ def test_resume_after_the_driver_is_killed_keeps_finished_trials_and_answers_wit
 
 
 @pytest.mark.slow
-def test_ctrl_c_prints_the_raysearch_resume_command_and_resume_finishes(tmp_path):
+def test_a_stopped_search_resumes_with_its_printed_command_and_ends_with_the_whole_report(tmp_path):
+    # One search as a user lives it (one search for all of this: each costs a Ray start and the trials):
+    # a second driver on it is refused while it runs; SIGTERM (what `kill`, Kubernetes, Slurm and `ray job
+    # stop` send; test_faults shows it is handed to Ctrl-C's handler, so this is Ctrl-C's path through Tune
+    # too) stops it with the resume command; that command finishes it, and the end is the whole report: the
+    # table, best_config.yaml, every trial's parameters in its training run, TensorBoard, and analyze.
     args = ["l2", "--smoke-test", "--num-samples", "3", "--name", "stopped", "--max-epochs", "3",
             "--set", "train.steps_per_epoch=3"]
     experiment = tmp_path / "stopped"
@@ -353,21 +294,98 @@ def test_ctrl_c_prints_the_raysearch_resume_command_and_resume_finishes(tmp_path
         assert process.poll() is None, process.communicate()[1][-3000:]
         time.sleep(1)
     assert _finished_trials(experiment, 3), "no trial finished in time"
-    process.send_signal(signal.SIGINT)  # Ctrl-C in the terminal: the driver only
+
+    second = subprocess.run([sys.executable, "-m", "raysearch.tune", "l2", "--resume", "--name", "stopped",
+                             "--storage", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+    assert f"pid {process.pid}" in second.stderr and "is running this experiment" in second.stderr
+    assert process.poll() is None  # the first goes on
+
+    process.send_signal(signal.SIGTERM)  # the driver only
     out, err = process.communicate(timeout=200)
-    assert process.returncode == 0, err[-3000:]
+    assert process.returncode == 128 + signal.SIGTERM, err[-3000:]
     command = f"python -m raysearch.tune l2 --resume --name stopped --storage {tmp_path}"
-    assert command in out, out[-3000:]
-    assert "Tuner.restore" not in out + err
+    assert "SIGTERM: stopping the search as Ctrl-C does (Tune saves the experiment's state); continue it with: " \
+           f"{command}" in err
+    assert command in out and "Traceback" not in err, out[-3000:]
     statuses = [line.split()[-1] for line in out.splitlines() if line[:2] in ("1 ", "2 ", "3 ")]
     assert "interrupted" in statuses and "finished" in statuses, out[-3000:]
+    # The progress table: the space's metric, its score and the search's budget; Ray's per-epoch lines and
+    # its Tuner.restore hint are not printed without --verbose. (Tune shows a metric column once some trial
+    # has reported it: the last table has them.)
+    table = [line for line in out.splitlines() if line.startswith("| Trial name")][-1]
+    assert "psnr" in table and "score" in table and "epoch" in table
+    assert "trial-epochs (3 trials x 3 epochs" in out
+    check_resumable(Storage(str(experiment)))  # Tune's state saved whole
 
     resumed = _tune(command.split()[3:-2], tmp_path)  # the printed command (its --storage is added by _tune)
-    out, err = resumed.communicate(timeout=400)
-    assert resumed.returncode == 0, err[-3000:]
-    statuses = [line.split()[-1] for line in out.splitlines() if line[:2] in ("1 ", "2 ", "3 ")]
-    assert len(statuses) == 3 and set(statuses) <= {"finished", "stopped"}, out[-3000:]
-    assert "--resume" not in out
+    resumed_out, resumed_err = resumed.communicate(timeout=400)
+    assert resumed.returncode == 0, resumed_err[-3000:]
+    statuses = [line.split()[-1] for line in resumed_out.splitlines() if line[:2] in ("1 ", "2 ", "3 ")]
+    assert len(statuses) == 3 and set(statuses) <= {"finished", "stopped"}, resumed_out[-3000:]
+    assert "--resume" not in resumed_out
+    assert "ranked by val/psnr" in resumed_out and "tensorboard --logdir" in resumed_out
+    assert "classical:harmonic" in resumed_out and "baseline" in resumed_out  # the fills as rows of the table
+    for noise in ("Reporting training result", "Checkpoint successfully created", "Tuner.restore"):
+        assert noise not in out + err + resumed_out + resumed_err, noise
+
+    # best_config.yaml runs with raysearch.train --config: its trial's epochs, without the smoke-test data.
+    best = load_config(str(experiment / "best_config.yaml"))
+    assert best.objective.name == "l2"
+    assert best.train.epochs == 3 and best.data.synthetic_train == load_config("l2").data.synthetic_train
+
+    # analyze reads the real experiment (Tune's state through ExperimentAnalysis): the search's own statuses.
+    from raysearch.experiment import open_experiment
+
+    statuses = sorted(t.status for t in open_experiment(str(experiment)).trials)
+    assert len(statuses) == 3 and set(statuses) <= {"finished", "stopped"}, statuses
+
+    # Every trial's sampled parameters reached its training run.
+    trials = _trial_dirs(experiment)
+    assert len(trials) == 3
+    for trial in trials:
+        params = json.loads((trial / "params.json").read_text())
+        checkpoints = sorted(trial.glob("checkpoint_*"))  # Tune keeps a one-process trial's checkpoints
+        trained = load_checkpoint(checkpoints[-1])["config"]
+        for dotted, value in params.items():
+            section, key = dotted.split(".")
+            assert trained[section][key] == value, dotted
+
+    # TensorBoard's own reader finds every trial's scalars, preview grid and hparams.
+    board = EventMultiplexer()
+    board.AddRunsFromDirectory(str(experiment / "tensorboard"))
+    board.Reload()
+    runs = board.Runs()
+    hparams = board.PluginRunToTagToContent("hparams")
+    trial_runs = [run for run in runs if run != "." and not run.startswith(BASELINE_RUN_PREFIX)]
+    assert len(trial_runs) == 3
+    # Beside them, the classical fills as reference runs: flat lines over the search's epochs.
+    from raysearch.baselines import BASELINE_NAMES
+
+    assert sorted(run for run in runs if run.startswith(BASELINE_RUN_PREFIX)) == sorted(
+        f"{BASELINE_RUN_PREFIX}{name}" for name in BASELINE_NAMES)
+    flat = board.Scalars(f"{BASELINE_RUN_PREFIX}harmonic", "score/val/psnr")
+    assert [s.step for s in flat] == [1, 2, 3] and len({s.value for s in flat}) == 1
+    for run in trial_runs:
+        assert "val/psnr" in runs[run]["scalars"] and "score/val/psnr" in runs[run]["scalars"], run
+        assert runs[run]["images"], run
+        assert "_hparams_/session_start_info" in hparams[run], run
+    # One experiment-level HParams summary at the root: the searched parameters, each marked as differing.
+    from tensorboard.plugins.hparams import metadata as hparams_metadata
+
+    experiment_info = hparams_metadata.parse_experiment_plugin_data(hparams["."]["_hparams_/experiment"])
+    searched = {p.key for p in load_space("l2").params}
+    assert {info.name for info in experiment_info.hparam_infos} == searched
+    assert all(info.differs for info in experiment_info.hparam_infos)
+
+    # analyze on the finished experiment: the table, the importances and the grid of fills.
+    png = tmp_path / "grid.png"
+    analyzed = subprocess.run([sys.executable, "-m", "raysearch.analyze", str(experiment), "--grid", str(png)],
+                              capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert analyzed.returncode == 0, analyzed.stderr[-3000:]
+    assert "rank" in analyzed.stdout and "l2_" in analyzed.stdout
+    assert "Parameter importances for val/psnr" in analyzed.stdout
+    assert png.is_file() and Image.open(png).size[1] > 2 * 64
 
 
 @pytest.mark.slow
@@ -392,7 +410,7 @@ def test_a_trial_stopped_mid_run_ends_at_its_report_and_its_actor_runs_the_next_
     monkeypatch.setattr(runtime, "make_scheduler", lambda space, settings: StopTheFirstTrialAfterOneEpoch())
     overrides = SMOKE_OVERRIDES + ["train.steps_per_epoch=3"]
     space = load_space("l2", overrides)
-    settings = dataclasses.replace(space.tune, num_samples=2, max_epochs=4, searcher="random", max_concurrent=1,
+    settings = dataclasses.replace(space.tune, num_samples=2, max_epochs=2, searcher="random", max_concurrent=1,
                                    max_failures=0)
     runtime.start_ray("local")
     try:
@@ -402,7 +420,7 @@ def test_a_trial_stopped_mid_run_ends_at_its_report_and_its_actor_runs_the_next_
     assert [r.error for r in results if r.error] == []
     by_epochs = sorted((r.metrics["epoch"], r.metrics["pid"], r.path) for r in results)
     (stopped_epochs, stopped_pid, stopped_path), (finished_epochs, finished_pid, _) = by_epochs
-    assert (stopped_epochs, finished_epochs) == (1, 4)
+    assert (stopped_epochs, finished_epochs) == (1, 2)
     assert stopped_pid == finished_pid  # one actor process ran both trials
     # The stopped trial ended at the report the scheduler stopped it at: one result, one checkpoint.
     lines = (Path(stopped_path) / "result.json").read_text().splitlines()
