@@ -47,6 +47,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `python bench/faults.py`
 
 from bench.fault_sandbox import PYTHON, RAY, REPO, Cluster, Run, Sandbox  # noqa: E402
+from raysearch.study import STUDY_FILE  # noqa: E402
 FAULTS = ("dead_marker", "dead_address", "cluster_dies", "sigterm", "job_stop", "storage_full", "storage_readonly",
           "corrupt_state", "two_drivers", "actor_killed")
 MAX_EPOCHS = 3
@@ -123,25 +124,32 @@ def recorded_checkpoints(before: dict[str, bytes]) -> set[str]:
     return named
 
 
-def overwritten(before: dict[str, bytes], experiment: Path) -> tuple[list[str], list[str]]:
+def overwritten(before: dict[str, bytes], experiment: Path) -> tuple[list[str], list[str], list[str]]:
     """(files of `before` whose old bytes are not the start of their bytes now, checkpoints replaced that no
-    result named). Appending is fine, and so is deleting an old checkpoint (Tune's rotation); Tune's
-    whole-replaced state files aside. A checkpoint a trial saved but whose result never reached the driver
-    (its search stopped first) was never any trial's latest: the resumed trial trains that epoch again and
-    saves it under the same name; it is counted apart."""
+    result named, journals whose cut-short last record was dropped). Appending is fine, and so is deleting an
+    old checkpoint (Tune's rotation); Tune's whole-replaced state files aside. A checkpoint a trial saved but
+    whose result never reached the driver (its search stopped first) was never any trial's latest: the resumed
+    trial trains that epoch again and saves it under the same name; it is counted apart. So is the study's
+    journal when every whole record it held is still its start and only an unterminated last record (a write
+    the fault cut short, which Optuna never read) is gone: the resume's one repair (saved_state)."""
     recorded = recorded_checkpoints(before)
-    changed, orphans = [], []
+    changed, orphans, cut = [], [], []
     for relative, old in before.items():
         path = experiment / relative
         if REPLACED_WHOLE.search(relative) or not path.is_file():
             continue
-        if not path.read_bytes().startswith(old):
-            in_checkpoint = re.match(r"(.*/checkpoint_\d+)/", relative)
-            if in_checkpoint and in_checkpoint.group(1) not in recorded:
-                orphans.append(relative)
-            else:
-                changed.append(relative)
-    return changed, orphans
+        now = path.read_bytes()
+        if now.startswith(old):
+            continue
+        in_checkpoint = re.match(r"(.*/checkpoint_\d+)/", relative)
+        whole_records = old[:old.rfind(b"\n") + 1]
+        if in_checkpoint and in_checkpoint.group(1) not in recorded:
+            orphans.append(relative)
+        elif relative.endswith(STUDY_FILE) and len(whole_records) < len(old) and now.startswith(whole_records):
+            cut.append(f"{relative} ({len(old) - len(whole_records)} bytes)")
+        else:
+            changed.append(relative)
+    return changed, orphans, cut
 
 
 def whole_state(experiment: Path) -> bool:
@@ -194,10 +202,12 @@ def resume_and_count(sandbox: Sandbox, space: Path, storage: Path, name: str, fi
     after = finished(experiment)
     figures.finished_after = len(after)
     figures.resume_completed = code == 0 and len(after) == samples and not (finished_before - after)
-    changed, orphans = overwritten(before, experiment)
+    changed, orphans, cut = overwritten(before, experiment)
     figures.overwritten = len(changed)
     if changed:
         figures.note += f"; overwritten: {', '.join(changed[:5])}"
+    if cut:
+        figures.note += f"; a record the fault cut short dropped from {', '.join(cut)}, every whole one kept"
     if orphans:
         figures.note += f"; {len(orphans)} unrecorded checkpoint(s) saved again: {', '.join(orphans[:3])}"
     if not figures.resume_completed:
@@ -326,9 +336,14 @@ def job_stop(sandbox: Sandbox, space: Path) -> Figures:
     cluster.start()
     storage, name = sandbox.root / "runs", "job"
     dashboard = f"http://127.0.0.1:{cluster.dashboard}"
-    submitted = subprocess.run(
-        [RAY, "job", "submit", "--no-wait", "--address", dashboard, "--", *tune_command(space, storage, name)],
-        cwd=REPO, env=sandbox.env, capture_output=True, text=True, timeout=120)
+    deadline = time.monotonic() + 90
+    while True:  # the dashboard's port answers before its job agent does ("No available agent to submit job")
+        submitted = subprocess.run(
+            [RAY, "job", "submit", "--no-wait", "--address", dashboard, "--", *tune_command(space, storage, name)],
+            cwd=REPO, env=sandbox.env, capture_output=True, text=True, timeout=120)
+        if "No available agent" not in submitted.stdout + submitted.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     match = re.search(r"(raysubmit_\w+)", submitted.stdout + submitted.stderr)
     if not match:
         cluster.kill()

@@ -440,7 +440,16 @@ def test_the_fault_harness_counts_a_rewritten_file_and_nothing_tune_may_do(tmp_p
     (trial / "result.json").write_text((trial / "result.json").read_text() + '{"epoch": 2}\n')  # appended: fine
     (tmp_path / "experiment_state-1.json").write_text('{"trial_data": []}')  # Tune replaces its state whole
     (trial / "checkpoint_000001" / "state.pt").write_bytes(b"epoch 2 trained again")  # never the latest
-    assert overwritten(before, tmp_path) == ([], ["l2_a/checkpoint_000001/state.pt"])
+    assert overwritten(before, tmp_path) == ([], ["l2_a/checkpoint_000001/state.pt"], [])
     (trial / "checkpoint_000000" / "state.pt").write_bytes(b"rewritten")  # a recorded checkpoint changed
     (trial / "result.json").write_text('{"epoch": 9}\n')  # results lost
     assert sorted(overwritten(before, tmp_path)[0]) == ["l2_a/checkpoint_000000/state.pt", "l2_a/result.json"]
+
+    # The study's journal: its cut-short last record dropped by the resume is counted apart; a whole record
+    # lost is overwritten.
+    (tmp_path / "optuna.journal").write_bytes(b'{"op_code": 0}\n{"op_code": 5, "trial')
+    before = snapshot(tmp_path)
+    (tmp_path / "optuna.journal").write_bytes(b'{"op_code": 0}\n{"op_code": 4}\n')
+    assert overwritten(before, tmp_path)[2] == ["optuna.journal (21 bytes)"]
+    (tmp_path / "optuna.journal").write_bytes(b'{"op_code": 4}\n')
+    assert "optuna.journal" in overwritten(before, tmp_path)[0]

@@ -186,8 +186,9 @@ def _space_with_ddp_trials(directory: Path) -> Path:
 @pytest.mark.slow
 def test_searches_on_a_ray_started_by_hand_with_two_cpus_and_token_auth(tmp_path, dataset_cache):
     # As a new user does it (README, Cluster): `ray start --head --num-cpus 2` with Ray's token authentication,
-    # no custom resource; a search attached to it (DDP trials: two 1-CPU workers each) must finish: no trial
-    # actor may hold the CPUs its workers wait for. (The same search through `ray job submit` with the token is
+    # no custom resource; a search attached to it must finish its DDP trial (two 1-CPU workers: the cluster's
+    # 2 CPUs), so no trial actor may hold a CPU its workers wait for (one such trial shows it: a second would
+    # wait for the first's CPUs either way). (The same search through `ray job submit` with the token is
     # test_cluster_config's `ray up` test: one job submission in the suite.)
     root = Path(f"/tmp/rs-start-{os.getpid()}")  # Ray's socket paths must stay short
     home = tmp_path / "home"
@@ -213,7 +214,7 @@ def test_searches_on_a_ray_started_by_hand_with_two_cpus_and_token_auth(tmp_path
         # A search attached to it: its address from the environment, as `ray start` tells a user to do.
         attached = subprocess.run(
             [sys.executable, "-m", "raysearch.tune", str(_space_with_ddp_trials(tmp_path)), "--smoke-test",
-             "--num-samples", "2", "--storage", str(tmp_path / "runs")],
+             "--num-samples", "1", "--storage", str(tmp_path / "runs")],
             cwd=REPO, env=dict(env, RAY_ADDRESS=f"127.0.0.1:{gcs}"), capture_output=True, text=True, timeout=400)
         assert attached.returncode == 0, attached.stderr[-3000:]
         assert "ranked by val/psnr" in attached.stdout and "error" not in attached.stdout.split("ranked by")[-1]
