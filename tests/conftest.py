@@ -21,22 +21,6 @@ SMALL_DATA = [
 ]
 
 
-# The suite runs on two pytest-xdist workers (README: `-n 2 --dist loadgroup`; each test holds one torch
-# thread, so two workers keep a 2-core machine busy). Tests that start a Ray (a local Ray, the 2-node test
-# cluster, `ray start`, `ray up`) and the fault tests, whose watches count seconds, share one group: one
-# worker runs them one after another, since two Rays on one machine confuse Train's state API.
-ONE_AT_A_TIME = "ray"
-RAY_MODULES = {"test_tune", "test_runtime", "test_runtime_multinode", "test_pbt_search", "test_cluster_config",
-               "test_schedulers", "test_train"}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1]
-        if module == "test_faults" or (module in RAY_MODULES and item.get_closest_marker("slow")):
-            item.add_marker(pytest.mark.xdist_group(ONE_AT_A_TIME))
-
-
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """Every test starts with one torch thread, whatever the test before it set (a bench's main sets 2)."""

@@ -461,6 +461,15 @@ SetEnv {env}
             self.process.wait(timeout=20)
 
 
+def _space_with_ddp_trials(directory: Path) -> Path:
+    """The l2 space with each trial trained by two DDP workers of 1 CPU."""
+    values = yaml.safe_load((REPO / "search_spaces" / "l2.yaml").read_text())
+    values.setdefault("tune", {}).setdefault("resources", {})["workers"] = 2
+    path = directory / "l2_ddp.yaml"
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    return path
+
+
 def _loopback_config(sshd: LoopbackSSHD, cluster_name: str, ports: dict[str, int], temp_dir: Path) -> dict:
     """cluster-local.yaml pointed at 127.0.0.1: same file mounts, resources and start command, this Python's Ray."""
     config = shipped(LOCAL)
@@ -543,20 +552,23 @@ print("task ran in", ray.get(ray.remote(lambda: __import__("raysearch").__name__
         assert probe.returncode == 0, probe.stdout + probe.stderr
         assert "task ran in raysearch" in probe.stdout
 
-        # Then the search as the README submits it: `ray job submit` from this machine, with its token.
+        # Then the search as the README submits it: `ray job submit` from this machine, with its token. Its
+        # trial trains with DDP on two 1-CPU workers: on a head of 2 CPUs and no custom resource it finishes
+        # only if no trial actor holds a CPU its workers wait for.
         started = time.time()
         log = root / "job.log"
         with open(log, "w") as out:
             search = subprocess.run(
                 [ray_cli, "job", "submit", "--address", dashboard, "--working-dir", ".", "--",
-                 "python", "-m", "raysearch.tune", "l2", "--smoke-test", "--storage", str(storage)],
+                 "python", "-m", "raysearch.tune", str(_space_with_ddp_trials(root)), "--smoke-test",
+                 "--num-samples", "1", "--storage", str(storage)],
                 cwd=REPO, env=authed_env, stdout=out, stderr=subprocess.STDOUT, timeout=420)
         timings["smoke search (job)"] = time.time() - started
         assert search.returncode == 0, f"the smoke search failed as a job:\n{tail(log)}"
         assert "ranked by val/psnr" in log.read_text(), tail(log)
-        experiments = [p for p in storage.glob("l2-*") if p.is_dir()]
+        experiments = [p for p in storage.glob("l2_ddp-*") if p.is_dir()]
         assert len(experiments) == 1, list(storage.iterdir())
-        assert list(experiments[0].glob("l2_*")), list(experiments[0].iterdir())  # trial directories
+        assert list(experiments[0].glob("l2_ddp_*")), list(experiments[0].iterdir())  # trial directories
 
         launcher("down", "-y", timeout=180)
         deadline = time.time() + 30

@@ -7,19 +7,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from raysearch import runtime
 from raysearch.config import load_config
 from raysearch.spaces import Resources, TuneSettings, load_space
-from tests.conftest import SMALL_DATA, free_ports, listening, tail
+from tests.conftest import SMALL_DATA
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL_NETS = ["generator.base_width=8", "generator.max_width=16", "critic.base_width=8", "critic.max_width=16"]
@@ -142,9 +139,17 @@ def test_a_trial_scores_the_same_first_in_a_fresh_process_or_after_other_trials(
 
 @pytest.mark.slow
 def test_a_trial_in_a_reused_tune_actor_scores_as_it_does_first(tmp_path):
-    # The real path: three trials one after another in one Tune actor; the first and the last have the same config.
+    # The real path: three trials one after another in one Tune actor; the first and the last have the same
+    # config. The scheduler stops the second after its first epoch: a trial stopped part-way ends at its
+    # report, so the same process trains the next trial.
     import ray
     from ray import tune
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+    class StopTheSecondTrialAfterOneEpoch(FIFOScheduler):
+        def on_trial_result(self, tune_controller, trial, result):
+            second = trial.config["optim.generator_lr"] == 3e-3
+            return TrialScheduler.STOP if second else TrialScheduler.CONTINUE
 
     overrides = SMALL_DATA + ["generator.max_width=32", "train.steps_per_epoch=3", "train.preview_images=0",
                               "train.ema_decay=0.9"]
@@ -156,7 +161,8 @@ def test_a_trial_in_a_reused_tune_actor_scores_as_it_does_first(tmp_path):
         results = tune.Tuner(
             trainable,
             param_space={"optim.generator_lr": tune.grid_search([1e-3, 3e-3, 1e-3])},
-            tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=1),
+            tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=1,
+                                        scheduler=StopTheSecondTrialAfterOneEpoch()),
             run_config=tune.RunConfig(name="reuse", storage_path=str(tmp_path), verbose=0),
         ).fit()
     finally:
@@ -165,68 +171,16 @@ def test_a_trial_in_a_reused_tune_actor_scores_as_it_does_first(tmp_path):
     ordered = sorted(results, key=lambda r: r.metrics["trial_id"])
     first, other, again = (r.metrics for r in ordered)
     assert first["pid"] == other["pid"] == again["pid"]  # one actor process ran all three
+    assert (first["epoch"], other["epoch"], again["epoch"]) == (2, 1, 2)
+    # The stopped trial ended at the report the scheduler stopped it at: one result, one checkpoint.
+    stopped = Path(ordered[1].path)
+    assert [json.loads(line)["epoch"] for line in (stopped / "result.json").read_text().splitlines()] == [1]
+    assert len(list(stopped.glob("checkpoint_*"))) == 1
     assert other["val/psnr"] != first["val/psnr"]
     for key in ("val/psnr", "val/swd", "generator/loss"):
         assert again[key] == first[key], key
     assert first["train/threads"] == again["train/threads"] == runtime.threads_for(settings.resources.cpus)
 
 
-# ---------------------------------------------------------------- any Ray cluster, token authentication on
-
-
-def _space_with_ddp_trials(directory: Path) -> Path:
-    """The l2 space with each trial trained by two DDP workers of 1 CPU."""
-    values = yaml.safe_load(load_space("l2").path.read_text())
-    values.setdefault("tune", {}).setdefault("resources", {})["workers"] = 2
-    path = directory / "l2_ddp.yaml"
-    path.write_text(yaml.safe_dump(values, sort_keys=False))
-    return path
-
-
-@pytest.mark.slow
-def test_searches_on_a_ray_started_by_hand_with_two_cpus_and_token_auth(tmp_path, dataset_cache):
-    # As a new user does it (README, Cluster): `ray start --head --num-cpus 2` with Ray's token authentication,
-    # no custom resource; a search attached to it must finish its DDP trial (two 1-CPU workers: the cluster's
-    # 2 CPUs), so no trial actor may hold a CPU its workers wait for (one such trial shows it: a second would
-    # wait for the first's CPUs either way). (The same search through `ray job submit` with the token is
-    # test_cluster_config's `ray up` test: one job submission in the suite.)
-    root = Path(f"/tmp/rs-start-{os.getpid()}")  # Ray's socket paths must stay short
-    home = tmp_path / "home"
-    home.mkdir()
-    gcs, dashboard, client, agent, agent_grpc, runtime_env_port, metrics = free_ports(7)
-    env = dict(os.environ, HOME=str(home), RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0")
-    env.pop("RAY_ADDRESS", None)
-    ray_cli = str(Path(sys.executable).parent / "ray")
-    subprocess.run([ray_cli, "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=60)
-    head = subprocess.Popen(
-        [ray_cli, "start", "--head", "--num-cpus", "2", "--num-gpus", "0", f"--port={gcs}",
-         f"--dashboard-port={dashboard}", f"--ray-client-server-port={client}",
-         f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
-         f"--runtime-env-agent-port={runtime_env_port}", f"--metrics-export-port={metrics}",
-         f"--temp-dir={root}", "--disable-usage-stats", "--block"],
-        env=env, stdout=open(tmp_path / "head.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        while not listening(dashboard) and time.monotonic() < deadline:
-            assert head.poll() is None, tail(tmp_path / "head.log")
-            time.sleep(0.5)
-        time.sleep(2)  # the dashboard's job API comes up just after its port
-        # A search attached to it: its address from the environment, as `ray start` tells a user to do.
-        attached = subprocess.run(
-            [sys.executable, "-m", "raysearch.tune", str(_space_with_ddp_trials(tmp_path)), "--smoke-test",
-             "--num-samples", "1", "--storage", str(tmp_path / "runs")],
-            cwd=REPO, env=dict(env, RAY_ADDRESS=f"127.0.0.1:{gcs}"), capture_output=True, text=True, timeout=400)
-        assert attached.returncode == 0, attached.stderr[-3000:]
-        assert "ranked by val/psnr" in attached.stdout and "error" not in attached.stdout.split("ranked by")[-1]
-        # Without the token the cluster refuses the client.
-        refused = subprocess.run([ray_cli, "job", "list", "--address", f"http://127.0.0.1:{dashboard}"],
-                                 env=dict(env, RAY_AUTH_MODE="disabled"), capture_output=True, text=True, timeout=60)
-        assert refused.returncode != 0
-    finally:
-        os.killpg(head.pid, signal.SIGTERM)  # `ray start --block` stops the cluster it started
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait(timeout=30)
-        subprocess.run(["rm", "-rf", str(root)], check=False)
+# (A search on a `ray start` cluster with token authentication, its trial on DDP workers that need all of
+# the cluster's CPUs: test_cluster_config's loopback `ray up` test submits it as a job.)
