@@ -447,18 +447,21 @@ def corrupt_state(sandbox: Sandbox, space: Path, source: Path) -> Figures:
     cases = ["experiment_state-*.json", "searcher-state-*.pkl", "search_gen_state-*.json", "tuner.pkl",
              "raysearch_experiment.yaml", "optuna.journal"]
     for number, pattern in enumerate(cases):
-        storage = sandbox.root / f"corrupt{number}"
-        shutil.copytree(source, storage / "exp")
-        target = sorted((storage / "exp").glob(pattern))[-1]
+        # The copy keeps the experiment's name: its study in optuna.journal is named after it, and a resume
+        # under another name would be refused for that (the study's name), not for the damage.
+        storage, name = sandbox.root / f"corrupt{number}", source.name
+        experiment = storage / name
+        shutil.copytree(source, experiment)
+        target = sorted(experiment.glob(pattern))[-1]
         data = target.read_bytes()
         if pattern == "optuna.journal":  # a journal cut short is only missing its last records: garble one
             middle = data.index(b"\n", len(data) // 2) - 10
             target.write_bytes(data[:middle] + b"#" * 5 + data[middle + 5:])
         else:
             target.write_bytes(data[: len(data) // 2])
-        before = snapshot(storage / "exp")
-        for command in (resume_command(space, storage, "exp", "--address", "local"),
-                        [PYTHON, "-m", "raysearch.analyze", str(storage / "exp")]):
+        before = snapshot(experiment)
+        for command in (resume_command(space, storage, name, "--address", "local"),
+                        [PYTHON, "-m", "raysearch.analyze", str(experiment)]):
             if "analyze" in command[2] and pattern not in ("experiment_state-*.json", "raysearch_experiment.yaml"):
                 continue  # analyze reads neither Optuna's state nor the tuner
             run = Run.start(sandbox, f"corrupt{number}", command)
@@ -469,8 +472,7 @@ def corrupt_state(sandbox: Sandbox, space: Path, source: Path) -> Figures:
             named += bool(lines) and target.name in lines[-1]
             figures.exit_code = max(figures.exit_code, code if code is not None else 999)
             figures.overwritten += sum(1 for rel, old in before.items()
-                                       if not (storage / "exp" / rel).is_file()
-                                       or (storage / "exp" / rel).read_bytes() != old)
+                                       if not (experiment / rel).is_file() or (experiment / rel).read_bytes() != old)
     figures.told_s = max(told)
     figures.note = f"{refused} of {len(told)} refused in one line, {named} naming the file"
     return figures
