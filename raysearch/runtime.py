@@ -214,6 +214,9 @@ def threads_for(cpus: float) -> int:
 # ---------------------------------------------------------------- a search's trial
 
 
+TRIAL_END_TIMEOUT_S = 60  # how long a stopped trial may take to end before its actor goes to the next
+
+
 def search_trial(params: dict[str, Any], *, space_path: str, overrides: list[str], max_epochs: int, workers: int,
                  experiment_path: str, use_gpu: bool, resources: dict[str, float], max_failures: int,
                  fixed: dict[str, Any] | None = None, tracked: tuple[str, ...] = ()) -> None:
@@ -222,6 +225,12 @@ def search_trial(params: dict[str, Any], *, space_path: str, overrides: list[str
     `fixed`: values every trial of the search takes (a PBT search's checkpoint interval); `tracked`: keys the
     trial reports every epoch as `schedule/<key>` (a PBT search's mutated keys).
     """
+    # Tune hands this actor to the next trial only if this one's thread ends within
+    # TUNE_FUNCTION_THREAD_TIMEOUT_S of being stopped (2 s by default); else the next trial fails with
+    # "Trainable runner reuse requires reset_config() ...". A trial stopped at its report ends by unwinding
+    # its run (writers closed, networks freed), which took longer on a busy 2-core machine: seen in a
+    # realism search. Read by this process when Tune reuses it, so set here.
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", str(TRIAL_END_TIMEOUT_S))
     space = load_space(space_path, overrides)
     if tracked:  # PBT hook: a member's key that its `when` leaves out is None in Tune's config
         params = {key: value for key, value in params.items() if value is not None}
