@@ -217,7 +217,11 @@ def test_resume_of_a_truncated_experiment_is_one_line_naming_the_file_and_change
     argv = ["l2", "--resume", "--name", "exp", "--storage", str(resumable.parent)]
     check_resumable(Storage(str(resumable)))  # whole: resumable
     target = resumable / name
-    target.write_bytes(target.read_bytes()[: len(target.read_bytes()) // 2 + 1])
+    data = target.read_bytes()
+    cut = len(data) // 2 + 1
+    while data[cut - 1:cut] == b"\n":  # mid-line: a record cut exactly at a line's end is not told (docs/faults.md)
+        cut += 1
+    target.write_bytes(data[:cut])
     before = snapshot(resumable)
     assert tune.main(argv) == 2
     line = one_error_line(capsys)
