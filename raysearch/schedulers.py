@@ -41,6 +41,18 @@ def rung_milestones(grace_period: int, reduction_factor: int, max_t: int) -> lis
     return milestones
 
 
+class StateUnpickler(pickle.Unpickler):
+    """Reads back what `save` wrote (rungs of plain numbers, names, counters) and nothing else: a pickle in
+    an experiment directory someone handed over cannot name a class to build, let alone a function to call."""
+
+    PLAIN = {"dict", "list", "tuple", "set", "frozenset", "str", "int", "float", "bool", "complex"}
+
+    def find_class(self, module: str, name: str):
+        if module == "builtins" and name in self.PLAIN:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"MO-ASHA state: {module}.{name} is not plain data")
+
+
 class MultiObjectiveASHA(FIFOScheduler):
     """Asynchronous successive halving that promotes by Pareto rank and crowding distance.
 
@@ -162,7 +174,7 @@ class MultiObjectiveASHA(FIFOScheduler):
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as handle:
-            self.__dict__.update(pickle.load(handle))
+            self.__dict__.update(StateUnpickler(handle).load())
 
     # ------------------------------------------------------------ the rule
 

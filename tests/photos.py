@@ -14,13 +14,18 @@ BSDS = next((parent / BESIDE for parent in Path(__file__).resolve().parents[2:4]
             Path(__file__).resolve().parents[2] / BESIDE)
 
 
+PHOTOS_MISSING = (f"the BSDS500 photos are not at {BSDS} (../shared/photos/bsds500 beside this clone; a lone clone "
+                  "has none)")
+# For a test that reads the photos: skipped, naming where they were looked for, in a clone without them.
+needs_bsds = pytest.mark.skipif(not any(BSDS.glob("*/*.jpg")), reason=PHOTOS_MISSING)
+
+
 def bsds_photos(split: str = "*", count: int | None = None) -> list[Path]:
     """The first `count` BSDS500 photos of `split` (train, val; * for both), in a stable order; the test is
     skipped, naming where they were looked for, when they are not there (or fewer than `count`)."""
     paths = sorted(BSDS.glob(f"{split}/*.jpg"))
     if not paths or (count is not None and len(paths) < count):
-        pytest.skip(f"the BSDS500 photos are not at {BSDS} (../shared/photos/bsds500 beside this clone; a lone "
-                    "clone has none)")
+        pytest.skip(PHOTOS_MISSING)
     return paths if count is None else paths[:count]
 
 

@@ -137,9 +137,9 @@ def test_the_cluster_watch_calls_back_once_its_address_stops_answering():
 def hold_in_another_process(location: Path) -> subprocess.Popen:
     """A process holding the experiment's lock, as a running driver does."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom raysearch.experiment_lock import hold\n"
-         "with hold(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n", str(location)],
-        cwd=REPO, stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-c", "import sys\nfrom raysearch.experiment_lock import hold\n"
+         "with hold(sys.argv[1]):\n    print('held', flush=True)\n    sys.stdin.read()\n", str(location)],
+        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # holds until killed or stdin closes
     assert holder.stdout.readline().strip() == "held"
     return holder
 

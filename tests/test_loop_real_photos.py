@@ -16,7 +16,9 @@ from raysearch.config import load_config
 from raysearch.baselines import baselines_for, best_baseline
 from raysearch.data.prepare import prepare_photos
 from raysearch.loop import run_trial
-from tests.photos import bsds_photos
+from tests.photos import bsds_photos, needs_bsds
+
+pytestmark = needs_bsds  # every test here trains on the BSDS500 photos
 
 TRAIN_PHOTOS, VAL_PHOTOS = 24, 8
 

@@ -181,6 +181,16 @@ def test_a_pickled_scheduler_decides_as_the_original(tmp_path):
     assert STOP in decisions[0] and CONTINUE in decisions[0]
 
 
+def test_a_saved_state_that_names_a_class_or_a_function_is_refused(tmp_path):
+    saved = tmp_path / "scheduler.pkl"
+    saved.write_bytes(pickle.dumps({"_num_stopped": __import__("collections").OrderedDict()}))
+    with pytest.raises(pickle.UnpicklingError, match="collections.OrderedDict is not plain data"):
+        scheduler().restore(str(saved))
+    saved.write_bytes(pickle.dumps({"_num_stopped": print}))
+    with pytest.raises(pickle.UnpicklingError, match="builtins.print is not plain data"):
+        scheduler().restore(str(saved))
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"metrics": []}, "at least one metric"),
     ({"modes": ["max"]}, "2 metrics"),
