@@ -20,6 +20,7 @@ RAY = str(Path(sys.executable).parent / "ray")
 
 
 def free_ports(count: int) -> list[int]:
+    """`count` TCP ports free on 127.0.0.1 right now (for a Ray or an sshd a test or the harness starts)."""
     sockets = [socket.socket() for _ in range(count)]
     try:
         for s in sockets:
@@ -31,6 +32,7 @@ def free_ports(count: int) -> list[int]:
 
 
 def listening(port: int) -> bool:
+    """Something accepts connections on 127.0.0.1:`port`."""
     with socket.socket() as s:
         s.settimeout(1)
         return s.connect_ex(("127.0.0.1", port)) == 0

@@ -1,11 +1,13 @@
 """Shared fixtures: a per-session synthetic dataset cache, small configs."""
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
+
+# Loopback ports for the Rays and the sshd tests start: the fault harness's own helpers.
+from bench.fault_sandbox import free_ports, listening  # noqa: F401 (re-exported to the tests)
 
 # On a 2-core machine PyTorch's default of 2 intra-op threads stalls
 # intermittently on tiny ops (0.4 s for a 2 ms forward); tests use one.
@@ -40,24 +42,6 @@ def dataset_cache(tmp_path_factory):
         os.environ.pop("RAYSEARCH_CACHE", None)
     else:
         os.environ["RAYSEARCH_CACHE"] = previous
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` TCP ports free on 127.0.0.1 right now (for a Ray or an sshd a test starts)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def tail(path: Path, lines: int = 60) -> str:
