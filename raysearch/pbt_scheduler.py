@@ -8,6 +8,15 @@ has decided on, and puts the process's generators back afterwards: nothing else
 in the driver sees a seeded generator, and a synchronous population (everyone
 waits at each interval) decides the same way whenever it runs. Asynchronous PBT
 stays reproducible only as far as the order results arrive in is.
+
+Tune saves no scheduler state: a resumed search gets the scheduler as it was
+built, which believes every member is at epoch 0 and that the first sync is at
+`interval`. A synchronous population restored at epoch 7 of interval 2 would
+then meet at 7 and set its next sync to 7, where every member already is: none
+may run, and the search waits forever. So Ray's scheduler counts epochs from
+the sync point the population was restored past (`SYNC_TIME`, measured from
+the restored members' last results), and it sees the population as a fresh
+one that starts there.
 """
 
 from __future__ import annotations
@@ -28,6 +37,16 @@ from raysearch.constants import score_key
 from raysearch.lineage import POPULATION_LOG, log_entry
 from raysearch.pbt import Clipper, Explorer, mutated_params
 from raysearch.spaces import SearchSpace, TuneSettings
+
+# The time Ray's scheduler reads: a member's epochs since the sync point the population (re)started from.
+SYNC_TIME = "pbt/epochs_since_start"
+
+
+def restart_epoch(members: list, interval: int) -> int:
+    """The last sync point at or below every member's epoch, from Tune's restored results (0 for a new search:
+    no member has a result yet)."""
+    epochs = [int(member.last_result.get("epoch", 0) or 0) for member in members]
+    return min(epochs, default=0) // interval * interval
 
 
 @contextmanager
@@ -50,19 +69,31 @@ class SeededDecisions:
     decision_label = "pbt"
 
     def __init__(self, *, decision_seed: int, max_t: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(time_attr=SYNC_TIME, **kwargs)
         self.decision_seed = decision_seed
         self.max_t = max_t
+        self.interval = kwargs["perturbation_interval"]
         self.decisions = 0
+        self.started_at: int | None = None  # the population's restart epoch, at the first result this driver sees
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        if result.get("epoch", 0) >= self.max_t:
+        if "epoch" not in result:
+            return super().on_trial_result(tune_controller, trial, result)  # Ray's error names the missing time
+        if result["epoch"] >= self.max_t:
             # The trial's last epoch: it ends with this report. Ray's PBT would still copy a donor into it (at
             # the last interval), which restores a finished checkpoint, trains nothing and takes the donor's result.
             return TrialScheduler.CONTINUE
+        if self.started_at is None:
+            # Tune updates a trial's last result after the scheduler has decided: here every member's is still
+            # the one it was restored with.
+            self.started_at = restart_epoch(tune_controller.get_live_trials(), self.interval)
         with seeded_generators(f"raysearch-{self.decision_label}:{self.decision_seed}:{self.decisions}"):
             self.decisions += 1
-            return super().on_trial_result(tune_controller, trial, result)
+            return super().on_trial_result(tune_controller, trial,
+                                           {**result, SYNC_TIME: result["epoch"] - self.started_at})
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "started_at": None}  # a scheduler unpickled by a resume measures its own
 
 
 class SeededPopulationBasedTraining(SeededDecisions, PopulationBasedTraining):
@@ -76,10 +107,10 @@ class SeededPB2(SeededDecisions, PB2):
 
 
 def make_scheduler(space: SearchSpace, settings: TuneSettings):
-    """PBT (or PB2) on the trial's own `epoch`, ranking by the score of the space's metric."""
+    """PBT (or PB2) on the trial's own epoch (as SYNC_TIME), ranking by the score of the space's metric."""
     pbt = settings.pbt
     params = mutated_params(settings, space.params)
-    common = dict(time_attr="epoch", metric=score_key(space.metric), mode=space.mode,
+    common = dict(metric=score_key(space.metric), mode=space.mode,
                   perturbation_interval=pbt.interval, quantile_fraction=pbt.quantile, synch=pbt.synch,
                   require_attrs=True, decision_seed=settings.seed, max_t=settings.max_epochs)
     if settings.scheduler == "pb2":

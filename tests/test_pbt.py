@@ -329,6 +329,64 @@ def test_init_from_starts_with_a_finished_searchs_top_configs(tmp_path):
         population_from(str(tmp_path), space, 2)
 
 
+class RestoredPopulation:
+    """What a synchronous PBT scheduler asks of Tune's controller, for members restored mid-search (Ray's public
+    stub Trial: no Ray started). Every member is paused with no checkpoint, so a sync copies nothing."""
+
+    search_alg = None
+
+    def __init__(self, epochs):
+        from ray.tune.experiment import Trial as TuneTrial
+
+        self.members = []
+        for name, epoch in epochs.items():
+            member = TuneTrial("__fake", trial_id=name, stub=True)
+            member.update_last_result({"epoch": epoch, "score/val/swd": -1.0})
+            member.set_status(TuneTrial.PAUSED)
+            self.members.append(member)
+
+    def get_trials(self):
+        return self.members
+
+    def get_live_trials(self):
+        return self.members
+
+    def _schedule_trial_save(self, trial, result=None):
+        return None  # the save Ray's PBT asks of a running top member at a sync: none here, so none is copied
+
+    def report(self, scheduler, member, epoch):
+        member.set_status(member.RUNNING)
+        decision = scheduler.on_trial_result(self, member, {"epoch": epoch, "score/val/swd": -float(epoch)})
+        member.update_last_result({"epoch": epoch})  # as Tune does, after the scheduler has decided
+        if decision == scheduler.PAUSE:
+            member.set_status(member.PAUSED)
+        return decision
+
+
+@pytest.mark.parametrize("restored_at", [0, 6, 7])
+def test_a_synchronous_population_restored_mid_search_meets_at_its_next_interval(tmp_path, restored_at):
+    # Tune gives a resumed search its scheduler as built: one that counted from epoch 0 met members restored at
+    # 7 at epoch 8, then set its next sync to 8, where all of them were: none could run, and the CI's resumed
+    # wgan_pbt search waited out its 500 s. Here one member trains at a time (one CPU), as Tune would run them.
+    from ray.tune.schedulers import TrialScheduler
+
+    from raysearch.pbt_scheduler import make_scheduler
+
+    space = load_space(str(pbt_space(tmp_path, {"max_epochs": 12, "pbt": {"interval": 2, "synch": True}})))
+    scheduler = pickle.loads(pickle.dumps(make_scheduler(space, space.tune)))  # as Tuner.restore gets it
+    population = RestoredPopulation({"a": restored_at, "b": restored_at})
+    for member in population.members:
+        scheduler.on_trial_add(population, member)
+    sync = restored_at // 2 * 2 + 2  # the next multiple of the interval: the population's own schedule
+    for _ in range(2):  # this sync point and the one after it
+        for member in population.members:
+            assert scheduler.choose_trial_to_run(population) is member  # the one behind
+            for epoch in range(member.last_result["epoch"] + 1, sync):
+                assert population.report(scheduler, member, epoch) == TrialScheduler.CONTINUE
+            assert population.report(scheduler, member, sync) == TrialScheduler.PAUSE  # waits for the others
+        sync += 2
+
+
 def test_the_schedulers_are_rays_seeded_and_leave_the_global_generators_alone(tmp_path):
     import numpy as np
     from ray.tune.schedulers import PopulationBasedTraining

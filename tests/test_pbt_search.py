@@ -36,6 +36,17 @@ def tune_command(args, storage):
                             start_new_session=True)
 
 
+def finish(process, timeout: float) -> tuple[str, str]:
+    """The output of a search started by tune_command; one still running after `timeout` is killed with its Ray,
+    and the test fails with the end of what it printed (where it stood is the whole diagnosis)."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        pytest.fail(f"still running after {timeout} s\n--- stdout\n{out[-4000:]}\n--- stderr\n{err[-4000:]}")
+
+
 def population(experiment: Path) -> dict:
     return read_population_log((experiment / POPULATION_LOG).read_text()) if (experiment / POPULATION_LOG).exists() \
         else {}
@@ -63,7 +74,7 @@ def test_a_pbt_search_killed_after_a_copy_resumes_then_shows_and_replays_its_win
     logged_before = (experiment / POPULATION_LOG).read_text()
 
     resumed = tune_command(["wgan_pbt", "--resume", "--name", "killed"], tmp_path)
-    out, err = resumed.communicate(timeout=500)
+    out, err = finish(resumed, timeout=300)
     assert resumed.returncode == 0, err[-3000:]
     assert (experiment / POPULATION_LOG).read_text().startswith(logged_before)  # nothing written is lost
     for trial_dir in (p for p in experiment.iterdir() if (p / "error.txt").exists()):
