@@ -1,6 +1,6 @@
 """Fault injection: the faults of a real cluster, each injected into a real search on this machine.
 
-Every fault of issue 30, on loopback only, each against `python -m raysearch.tune` run as a user runs it:
+Every fault of docs/faults.md, on loopback only, each against `python -m raysearch.tune` run as a user runs it:
 
 - dead_marker:     a `ray start --head` cluster killed (SIGKILL to its processes, no `ray stop`), then a search
                    without --address: the marker it left names a dead address

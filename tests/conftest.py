@@ -23,6 +23,28 @@ SMALL_DATA = [
 ]
 
 
+def pytest_collection_modifyitems(items):
+    """Tests that start Ray share one xdist worker, one after another: two Rays on one machine confuse Train's
+    state API (and `ray down`'s `ray stop` stops every Ray it can see)."""
+    for item in items:
+        if item.get_closest_marker("ray"):
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
+@pytest.fixture(autouse=True)
+def only_marked_tests_start_ray(request, monkeypatch):
+    """A test not marked `ray` that calls ray.init fails at once, naming the mark: run beside a Ray test on the
+    other worker, it would start the second Ray the mark exists to prevent."""
+    if request.node.get_closest_marker("ray"):
+        return
+    import ray
+
+    def refuse(*args, **kwargs):
+        pytest.fail(f"{request.node.nodeid} starts Ray: mark it @pytest.mark.ray (tests/conftest.py)")
+
+    monkeypatch.setattr(ray, "init", refuse)
+
+
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """Every test starts with one torch thread, whatever the test before it set (a bench's main sets 2)."""

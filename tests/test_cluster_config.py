@@ -32,6 +32,8 @@ from raysearch.cluster_config import (
 from raysearch.errors import ConfigError
 from tests.conftest import free_ports, listening, tail
 
+pytestmark = pytest.mark.ray  # Ray: one at a time (conftest)
+
 REPO = Path(__file__).resolve().parents[1]
 AWS = REPO / "cluster.yaml"
 LOCAL = REPO / "cluster-local.yaml"

@@ -1,6 +1,6 @@
-"""Faults a cluster really has (issue 30), the fast ones: a dead cluster address, a second driver, a damaged
+"""Faults a cluster really has, the fast ones: a dead cluster address, a second driver, a damaged
 experiment, storage that fails mid-write, SIGTERM, and what the final table says. None of these starts Ray
-but the last test; bench/faults.py injects the long faults (a cluster dying under a search, a full or
+(a real search refused to a second driver, stopped and resumed is test_tune's); bench/faults.py injects the long faults (a cluster dying under a search, a full or
 read-only disk, `ray job stop`, a trial's process killed) into real searches."""
 
 from __future__ import annotations

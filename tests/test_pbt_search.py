@@ -19,7 +19,7 @@ from raysearch.lineage import POPULATION_LOG, copies, read_population_log, sched
 from raysearch.rows import STATUSES
 from raysearch.summaries import BASELINE_RUN_PREFIX
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]  # Ray: one at a time (conftest)
 
 REPO = Path(__file__).resolve().parent.parent
 MUTATED = ("optim.generator_lr", "optim.critic_lr", "train.critic_steps", "objective.clip", "objective.adv_weight",

@@ -18,6 +18,8 @@ from raysearch.config import load_config
 from raysearch.spaces import Resources, TuneSettings, load_space
 from tests.conftest import SMALL_DATA
 
+pytestmark = pytest.mark.ray  # Ray: one at a time (conftest)
+
 REPO = Path(__file__).resolve().parent.parent
 SMALL_NETS = ["generator.base_width=8", "generator.max_width=16", "critic.base_width=8", "critic.max_width=16"]
 

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import SMALL_DATA
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]  # Ray: one at a time (conftest)
 
 
 def _trial_actor_node(address: str, deadline: float) -> str | None:

@@ -226,6 +226,7 @@ def named_point(trial):
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_a_tune_run_stops_the_dominated_trials_and_keeps_the_front(tmp_path):
     """With reduction factor 2 and rungs at epochs 1 and 2, whatever the timing of the two concurrent trials:
     d4-d6 reach rung 1 behind at least two chain trials that dominate them and stop there; f1 and f2 reach

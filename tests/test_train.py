@@ -11,6 +11,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from raysearch.train import main
 from tests.conftest import SMALL_DATA
 
+pytestmark = pytest.mark.ray  # Ray: one at a time (conftest)
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -23,6 +23,8 @@ from raysearch.summaries import BASELINE_RUN_PREFIX
 from raysearch.runtime import make_searcher
 from raysearch.tune import main
 
+pytestmark = pytest.mark.ray  # Ray: one at a time (conftest)
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -285,22 +287,26 @@ def test_a_stopped_search_resumes_with_its_printed_command_and_ends_with_the_who
     # stop` send; test_faults shows it is handed to Ctrl-C's handler, so this is Ctrl-C's path through Tune
     # too) stops it with the resume command; that command finishes it, and the end is the whole report: the
     # table, best_config.yaml, every trial's parameters in its training run, TensorBoard, and analyze.
-    args = ["l2", "--smoke-test", "--num-samples", "3", "--name", "stopped", "--max-epochs", "3",
+    args = ["l2", "--smoke-test", "--num-samples", "4", "--name", "stopped", "--max-epochs", "3",
             "--set", "train.steps_per_epoch=3"]
     experiment = tmp_path / "stopped"
     process = _tune(args, tmp_path)
-    deadline = time.monotonic() + 300
-    while not _finished_trials(experiment, 3) and time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[1][-3000:]
-        time.sleep(1)
-    assert _finished_trials(experiment, 3), "no trial finished in time"
 
+    def wait_for(epochs):
+        deadline = time.monotonic() + 300
+        while not _finished_trials(experiment, epochs) and time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()[1][-3000:]
+            time.sleep(0.5)
+        assert _finished_trials(experiment, epochs), f"no trial reached epoch {epochs} in time"
+
+    wait_for(1)  # trials are training: a second driver now (its start takes seconds on a busy machine)
     second = subprocess.run([sys.executable, "-m", "raysearch.tune", "l2", "--resume", "--name", "stopped",
                              "--storage", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
     assert f"pid {process.pid}" in second.stderr and "is running this experiment" in second.stderr
     assert process.poll() is None  # the first goes on
 
+    wait_for(3)  # a trial finished, others still to train (4 trials, two at a time): SIGTERM now
     process.send_signal(signal.SIGTERM)  # the driver only
     out, err = process.communicate(timeout=200)
     assert process.returncode == 128 + signal.SIGTERM, err[-3000:]
@@ -308,21 +314,21 @@ def test_a_stopped_search_resumes_with_its_printed_command_and_ends_with_the_who
     assert "SIGTERM: stopping the search as Ctrl-C does (Tune saves the experiment's state); continue it with: " \
            f"{command}" in err
     assert command in out and "Traceback" not in err, out[-3000:]
-    statuses = [line.split()[-1] for line in out.splitlines() if line[:2] in ("1 ", "2 ", "3 ")]
+    statuses = [line.split()[-1] for line in out.splitlines() if line[:2] in ("1 ", "2 ", "3 ", "4 ")]
     assert "interrupted" in statuses and "finished" in statuses, out[-3000:]
     # The progress table: the space's metric, its score and the search's budget; Ray's per-epoch lines and
     # its Tuner.restore hint are not printed without --verbose. (Tune shows a metric column once some trial
     # has reported it: the last table has them.)
     table = [line for line in out.splitlines() if line.startswith("| Trial name")][-1]
     assert "psnr" in table and "score" in table and "epoch" in table
-    assert "trial-epochs (3 trials x 3 epochs" in out
+    assert "trial-epochs (4 trials x 3 epochs" in out
     check_resumable(Storage(str(experiment)))  # Tune's state saved whole
 
     resumed = _tune(command.split()[3:-2], tmp_path)  # the printed command (its --storage is added by _tune)
     resumed_out, resumed_err = resumed.communicate(timeout=400)
     assert resumed.returncode == 0, resumed_err[-3000:]
-    statuses = [line.split()[-1] for line in resumed_out.splitlines() if line[:2] in ("1 ", "2 ", "3 ")]
-    assert len(statuses) == 3 and set(statuses) <= {"finished", "stopped"}, resumed_out[-3000:]
+    statuses = [line.split()[-1] for line in resumed_out.splitlines() if line[:2] in ("1 ", "2 ", "3 ", "4 ")]
+    assert len(statuses) == 4 and set(statuses) <= {"finished", "stopped"}, resumed_out[-3000:]
     assert "--resume" not in resumed_out
     assert "ranked by val/psnr" in resumed_out and "tensorboard --logdir" in resumed_out
     assert "classical:harmonic" in resumed_out and "baseline" in resumed_out  # the fills as rows of the table
@@ -338,11 +344,11 @@ def test_a_stopped_search_resumes_with_its_printed_command_and_ends_with_the_who
     from raysearch.experiment import open_experiment
 
     statuses = sorted(t.status for t in open_experiment(str(experiment)).trials)
-    assert len(statuses) == 3 and set(statuses) <= {"finished", "stopped"}, statuses
+    assert len(statuses) == 4 and set(statuses) <= {"finished", "stopped"}, statuses
 
     # Every trial's sampled parameters reached its training run.
     trials = _trial_dirs(experiment)
-    assert len(trials) == 3
+    assert len(trials) == 4
     for trial in trials:
         params = json.loads((trial / "params.json").read_text())
         checkpoints = sorted(trial.glob("checkpoint_*"))  # Tune keeps a one-process trial's checkpoints
@@ -358,7 +364,7 @@ def test_a_stopped_search_resumes_with_its_printed_command_and_ends_with_the_who
     runs = board.Runs()
     hparams = board.PluginRunToTagToContent("hparams")
     trial_runs = [run for run in runs if run != "." and not run.startswith(BASELINE_RUN_PREFIX)]
-    assert len(trial_runs) == 3
+    assert len(trial_runs) == 4
     # Beside them, the classical fills as reference runs: flat lines over the search's epochs.
     from raysearch.baselines import BASELINE_NAMES
 
