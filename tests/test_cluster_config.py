@@ -32,8 +32,6 @@ from raysearch.cluster_config import (
 from raysearch.errors import ConfigError
 from tests.conftest import free_ports, listening, tail
 
-pytestmark = pytest.mark.ray  # Ray: one at a time (conftest)
-
 REPO = Path(__file__).resolve().parents[1]
 AWS = REPO / "cluster.yaml"
 LOCAL = REPO / "cluster-local.yaml"
@@ -500,6 +498,7 @@ def _loopback_config(sshd: LoopbackSSHD, cluster_name: str, ports: dict[str, int
 
 
 @pytest.mark.slow
+@pytest.mark.ray  # Ray: one at a time (conftest)
 def test_ray_up_loopback_with_token_auth_runs_a_smoke_search_as_a_job(dataset_cache):
     if sys.platform != "linux" or os.geteuid() != 0:
         pytest.skip("`ray up` on loopback starts an sshd: needs Linux and root")

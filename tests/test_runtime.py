@@ -18,8 +18,6 @@ from raysearch.config import load_config
 from raysearch.spaces import Resources, TuneSettings, load_space
 from tests.conftest import SMALL_DATA
 
-pytestmark = pytest.mark.ray  # Ray: one at a time (conftest)
-
 REPO = Path(__file__).resolve().parent.parent
 SMALL_NETS = ["generator.base_width=8", "generator.max_width=16", "critic.base_width=8", "critic.max_width=16"]
 
@@ -140,6 +138,7 @@ def test_a_trial_scores_the_same_first_in_a_fresh_process_or_after_other_trials(
 
 
 @pytest.mark.slow
+@pytest.mark.ray  # Ray: one at a time (conftest)
 def test_a_trial_in_a_reused_tune_actor_scores_as_it_does_first(tmp_path):
     # The real path: three trials one after another in one Tune actor; the first and the last have the same
     # config. The scheduler stops the second after its first epoch: a trial stopped part-way ends at its

@@ -11,12 +11,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from raysearch.train import main
 from tests.conftest import SMALL_DATA
 
-pytestmark = pytest.mark.ray  # Ray: one at a time (conftest)
-
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
+@pytest.mark.ray  # Ray: one at a time (conftest)
 def test_one_trial_with_two_ddp_workers_prints_json_and_writes_tensorboard(tmp_path):
     overrides = [arg for item in SMALL_DATA for arg in ("--set", item)]
     command = [sys.executable, "-m", "raysearch.train", "wgan", "--epochs", "2", "--workers", "2",

@@ -23,8 +23,6 @@ from raysearch.summaries import BASELINE_RUN_PREFIX
 from raysearch.runtime import make_searcher
 from raysearch.tune import main
 
-pytestmark = pytest.mark.ray  # Ray: one at a time (conftest)
-
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -233,6 +231,7 @@ def _finished_trials(experiment: Path, epochs: int) -> set[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.ray  # Ray: one at a time (conftest)
 def test_resume_after_the_driver_is_killed_keeps_finished_trials_and_answers_with_the_front(tmp_path):
     # wgan searches two objectives (PSNR against the band-keeping SWD): its study, its front and best_config
     # must survive the driver's SIGKILL as the finished trials do.
@@ -281,6 +280,7 @@ def test_resume_after_the_driver_is_killed_keeps_finished_trials_and_answers_wit
 
 
 @pytest.mark.slow
+@pytest.mark.ray  # Ray: one at a time (conftest)
 def test_a_stopped_search_resumes_with_its_printed_command_and_ends_with_the_whole_report(tmp_path):
     # One search as a user lives it (one search for all of this: each costs a Ray start and the trials):
     # a second driver on it is refused while it runs; SIGTERM (what `kill`, Kubernetes, Slurm and `ray job
