@@ -17,7 +17,7 @@ BSDS = next((parent / BESIDE for parent in Path(__file__).resolve().parents[2:4]
 PHOTOS_MISSING = (f"the BSDS500 photos are not at {BSDS} (../shared/photos/bsds500 beside this clone; a lone clone "
                   "has none)")
 # For a test that reads the photos: skipped, naming where they were looked for, in a clone without them.
-needs_bsds = pytest.mark.skipif(not any(BSDS.glob("*/*.jpg")), reason=PHOTOS_MISSING)
+skip_without_bsds = pytest.mark.skipif(not any(BSDS.glob("*/*.jpg")), reason=PHOTOS_MISSING)
 
 
 def bsds_photos(split: str = "*", count: int | None = None) -> list[Path]:

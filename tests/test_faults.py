@@ -1,7 +1,8 @@
 """Faults a cluster really has, the fast ones: a dead cluster address, a second driver, a damaged
 experiment, storage that fails mid-write, SIGTERM, and what the final table says. None of these starts Ray
-(a real search refused to a second driver, stopped and resumed is test_tune's); bench/faults.py injects the long faults (a cluster dying under a search, a full or
-read-only disk, `ray job stop`, a trial's process killed) into real searches."""
+(a real search refused to a second driver, stopped and resumed is test_tune's); bench/faults.py injects the
+long faults (a cluster dying under a search, a full or read-only disk, `ray job stop`, a trial's process
+killed) into real searches."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from raysearch.fill import checkpoint_fills
 from raysearch.judge import Budget, judge, paired_difference, photo_groups, windows
 from raysearch.loop import run_trial
 from tests.conftest import SMALL_DATA
-from tests.photos import bsds_photos, needs_bsds
+from tests.photos import bsds_photos, skip_without_bsds
 
 SMALL = Budget(steps=60, width=8)
 TINY = Budget(steps=4, width=2)  # for what does not depend on the classifier learning anything
@@ -138,7 +138,7 @@ def test_pasted_context_is_the_strips_that_flank_the_hole():
     assert torch.equal(pasted[1, :, 16:48, 32:48], images[1, :, 16:48, 48:64])
 
 
-@needs_bsds
+@skip_without_bsds
 def test_noise_has_the_band_energy_of_the_context(photos):
     images = photos[:64]
     harmonic = control_fill(images, "harmonic")
@@ -157,7 +157,7 @@ def test_noise_has_the_band_energy_of_the_context(photos):
 
 
 @pytest.mark.slow
-@needs_bsds
+@skip_without_bsds
 def test_real_against_real_is_chance(judged):
     real = judged["real"]
     assert real.auc.low < 0.5 < real.auc.high
@@ -166,7 +166,7 @@ def test_real_against_real_is_chance(judged):
 
 
 @pytest.mark.slow
-@needs_bsds
+@skip_without_bsds
 def test_mean_fill_is_told_apart_more_easily_than_telea_and_the_pasted_patch(judged):
     assert judged["mean"].auc.mean > 0.95
     # Seed by seed, not just on average: the same seed deals the same photos for every fill.
@@ -177,14 +177,14 @@ def test_mean_fill_is_told_apart_more_easily_than_telea_and_the_pasted_patch(jud
 
 
 @pytest.mark.slow
-@needs_bsds
+@skip_without_bsds
 def test_judge_ranking_is_the_same_on_every_seed(judged):
     for seed in range(SEEDS):
         real, telea, mean = (judged[name].auc.values[seed] for name in ("real", "telea", "mean"))
         assert real < telea < mean, seed
 
 
-@needs_bsds
+@skip_without_bsds
 def test_swd_band_sees_the_missing_detail_that_swd_normalises_away(photos):
     """Against the floor (two disjoint sets of real centers), swd_band puts Telea's smear and a blur much further
     from the real centers than swd does: swd's own-set standardisation removes how much detail a band holds."""

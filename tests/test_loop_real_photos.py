@@ -16,9 +16,9 @@ from raysearch.config import load_config
 from raysearch.baselines import baselines_for, best_baseline
 from raysearch.data.prepare import prepare_photos
 from raysearch.loop import run_trial
-from tests.photos import bsds_photos, needs_bsds
+from tests.photos import bsds_photos, skip_without_bsds
 
-pytestmark = needs_bsds  # every test here trains on the BSDS500 photos
+pytestmark = skip_without_bsds  # every test here trains on the BSDS500 photos
 
 TRAIN_PHOTOS, VAL_PHOTOS = 24, 8
 

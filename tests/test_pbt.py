@@ -3,7 +3,6 @@ starting population, trials that take a mutation (restore under new values, a re
 lineage read back from the trials' results."""
 
 import dataclasses
-import pickle
 import random
 
 import pytest
@@ -22,6 +21,7 @@ from raysearch.pbt import Explorer, PbtSettings, mutated_params, perturb
 from raysearch.population import sample_population
 from raysearch.spaces import load_space
 from tests.conftest import SMALL_DATA
+from tests.pickles import round_trip
 from tests.test_loop import SMALL_NETS, Recorder
 
 
@@ -197,7 +197,7 @@ def test_exploration_is_seeded_and_stays_inside_every_range(tmp_path):
     assert max(c["optim.generator_lr"] for c in walk) == 1e-3  # clipped at the top, not 1.2e-3
     # A key the member does not hold (its `when` does not apply) stays absent / None.
     assert "objective.instance_noise" not in explorer({"optim.generator_lr": 1e-4})
-    assert pickle.loads(pickle.dumps(explorer)).explorations == explorer.explorations
+    assert round_trip(explorer).explorations == explorer.explorations
 
 
 def test_perturbation_moves_by_the_factors():
@@ -373,7 +373,7 @@ def test_a_synchronous_population_restored_mid_search_meets_at_its_next_interval
     from raysearch.pbt_scheduler import make_scheduler
 
     space = load_space(str(pbt_space(tmp_path, {"max_epochs": 12, "pbt": {"interval": 2, "synch": True}})))
-    scheduler = pickle.loads(pickle.dumps(make_scheduler(space, space.tune)))  # as Tuner.restore gets it
+    scheduler = round_trip(make_scheduler(space, space.tune))  # as Tuner.restore gets it
     population = RestoredPopulation({"a": restored_at, "b": restored_at})
     for member in population.members:
         scheduler.on_trial_add(population, member)

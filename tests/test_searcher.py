@@ -19,6 +19,7 @@ from raysearch.objectives import Constraint
 from raysearch.searcher import StudySearch, make_sampler
 from raysearch.study import open_study, study_mismatch
 from tests.conftest import free_ports, tail
+from tests.pickles import unpickle
 
 METRICS, MODES = ["score/val/psnr", "score/val/swd"], ["max", "min"]
 MAX_EPOCHS = 4
@@ -137,7 +138,7 @@ def test_a_restored_searcher_continues_the_same_study_without_duplicates(tmp_pat
     search.suggest("lost")  # asked after the checkpoint; the driver then dies
     search.on_trial_complete("a", result=result(MAX_EPOCHS, 1.0, 1.0))  # noise after the checkpoint
 
-    restored = pickle.loads(at_start)
+    restored = unpickle(at_start, __name__)  # the space function is this module's
     restored.restore(str(checkpoint))
     restored.on_trial_complete("b", result=result(MAX_EPOCHS, 30.0, 40.0))  # b resumes and finishes
     restored.on_trial_complete("a", result=result(MAX_EPOCHS, 2.0, 2.0))  # Tune resumed a finished trial
@@ -164,7 +165,7 @@ def test_a_restore_without_its_journal_is_one_clear_error(tmp_path):
     search.save(str(checkpoint))
     (tmp_path / "exp" / "optuna.log").unlink()
     with pytest.raises(FileNotFoundError, match="optuna.log: the search's Optuna journal is gone"):
-        pickle.loads(at_start).restore(str(checkpoint))
+        unpickle(at_start, __name__).restore(str(checkpoint))
 
 
 def test_a_second_search_on_an_existing_study_is_refused(tmp_path):
